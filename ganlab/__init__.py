@@ -1,0 +1,26 @@
+"""ganlab: a plugin-based experiment framework for generative adversarial networks.
+
+The public surface a plugin needs lives here and stays light to import: the
+``hookimpl`` marker, :class:`Option` for declaring component options, and the
+error type whose message ganlab shows a user as one line.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from ganlab.errors import GanlabError
+from ganlab.options import Option
+
+__version__ = "0.1.0"
+
+#: Version of the hook specification surface. Bumped when a hook gains an
+#: argument (compatible) or a hook is deprecated; see docs/plugins.md.
+HOOKSPEC_VERSION = "1.0"
+
+PROJECT_NAME = "ganlab"
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+__all__ = ["GanlabError", "HOOKSPEC_VERSION", "Option", "__version__", "hookimpl", "hookspec"]

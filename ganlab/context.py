@@ -1,0 +1,69 @@
+"""Objects handed to lifecycle hooks and metrics.
+
+Hooks get a context object rather than loose arguments so that the context
+can grow without breaking any plugin written against an older version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from ganlab.config import RunConfig
+    from ganlab.data import StreamingData, TensorData
+
+
+@dataclass
+class RunContext:
+    """Everything about a run in progress."""
+
+    config: RunConfig
+    device: Any
+    generator: Any  # torch.nn.Module
+    discriminator: Any  # torch.nn.Module
+    head: Any
+    objective: Any
+    data: TensorData | StreamingData
+    data_shape: tuple[int, ...]
+    num_classes: int
+    components: dict[str, Any] = field(default_factory=dict)  # kind -> Component (provenance)
+    run_id: str | None = None
+    step: int = 0
+    resumed_from: int | None = None
+    workdir: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # free space for plugins
+
+
+@dataclass
+class EvalContext:
+    """What a metric sees: ways to draw generated and real samples, the networks, the data.
+
+    ``generate(n)`` returns n samples (data space, no grad) from a noise stream
+    seeded per evaluation, so metrics are comparable across steps and runs;
+    ``discriminate(x)`` returns D's raw scores in float32 without grad;
+    ``real_batch(n)`` returns n random training samples. Evaluation draws its
+    randomness from forked RNG state, so evaluating never changes training.
+    """
+
+    step: int
+    device: Any
+    dataset_name: str
+    data: TensorData | None
+    head: Any
+    generator: Any
+    discriminator: Any
+    latent_dim: int
+    seed: int
+    cache_dir: Path
+    generate: Callable[[int], torch.Tensor]
+    discriminate: Callable[[torch.Tensor], torch.Tensor]
+    real_batch: Callable[[int], torch.Tensor]
+    objective: Any = None
+    run: RunContext | None = None
+    config: RunConfig | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # protocol params a metric wants logged once

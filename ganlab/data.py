@@ -1,0 +1,188 @@
+"""What a dataset plugin hands the engine, and how the engine draws batches.
+
+A dataset that fits in memory is one tensor on the training device, batched by
+indexing with a random permutation: no DataLoader, no per-sample Python in the
+training step. Larger data streams through a DataLoader (``StreamingData``).
+The prepared tensors are cached on disk, keyed by dataset name and options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@dataclass
+class DataRequest:
+    """What a dataset's ``load`` is told about the run."""
+
+    root: Path
+    download: bool = False
+    seed: int = 0
+
+
+@dataclass
+class TensorData:
+    """A whole dataset in memory: ``x`` (N, *shape) float32 in [-1, 1] (2-D
+    mixtures: unscaled), optional labels ``y`` (N,), and an optional test split."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    num_classes: int = 0
+    source: str = ""
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    class_names: list[str] | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def to(self, device: Any) -> TensorData:
+        def move(t: Any) -> Any:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return TensorData(move(self.x), move(self.y), self.num_classes, self.source,
+                          move(self.test_x), move(self.test_y), self.class_names)
+
+
+@dataclass
+class StreamingData:
+    """Data too large for memory: a map-style torch Dataset yielding (x, y) with
+    x already in [-1, 1]; batched by a DataLoader with workers and pinned memory."""
+
+    dataset: Any
+    shape: tuple[int, ...]
+    num_classes: int = 0
+    source: str = ""
+    num_workers: int = 2
+    preview: TensorData | None = field(default=None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+class ResidentBatches:
+    """Shuffled batches from a tensor on the training device.
+
+    The order is an epoch-wise random permutation drawn from a dedicated
+    generator, so ``state_dict`` (generator state, permutation, position) is
+    enough to resume the exact data order.
+    """
+
+    def __init__(self, data: TensorData, batch_size: int, seed: int) -> None:
+        import torch
+
+        if batch_size > len(data):
+            batch_size = len(data)
+        self.data = data
+        self.batch_size = batch_size
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self._perm = self._new_perm()
+        self._pos = 0
+
+    def _new_perm(self) -> torch.Tensor:
+        import torch
+
+        return torch.randperm(len(self.data), generator=self.generator).to(self.data.x.device)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._pos + self.batch_size > len(self.data):
+            self._perm = self._new_perm()
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        y = self.data.y[idx] if self.data.y is not None else None
+        return self.data.x[idx], y
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "perm": self._perm.cpu(), "pos": self._pos}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self._perm = state["perm"].to(self.data.x.device)
+        self._pos = int(state["pos"])
+
+
+class StreamingBatches:
+    """Shuffled batches from a DataLoader, restarted each epoch."""
+
+    def __init__(self, data: StreamingData, batch_size: int, seed: int, device: Any) -> None:
+        import torch
+        from torch.utils.data import DataLoader
+
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.loader = DataLoader(
+            data.dataset, batch_size=batch_size, shuffle=True, drop_last=len(data) >= batch_size,
+            num_workers=data.num_workers, pin_memory=str(device).startswith("cuda"),
+            generator=self.generator, persistent_workers=data.num_workers > 0,
+        )
+        self._iter: Iterator[Any] = iter(self.loader)
+        self.epoch_position = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        try:
+            x, y = next(self._iter)
+        except StopIteration:
+            self._iter = iter(self.loader)
+            self.epoch_position = 0
+            x, y = next(self._iter)
+        self.epoch_position += 1
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        # Exact mid-epoch resume of a DataLoader is not supported; the epoch restarts.
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self._iter = iter(self.loader)
+
+
+def cache_key(dataset: str, options: Mapping[str, Any], version: str = "1") -> str:
+    blob = json.dumps({"dataset": dataset, "options": dict(options), "v": version}, sort_keys=True, default=str)
+    return f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GANLAB_CACHE", Path.home() / ".cache" / "ganlab"))
+
+
+def load_cached(path: Path) -> TensorData | None:
+    """A cached TensorData, or None when absent or unreadable (then it is rebuilt)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return TensorData(**{k: v for k, v in blob.items() if k != "format"})
+    except Exception:
+        return None
+
+
+def save_cached(path: Path, data: TensorData) -> None:
+    """Write atomically so that concurrent runs never read half a file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "x": data.x.cpu(), "y": None if data.y is None else data.y.cpu(), "num_classes": data.num_classes,
+        "source": data.source, "test_x": None if data.test_x is None else data.test_x.cpu(),
+        "test_y": None if data.test_y is None else data.test_y.cpu(), "class_names": data.class_names,
+    }
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)

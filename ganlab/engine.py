@@ -1,0 +1,275 @@
+"""The training loop.
+
+One D step and one G step, alternating, with everything else (tracking,
+progress, samples, evaluation, checkpoints) hanging off lifecycle hooks. The
+step functions return detached loss tensors and never synchronise with the
+device; the loop looks at values only every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ganlab import checkpoint
+from ganlab.build import Built
+from ganlab.context import RunContext
+from ganlab.errors import GanlabError
+from ganlab.plugins import PluginManager
+from ganlab.signals import GracefulStop
+
+
+class Diverged(GanlabError):
+    """A loss or a parameter became NaN or Inf."""
+
+    exit_code = 3
+
+    def __init__(self, what: str, step: int) -> None:
+        super().__init__(f"training diverged: {what} is not finite at step {step}; the last good checkpoint is kept")
+        self.what, self.step = what, step
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the run stopped after a checkpoint."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The loss computations of one D step and one G step (compilable)."""
+    from ganlab.runtime import autocast
+
+    config, G, D, head, objective = b.config, b.generator, b.discriminator, b.head, b.objective
+    device, latent = b.device, config.latent_dim
+
+    def d_loss_fn(real: Any, real_labels: Any) -> Any:
+        import torch
+
+        with autocast(device, config.precision):
+            noise = torch.randn(real.shape[0], latent, device=device)
+            with torch.no_grad():
+                fake = G(noise)
+            real_scores, fake_scores = D(real), D(fake)
+        return objective.d_loss(head, real_scores, fake_scores, real_labels)
+
+    def g_loss_fn(batch_size: int) -> Any:
+        import torch
+
+        with autocast(device, config.precision):
+            fake = G(torch.randn(batch_size, latent, device=device))
+            fake_scores = D(fake)
+        return objective.g_loss(head, fake_scores)
+
+    return d_loss_fn, g_loss_fn
+
+
+def maybe_compile(fn: Callable[..., Any], enabled: bool, label: str) -> Callable[..., Any]:
+    """torch.compile ``fn``; if compilation fails at its first call, warn once and run eagerly."""
+    if not enabled:
+        return fn
+    import torch
+
+    compiled = torch.compile(fn)
+    state = {"fn": compiled, "checked": False}
+
+    def call(*args: Any) -> Any:
+        if state["checked"]:
+            return state["fn"](*args)
+        try:
+            out = state["fn"](*args)
+        except Exception as exc:
+            reason = " ".join(str(exc).split())[:160]
+            print(f"ganlab: warning: torch.compile of the {label} step failed ({type(exc).__name__}: {reason}); "
+                  f"continuing uncompiled", file=sys.stderr)
+            state["fn"] = fn
+            out = fn(*args)
+        state["checked"] = True
+        return out
+
+    return call
+
+
+class Trainer:
+    """Owns a run's state and runs its loop; plugins observe it through hooks."""
+
+    def __init__(self, built: Built, plugins: PluginManager) -> None:
+        import torch
+
+        from ganlab.data import ResidentBatches, StreamingBatches, TensorData
+
+        self.b = built
+        self.plugins = plugins
+        config = built.config
+        self.batches = (
+            ResidentBatches(built.data, config.batch_size, config.seed)
+            if isinstance(built.data, TensorData)
+            else StreamingBatches(built.data, config.batch_size, config.seed, built.device)
+        )
+        self.scaler = torch.amp.GradScaler(built.device.type, enabled=config.precision == "fp16")
+        # images: one 8x8 grid; vectors (2-D mixtures): enough points for a scatter plot
+        n_fixed = 64 if len(built.data.shape) > 1 else 1000
+        self.fixed_noise = torch.randn(
+            n_fixed, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 1)
+        ).to(built.device)
+        d_fn, g_fn = make_step_functions(built)
+        self.d_loss_fn = maybe_compile(d_fn, config.compile, "discriminator")
+        self.g_loss_fn = maybe_compile(g_fn, config.compile, "generator")
+        self.ctx = RunContext(
+            config=config, device=built.device, generator=built.generator, discriminator=built.discriminator,
+            head=built.head, objective=built.objective, data=built.data, data_shape=tuple(built.data.shape),
+            num_classes=built.num_classes, components=built.components,
+        )
+        self.ctx.extras["metrics"] = {}
+        self.stop = GracefulStop()
+
+    # ---- one step --------------------------------------------------------
+    def train_step(self) -> dict[str, Any]:
+        b, cfg = self.b, self.b.config
+        for _ in range(cfg.d_steps):
+            real, labels = self.batches.next()
+            b.opt_d.zero_grad(set_to_none=True)
+            d_loss = self.d_loss_fn(real, labels)
+            self.scaler.scale(d_loss).backward()
+            self.scaler.step(b.opt_d)
+            self.scaler.update()
+        b.opt_g.zero_grad(set_to_none=True)
+        g_loss = self.g_loss_fn(cfg.batch_size)
+        self.scaler.scale(g_loss).backward()
+        self.scaler.step(b.opt_g)
+        self.scaler.update()
+        return {"loss.d": d_loss.detach(), "loss.g": g_loss.detach()}
+
+    # ---- the loop ----------------------------------------------------------
+    def fit(self) -> RunContext:
+        cfg, ctx = self.b.config, self.ctx
+        self.select_metrics()
+        with self.stop:
+            status, error = "FINISHED", None
+            try:
+                self.plugins.notify("on_run_start", ctx=ctx)
+                self._loop()
+            except Interrupted as exc:
+                status, error = "KILLED", exc
+                raise
+            except KeyboardInterrupt as exc:
+                status, error = "KILLED", exc
+                raise
+            except BaseException as exc:
+                status, error = "FAILED", exc
+                raise
+            finally:
+                self.plugins.notify("on_run_end", ctx=ctx, status=status, error=error)
+        return ctx
+
+    def _loop(self) -> None:
+        cfg, ctx = self.b.config, self.ctx
+        while ctx.step < cfg.steps:
+            losses = self.train_step()
+            ctx.step += 1
+            step = ctx.step
+            last = step == cfg.steps
+            if step % cfg.log_every == 0 or last:
+                self.check_finite(losses, step)
+            self.plugins.notify("on_step_end", ctx=ctx, step=step, losses=losses)
+            if last or (cfg.sample_every and step % cfg.sample_every == 0):
+                self.plugins.notify("on_samples", ctx=ctx, step=step, samples=self.samples())
+            if last or (cfg.eval_every and step % cfg.eval_every == 0):
+                self.plugins.notify("on_evaluate", ctx=ctx, step=step, metrics=self.evaluate(step))
+            if last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                self.save_checkpoint(losses)
+            if self.stop.signum is not None and not last:
+                self.save_checkpoint(losses)
+                raise Interrupted(self.stop.signum)
+
+    # ---- pieces the loop calls ---------------------------------------------
+    def check_finite(self, losses: dict[str, Any], step: int) -> None:
+        import torch
+
+        for name, value in losses.items():
+            if not bool(torch.isfinite(value).all()):
+                raise Diverged(name, step)
+        for role, net in (("generator", self.b.generator), ("discriminator", self.b.discriminator)):
+            for pname, param in net.named_parameters():
+                if not bool(torch.isfinite(param).all()):
+                    raise Diverged(f"{role} parameter '{pname}'", step)
+
+    def samples(self) -> Any:
+        import torch
+
+        from ganlab.runtime import autocast
+
+        with torch.no_grad(), autocast(self.b.device, self.b.config.precision):
+            return self.b.generator(self.fixed_noise).float().cpu()
+
+    def select_metrics(self) -> None:
+        explicit = self.b.config.metric_names
+        chosen = {}
+        for name, metric in self.b.metrics.items():
+            applies = bool(metric.applies_to(self.ctx))
+            if applies:
+                chosen[name] = metric
+            elif explicit is not None:
+                raise GanlabError(
+                    f"metric '{name}' does not apply to dataset '{self.b.config.name_of('dataset')}' "
+                    f"with head '{self.b.config.name_of('head')}' and loss '{self.b.config.name_of('loss')}'"
+                )
+        self.ctx.extras["metrics"] = chosen
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        from ganlab.evaluation import evaluate
+
+        return evaluate(self, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        from ganlab.runtime import rng_state
+
+        b = self.b
+        return {
+            "step": self.ctx.step,
+            "generator": b.generator.state_dict(),
+            "discriminator": b.discriminator.state_dict(),
+            "opt_g": b.opt_g.state_dict(),
+            "opt_d": b.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "data_order": self.batches.state_dict(),
+            "config": b.config.to_toml_dict(),
+            "objective": b.objective.state_dict() if hasattr(b.objective, "state_dict") else {},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from ganlab.runtime import set_rng_state
+
+        b = self.b
+        b.generator.load_state_dict(state["generator"])
+        b.discriminator.load_state_dict(state["discriminator"])
+        b.opt_g.load_state_dict(state["opt_g"])
+        b.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.batches.load_state_dict(state["data_order"])
+        if hasattr(b.objective, "load_state_dict") and state.get("objective"):
+            b.objective.load_state_dict(state["objective"])
+        set_rng_state(state["rng"])
+        self.ctx.step = int(state["step"])
+        self.ctx.resumed_from = self.ctx.step
+
+    def save_checkpoint(self, losses: dict[str, Any]) -> Path | None:
+        directory = self.ctx.workdir
+        if directory is None:
+            return None
+        self.check_finite(losses, self.ctx.step)  # never write a diverged state over a good one
+        path = checkpoint.save_atomic(self.state_dict(), Path(directory) / "checkpoints", self.ctx.step,
+                                      self.b.config.keep_checkpoints)
+        self.plugins.notify("on_checkpoint", ctx=self.ctx, step=self.ctx.step, path=path)
+        return path
+
+
+def resume_state(directory: Path) -> dict[str, Any] | None:
+    found = checkpoint.list_checkpoints(directory / "checkpoints")
+    return checkpoint.load(found[-1]) if found else None
+

@@ -1,0 +1,43 @@
+"""Errors meant for people.
+
+Anything raised as :class:`GanlabError` is shown by the CLI as one line on
+stderr and ends the process with exit code 2; everything else is a bug.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GanlabError(Exception):
+    """A problem with the user's input, data or plugins, described in one line."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+class PluginError(GanlabError):
+    """A plugin failed to import or to run one of its hooks."""
+
+
+class ConfigError(GanlabError):
+    """The run configuration is invalid."""
+
+
+class ComponentError(GanlabError):
+    """A component refused its inputs (a shape it cannot serve, a bad combination)."""
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like ``name``, or None when nothing is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """'; did you mean X?' when a candidate is close, else an empty string."""
+    match = closest(name, candidates)
+    return f"; did you mean '{match}'?" if match else ""

@@ -1,0 +1,87 @@
+"""Running the metrics of a run at one step, without disturbing training.
+
+Evaluation forks the RNG state, so drawing noise (or dropout masks) for
+metrics never changes the training trajectory, and uses a noise stream seeded
+the same way at every evaluation, so values are comparable across steps.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ganlab.context import EvalContext
+from ganlab.data import TensorData
+from ganlab.errors import GanlabError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ganlab.engine import Trainer
+
+
+def make_eval_context(trainer: Trainer, step: int) -> EvalContext:
+    import torch
+
+    from ganlab.data import default_cache_dir
+    from ganlab.runtime import autocast
+
+    b, cfg = trainer.b, trainer.b.config
+    device = b.device
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 7919)
+    data = b.data if isinstance(b.data, TensorData) else getattr(b.data, "preview", None)
+
+    def generate(n: int) -> torch.Tensor:
+        chunks = []
+        with torch.no_grad(), autocast(device, cfg.precision):
+            for start in range(0, n, 512):
+                size = min(512, n - start)
+                noise = torch.randn(size, cfg.latent_dim, generator=noise_gen).to(device)
+                chunks.append(b.generator(noise).float())
+        return torch.cat(chunks)
+
+    def discriminate(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), autocast(device, cfg.precision):
+            return torch.cat([b.discriminator(x[i : i + 512].to(device)).float() for i in range(0, len(x), 512)])
+
+    real_gen = torch.Generator().manual_seed(cfg.seed + 104729)
+
+    def real_batch(n: int) -> torch.Tensor:
+        if data is None:
+            x, _ = trainer.batches.next()
+            return x[:n]
+        idx = torch.randint(len(data), (n,), generator=real_gen).to(data.x.device)
+        return data.x[idx]
+
+    return EvalContext(
+        step=step, device=device, dataset_name=cfg.name_of("dataset"), data=data, head=b.head,
+        generator=b.generator, discriminator=b.discriminator, latent_dim=cfg.latent_dim, seed=cfg.seed,
+        cache_dir=default_cache_dir(), generate=generate, discriminate=discriminate, real_batch=real_batch,
+        objective=b.objective, run=trainer.ctx, config=cfg,
+    )
+
+
+def evaluate(trainer: Trainer, step: int) -> dict[str, float]:
+    import torch
+
+    metrics: dict[str, Any] = trainer.ctx.extras.get("metrics", {})
+    if not metrics:
+        return {}
+    devices = [trainer.b.device] if trainer.b.device.type == "cuda" else []
+    results: dict[str, float] = {}
+    with torch.random.fork_rng(devices=devices):
+        ectx = make_eval_context(trainer, step)
+        for name, metric in metrics.items():
+            try:
+                values = metric.evaluate(ectx)
+            except GanlabError:
+                raise
+            except Exception as exc:
+                component = trainer.plugins.registry.get("metric", name)
+                if component.provenance.builtin:
+                    raise
+                print(f"ganlab: warning: metric '{name}' (plugin '{component.provenance.plugin}') failed: "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
+            for key, value in (values or {}).items():
+                results[key] = float(value)
+        trainer.ctx.extras.setdefault("metric_params", {}).update(ectx.params)
+    return results

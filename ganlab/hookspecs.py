@@ -1,0 +1,141 @@
+"""Every hook a ganlab plugin can implement.
+
+Component hooks receive ``register``: call it once per component,
+
+    register(name, factory, summary="one line", options={"alpha": Option(float, 1.5)})
+
+``factory(**resolved_options)`` is called only when a run uses the component,
+so a plugin module should import torch inside its factories: listing plugins
+and components stays fast.
+
+Lifecycle hooks receive a :class:`ganlab.context.RunContext` first. Arguments
+may be added to a hook in later versions; a hookimpl may accept any subset of
+a spec's arguments, so plugins written today keep working (see docs/plugins.md).
+
+This module must import nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ganlab import hookspec
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import typer
+
+    from ganlab.context import RunContext
+
+
+class Register(Protocol):
+    """The callable a component hook receives."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Any,
+        summary: str = "",
+        options: dict[str, Any] | None = None,
+        **metadata: Any,
+    ) -> None: ...
+
+
+@hookspec
+def register_architectures(register: Register) -> None:
+    """Register network families.
+
+    The factory returns an object with ``build(data_shape, latent_dim, num_logits)
+    -> (generator, discriminator)``: G maps (B, latent_dim) to (B, *data_shape),
+    D maps (B, *data_shape) to raw scores (B, num_logits). ``build`` raises
+    :class:`ganlab.errors.ComponentError` for a data shape it cannot serve.
+    """
+
+
+@hookspec
+def register_heads(register: Register) -> None:
+    """Register discriminator output heads.
+
+    The factory returns an object with ``num_logits(num_classes)``,
+    ``probs(logits)`` (B, C) in float32 (real classes first, fake last),
+    ``p_real(logits)`` (B,), and per-sample proper losses ``real_loss(logits)``,
+    ``fake_loss(logits)`` and ``loss(logits, target)``.
+    """
+
+
+@hookspec
+def register_losses(register: Register) -> None:
+    """Register GAN objectives.
+
+    The factory returns an object with ``d_loss(head, real_logits, fake_logits,
+    real_labels)`` and ``g_loss(head, fake_logits)`` (scalars), written in terms
+    of the head's proper losses. Optional: ``num_classes(data) -> int`` (real
+    classes D must tell apart; 1 unless semi-supervised), ``check(head_name,
+    head, data)`` raising ComponentError for a combination that cannot work,
+    and ``setup(run: RunContext)`` called once the networks exist.
+    """
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register datasets.
+
+    The factory returns an object with ``load(request) -> ganlab.data.TensorData``
+    (samples scaled to [-1, 1]) or ``ganlab.data.StreamingData`` for data too
+    large for memory.
+    """
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register evaluation metrics.
+
+    The factory returns an object with ``applies_to(run: RunContext) -> bool``
+    (is it meaningful for this run's dataset, head and objective?) and
+    ``evaluate(ctx: ganlab.context.EvalContext) -> dict[str, float]``.
+    """
+
+
+@hookspec
+def register_commands(app: typer.Typer) -> None:
+    """Add commands to the ``ganlab`` command line (a :class:`typer.Typer`)."""
+
+
+@hookspec
+def on_run_start(ctx: RunContext) -> None:
+    """A run is about to train: networks built, tracking run open, ``ctx.step`` set."""
+
+
+@hookspec
+def on_step_end(ctx: RunContext, step: int, losses: dict[str, Any]) -> None:
+    """One generator update finished. ``losses`` holds detached 0-d tensors:
+    converting them to floats forces a device sync, so do it only at intervals."""
+
+
+@hookspec
+def on_samples(ctx: RunContext, step: int, samples: Any) -> None:
+    """Generated samples from the run's fixed noise batch, in data space."""
+
+
+@hookspec
+def on_evaluate(ctx: RunContext, step: int, metrics: dict[str, float]) -> None:
+    """Evaluation metrics (head diagnostics and metric plugins) at ``step``."""
+
+
+@hookspec
+def on_checkpoint(ctx: RunContext, step: int, path: Any) -> None:
+    """A checkpoint was written atomically to ``path``."""
+
+
+@hookspec
+def on_run_end(ctx: RunContext, status: str, error: BaseException | None) -> None:
+    """The run ended with ``status`` FINISHED, FAILED or KILLED."""
+
+
+COMPONENT_HOOKS = {
+    "register_architectures": "architecture",
+    "register_heads": "head",
+    "register_losses": "loss",
+    "register_datasets": "dataset",
+    "register_metrics": "metric",
+}
+LIFECYCLE_HOOKS = ("on_run_start", "on_step_end", "on_samples", "on_evaluate", "on_checkpoint", "on_run_end")

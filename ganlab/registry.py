@@ -1,0 +1,115 @@
+"""Named components by kind, each remembering which plugin gave it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ganlab.contracts import check_contract
+from ganlab.errors import ComponentError, GanlabError, did_you_mean
+from ganlab.options import Option, as_option, resolve_options
+
+KINDS = ("architecture", "head", "loss", "dataset", "metric")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a component came from."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+    builtin: bool = False
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component: a factory plus what a user needs to know to pick it."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    summary: str
+    options: Mapping[str, Option]
+    provenance: Provenance
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def create(self, given: Mapping[str, Any] | None = None) -> Any:
+        """Validate ``given`` options and call the factory with the resolved values."""
+        resolved = self.resolve(given or {})
+        try:
+            made = self.factory(**resolved)
+        except GanlabError:
+            raise
+        except Exception as exc:  # a plugin's factory crashed: say whose
+            raise ComponentError(
+                f"{self.kind} '{self.name}' (plugin '{self.provenance.plugin}') failed to build: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        return check_contract(self.kind, self.name, self.provenance.plugin, made)
+
+    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        return resolve_options(self.kind if self.kind != "architecture" else "arch", self.options, given)
+
+
+class Registry:
+    """All components, by kind then name."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+
+    def add(
+        self,
+        kind: str,
+        name: str,
+        factory: Callable[..., Any],
+        provenance: Provenance,
+        summary: str = "",
+        options: Mapping[str, Any] | None = None,
+        **metadata: Any,
+    ) -> Component:
+        if kind not in self._by_kind:
+            raise GanlabError(f"unknown component kind '{kind}' (valid kinds: {', '.join(KINDS)})")
+        if not isinstance(name, str) or not name:
+            raise GanlabError(f"plugin '{provenance.plugin}' registered a {kind} without a name")
+        if not callable(factory):
+            raise GanlabError(f"plugin '{provenance.plugin}' registered {kind} '{name}' with a factory that is not callable")
+        existing = self._by_kind[kind].get(name)
+        if existing is not None:
+            raise GanlabError(
+                f"{kind} '{name}' is registered twice: by plugin '{existing.provenance.plugin}' "
+                f"and by plugin '{provenance.plugin}'; disable one with GANLAB_DISABLE_PLUGINS"
+            )
+        component = Component(
+            kind=kind,
+            name=name,
+            factory=factory,
+            summary=summary.strip().splitlines()[0] if summary.strip() else "",
+            options={key: as_option(spec) for key, spec in (options or {}).items()},
+            provenance=provenance,
+            metadata=dict(metadata),
+        )
+        self._by_kind[kind][name] = component
+        return component
+
+    def get(self, kind: str, name: str) -> Component:
+        found = self._by_kind[kind].get(name)
+        if found is None:
+            valid = sorted(self._by_kind[kind])
+            label = "architecture" if kind == "architecture" else kind
+            raise GanlabError(
+                f"unknown {label} '{name}'{did_you_mean(name, valid)} "
+                f"(valid: {', '.join(valid) if valid else 'none registered'})"
+            )
+        return found
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._by_kind[kind])
+
+    def of_kind(self, kind: str) -> list[Component]:
+        return [self._by_kind[kind][name] for name in self.names(kind)]
+
+    def __iter__(self) -> Iterator[Component]:
+        for kind in KINDS:
+            yield from self.of_kind(kind)

@@ -1,0 +1,306 @@
+"""MLflow as the record of every run.
+
+The store defaults to SQLite under ``mlruns/`` in the working directory (MLflow
+3 refuses a bare file store by default); ``--tracking-uri`` or
+``MLFLOW_TRACKING_URI`` point elsewhere (a team's tracking server). Metrics
+are buffered and written with ``log_batch``: on SQLite every call costs tens
+of milliseconds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ganlab import __version__, hookimpl
+from ganlab.errors import GanlabError
+
+DEFAULT_STORE_DIR = Path("mlruns")
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "databricks", "mssql")
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    """The store to use: explicit, else MLFLOW_TRACKING_URI, else the project's SQLite store."""
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    scheme = urlparse(uri).scheme.split("+", 1)[0]
+    if scheme not in _SCHEMES:
+        raise GanlabError(
+            f"tracking URI '{uri}' is not one MLflow understands (e.g. {DEFAULT_URI} or http://127.0.0.1:5000)"
+        )
+    if scheme == "sqlite":
+        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+        if not path:
+            raise GanlabError(f"tracking URI '{uri}' has no database path (e.g. {DEFAULT_URI})")
+        parent = Path(path).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GanlabError(f"cannot create the tracking store directory {parent}: {exc.strerror}") from None
+        if not os.access(parent, os.W_OK):
+            raise GanlabError(f"the tracking store directory {parent} is not writable")
+    return uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifacts of a local SQLite store live beside it, in ``<store dir>/artifacts``."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(mlflow_client: Any, name: str, uri: str) -> str:
+    """Get or create an experiment; safe when several processes race to create it."""
+    for attempt in range(5):
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                raise GanlabError(f"experiment '{name}' is deleted in {uri}; restore it or pick another name")
+            return found.experiment_id
+        try:
+            location = artifact_root(uri)
+            return mlflow_client.create_experiment(name, artifact_location=f"{location}/{name}" if location else None)
+        except Exception:
+            time.sleep(0.2 * (attempt + 1))  # another process created it first; look again
+    raise GanlabError(f"cannot create experiment '{name}' in {uri}")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def local_artifact_dir(run: Any) -> Path | None:
+    uri = run.info.artifact_uri
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if parsed.scheme == "" and uri:
+        return Path(uri)
+    return None
+
+
+class MlflowTracker:
+    """A built-in plugin that records a run through the lifecycle hooks."""
+
+    flush_seconds = 10.0
+
+    def __init__(self, uri: str, resume_run_id: str | None = None) -> None:
+        self.uri = uri
+        self.client = client(uri)
+        self.run_id = resume_run_id
+        self.buffer: list[Any] = []
+        self.last_flush = time.monotonic()
+        self.skip_until: dict[str, int] = {}
+        self.upload_dir: Path | None = None
+
+    # ---- lifecycle ---------------------------------------------------------
+    @hookimpl
+    def on_run_start(self, ctx: Any) -> None:
+        from mlflow.entities import Param, RunTag
+
+        config = ctx.config
+        if self.run_id is None:
+            experiment_id = ensure_experiment(self.client, config.experiment, self.uri)
+            run = self.client.create_run(experiment_id, run_name=config.run_name or config.default_run_name(),
+                                         tags=self.tags(ctx))
+            self.run_id = run.info.run_id
+            params = {**config.flat(), **data_card_params(ctx)}
+            self.client.log_batch(self.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
+            self.log_data_card(ctx)
+        else:
+            run = self.client.get_run(self.run_id)
+            self.client.update_run(self.run_id, status="RUNNING")
+            self.client.log_batch(self.run_id, tags=[RunTag("ganlab.resumed_at_step", str(ctx.step))])
+            self.skip_until = self.stored_steps(run)
+        ctx.run_id = self.run_id
+        local = local_artifact_dir(run)
+        if local is None:  # remote artifact store: write locally, upload on checkpoint
+            local = Path("mlruns") / "uploads" / self.run_id
+            self.upload_dir = local
+        local.mkdir(parents=True, exist_ok=True)
+        ctx.workdir = local
+
+    @hookimpl
+    def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
+        if step % ctx.config.log_every and step != ctx.config.steps:
+            return
+        for key, value in losses.items():
+            self.add(key, float(value), step)  # the only host sync, at log intervals
+        if time.monotonic() - self.last_flush > self.flush_seconds:
+            self.flush()
+
+    @hookimpl
+    def on_samples(self, ctx: Any, step: int, samples: Any) -> None:
+        if self.skip_until.get("samples", -1) >= step:
+            return
+        image = render_samples(samples)
+        self.client.log_image(self.run_id, image, key="samples", step=step)
+
+    @hookimpl
+    def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.add(key, value, step)
+        params = ctx.extras.get("metric_params") or {}
+        new = {k: v for k, v in params.items() if k not in ctx.extras.setdefault("logged_metric_params", set())}
+        if new:
+            from mlflow.entities import Param
+
+            self.client.log_batch(self.run_id, params=[Param(k, _param_value(v)) for k, v in new.items()])
+            ctx.extras["logged_metric_params"].update(new)
+        self.flush()
+
+    @hookimpl
+    def on_checkpoint(self, ctx: Any, step: int, path: Any) -> None:
+        self.flush()
+        if self.upload_dir is not None:
+            self.client.log_artifact(self.run_id, str(path), artifact_path="checkpoints")
+
+    @hookimpl
+    def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:
+        from mlflow.entities import RunTag
+
+        if self.run_id is None:
+            return
+        try:
+            self.flush()
+            self.log_outputs(ctx)
+            if error is not None and status == "FAILED":
+                tags = [RunTag("ganlab.error", " ".join(str(error).split())[:4000] or type(error).__name__),
+                        RunTag("ganlab.error_type", type(error).__name__)]
+                if hasattr(error, "step"):
+                    tags.append(RunTag("ganlab.failed_step", str(error.step)))
+                if hasattr(error, "what"):
+                    tags.append(RunTag("ganlab.failure_reason", f"non-finite {error.what}"))
+                self.client.log_batch(self.run_id, tags=tags)
+        finally:
+            self.client.set_terminated(self.run_id, status=status)
+
+    # ---- helpers -------------------------------------------------------------
+    def add(self, key: str, value: float, step: int) -> None:
+        from mlflow.entities import Metric
+
+        if self.skip_until.get(key, -1) >= step:
+            return  # already recorded before an interruption: no duplicates on resume
+        self.buffer.append(Metric(key, value, int(time.time() * 1000), step))
+
+    def flush(self) -> None:
+        while self.buffer:
+            chunk, self.buffer = self.buffer[:1000], self.buffer[1000:]
+            self.client.log_batch(self.run_id, metrics=chunk)
+        self.last_flush = time.monotonic()
+
+    def stored_steps(self, run: Any) -> dict[str, int]:
+        steps = {key: max((m.step for m in self.client.get_metric_history(self.run_id, key)), default=-1)
+                 for key in run.data.metrics}
+        return steps
+
+    def tags(self, ctx: Any) -> dict[str, str]:
+        tags = {"ganlab.version": __version__}
+        for section, component in ctx.components.items():
+            prov = component.provenance
+            tags[f"ganlab.{section}"] = component.name
+            tags[f"ganlab.{section}.plugin"] = prov.plugin
+            tags[f"ganlab.{section}.version"] = prov.version or "unknown"
+        commit = git_commit()
+        if commit:
+            tags["ganlab.git_commit"] = commit
+        return tags
+
+    def log_data_card(self, ctx: Any) -> None:
+        card = data_card(ctx)
+        self.client.log_dict(self.run_id, card, "data_card/data_card.json")
+        preview = data_preview(ctx)
+        if preview is not None:
+            self.client.log_image(self.run_id, render_samples(preview), artifact_file="data_card/real_samples.png")
+
+    def log_outputs(self, ctx: Any) -> None:
+        import tomli_w
+        import torch
+
+        workdir = Path(ctx.workdir)
+        (workdir / "config.toml").write_text(tomli_w.dumps(_toml_safe(ctx.config.to_toml_dict())))
+        torch.save(ctx.generator.state_dict(), workdir / "generator.pt")
+        torch.save(ctx.discriminator.state_dict(), workdir / "discriminator.pt")
+        if self.upload_dir is not None:
+            for name in ("config.toml", "generator.pt", "discriminator.pt"):
+                self.client.log_artifact(self.run_id, str(workdir / name))
+
+
+def _param_value(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict, tuple)) else str(value)
+    return text[:6000]
+
+
+def _toml_safe(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_toml_safe(v) if isinstance(v, dict) else v) for k, v in mapping.items() if v is not None}
+
+
+def data_card(ctx: Any) -> dict[str, Any]:
+    config, data = ctx.config, ctx.data
+    labelled = getattr(data, "y", None) is not None or getattr(data, "num_classes", 0) > 0
+    return {
+        "name": config.name_of("dataset"),
+        "size": len(data),
+        "shape": list(ctx.data_shape),
+        "num_classes": int(getattr(data, "num_classes", 0) or 0),
+        "labelled": bool(labelled),
+        "source": getattr(data, "source", ""),
+        "options": config.options_of("dataset"),
+        "storage": "resident tensor" if hasattr(data, "x") else "streamed",
+        "test_size": len(data.test_x) if getattr(data, "test_x", None) is not None else 0,
+    }
+
+
+def data_card_params(ctx: Any) -> dict[str, Any]:
+    card = data_card(ctx)
+    return {f"data.{key}": card[key] for key in ("size", "shape", "num_classes", "source", "storage")}
+
+
+def data_preview(ctx: Any) -> Any:
+    data = ctx.data if hasattr(ctx.data, "x") else getattr(ctx.data, "preview", None)
+    if data is None:
+        return None
+    n = 64 if len(ctx.data_shape) == 3 else min(len(data), 2000)
+    return data.x[:n].float().cpu()
+
+
+def render_samples(samples: Any) -> Any:
+    """A PIL image: a grid for images, a scatter plot for 2-D points."""
+    from PIL import Image
+
+    if samples.dim() == 4:
+        from torchvision.utils import make_grid
+
+        grid = make_grid(samples.clamp(-1, 1), nrow=8, normalize=True, value_range=(-1, 1), pad_value=1.0)
+        array = (grid.mul(255).round().byte().permute(1, 2, 0).numpy())
+        return Image.fromarray(array if array.shape[2] == 3 else array[:, :, 0])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = samples.reshape(len(samples), -1).numpy()
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+    ax.scatter(points[:, 0], points[:, 1] if points.shape[1] > 1 else points[:, 0] * 0, s=2, alpha=0.5)
+    ax.set_aspect("equal")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
