@@ -77,16 +77,20 @@ def _coerce(where: str, kind: type, type_name: str, value: Any) -> Any:
             if kind is float:
                 return float(text)
         except ValueError:
-            raise ConfigError(f"{where} must be a {type_name}, not {value!r}") from None
+            raise ConfigError(f"{where} must be {_article(type_name)}, not {value!r}") from None
     if value is None:
         return None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind in (int, float) and isinstance(value, bool):
-        raise ConfigError(f"{where} must be a {type_name}, not {value!r}")
+        raise ConfigError(f"{where} must be {_article(type_name)}, not {value!r}")
     if kind in _TYPE_NAMES and not isinstance(value, kind):
-        raise ConfigError(f"{where} must be a {type_name}, not {value!r}")
+        raise ConfigError(f"{where} must be {_article(type_name)}, not {value!r}")
     return value
+
+
+def _article(type_name: str) -> str:
+    return f"an {type_name}" if type_name[0] in "aeiou" else f"a {type_name}"
 
 
 def as_option(spec: Option | Any) -> Option:

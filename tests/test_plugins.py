@@ -1,0 +1,168 @@
+"""The plugin manager: discovery, provenance, isolation of broken plugins, strict mode."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY, run_cli
+from ganlab.errors import GanlabError, PluginError
+from ganlab.plugins import PluginManager
+
+HERE = Path(__file__).parent / "core_plugins"
+
+
+def manager(*extra: str) -> tuple[PluginManager, list[str]]:
+    warnings: list[str] = []
+    return PluginManager(warn=warnings.append).load([str(HERE / e) if e.endswith(".py") else e for e in extra]), warnings
+
+
+def test_builtins_are_entry_points_of_the_ganlab_distribution():
+    pm, warnings = manager()
+    assert not warnings
+    for name in ("heads", "objectives", "mlp", "digits"):
+        info = pm.infos[name]
+        assert info.builtin and info.distribution == "ganlab" and info.source == "entry point"
+    sigmoid = pm.registry.get("head", "sigmoid")
+    assert sigmoid.provenance.plugin == "heads" and sigmoid.provenance.builtin
+
+
+def test_local_plugin_file_contributes_a_component_with_provenance():
+    pm, warnings = manager("extra_head.py")
+    assert not warnings
+    component = pm.registry.get("head", "half-sigmoid")
+    assert component.provenance.plugin == "extra_head" and not component.provenance.builtin
+    head = component.create({"temperature": "4"})
+    assert head.temperature == 4.0
+
+
+def test_broken_import_is_reported_and_others_keep_working():
+    pm, warnings = manager("broken_import.py", "extra_head.py")
+    assert len(warnings) == 1
+    assert "broken_import" in warnings[0] and "this_module_does_not_exist" in warnings[0]
+    assert "\n" not in warnings[0]
+    assert pm.registry.get("head", "half-sigmoid")
+    assert pm.registry.get("head", "sigmoid")
+
+
+@pytest.mark.parametrize(
+    "plugin, cause",
+    [
+        ("raises_in_hook.py", "boom while registering"),
+        ("misspelled_hook.py", "unknown hook 'register_head'; did you mean 'register_heads'?"),
+        ("bad_signature.py", "extra_argument"),
+    ],
+)
+def test_faulty_plugin_is_isolated(plugin: str, cause: str):
+    pm, warnings = manager(plugin)
+    registry = pm.registry
+    assert len(warnings) == 1 and cause in warnings[0] and plugin[:-3] in warnings[0]
+    assert "never" not in registry.names("head")
+    assert "sigmoid" in registry.names("head")
+    assert pm.infos[plugin[:-3]].error
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(monkeypatch):
+    monkeypatch.setenv("GANLAB_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="broken_import"):
+        manager("broken_import.py")
+
+
+def test_disabled_plugins_are_never_imported(monkeypatch):
+    monkeypatch.setenv("GANLAB_DISABLE_PLUGINS", "broken_import, heads")
+    pm, warnings = manager("broken_import.py")
+    assert not warnings  # blocked before import: no import error to report
+    assert pm.infos["broken_import"].disabled and pm.infos["heads"].disabled
+    assert "sigmoid" not in pm.registry.names("head")
+
+
+def test_environment_variable_adds_plugins(monkeypatch):
+    monkeypatch.setenv("GANLAB_PLUGINS", str(HERE / "extra_head.py"))
+    pm, _ = manager()
+    assert "half-sigmoid" in pm.registry.names("head")
+
+
+def test_duplicate_component_names_both_plugins():
+    pm, _ = manager("duplicate_sigmoid.py")
+    with pytest.raises(GanlabError, match="head 'sigmoid' is registered twice: by plugin 'heads' and by plugin 'duplicate_sigmoid'"):
+        pm.registry  # noqa: B018
+
+
+def test_unknown_name_lists_valid_names_and_suggests_the_closest():
+    pm, _ = manager()
+    with pytest.raises(GanlabError) as info:
+        pm.registry.get("head", "entmaxx")
+    message = str(info.value)
+    assert "did you mean 'entmax'?" in message
+    for name in ("sigmoid", "softmax", "sparsemax", "entmax"):
+        assert name in message
+
+
+def _write_third_party(site: Path) -> None:
+    """A separately 'installed' distribution: dist-info metadata plus a module, no pip."""
+    dist = site / "thirdparty_gan-1.2.3.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-gan\nVersion: 1.2.3\n")
+    (dist / "entry_points.txt").write_text("[ganlab]\nthirdparty = thirdparty_gan_plugin\n")
+    source = (HERE / "extra_head.py").read_text().replace('"half-sigmoid"', '"thirdparty-sigmoid"')
+    (site / "thirdparty_gan_plugin.py").write_text(source)
+
+
+def test_third_party_distribution_is_discovered_through_its_entry_point(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    _write_third_party(site)
+    monkeypatch.syspath_prepend(str(site))
+    pm, warnings = manager()
+    assert not warnings
+    info = pm.infos["thirdparty"]
+    assert (info.distribution, info.version, info.builtin) == ("thirdparty-gan", "1.2.3", False)
+    component = pm.registry.get("head", "thirdparty-sigmoid")
+    assert component.provenance.distribution == "thirdparty-gan"
+
+
+def test_third_party_plugin_through_the_real_cli(tmp_path, workdir, mlflow_client):
+    site = tmp_path / "site"
+    _write_third_party(site)
+    env = {"PYTHONPATH": str(site)}
+    listed = run_cli(["plugins", "--json"], cwd=workdir, env=env)
+    assert listed.returncode == 0, listed.stderr
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
+    assert plugins["thirdparty"]["builtin"] is False and plugins["thirdparty"]["version"] == "1.2.3"
+    assert plugins["thirdparty"]["hooks"] == ["register_heads"]
+    assert plugins["heads"]["builtin"] is True
+
+    ran = run_cli(["run", "--head", "thirdparty-sigmoid", *TINY], cwd=workdir, env=env)
+    assert ran.returncode == 0, ran.stderr
+    (run,) = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
+    assert run.data.params["head.name"] == "thirdparty-sigmoid"
+    assert run.data.params["head.temperature"] == "2.0"
+    assert run.data.tags["ganlab.head.plugin"] == "thirdparty"
+    assert run.data.tags["ganlab.head.version"] == "1.2.3"
+
+
+def test_plugins_json_reports_load_errors(workdir):
+    out = run_cli(["plugins", "--json", "--plugin", str(HERE / "broken_import.py")], cwd=workdir)
+    assert out.returncode == 0
+    plugins = {p["name"]: p for p in json.loads(out.stdout)["plugins"]}
+    assert "ModuleNotFoundError" in plugins["broken_import"]["error"]
+    assert plugins["heads"]["error"] is None
+
+
+def test_register_commands_adds_a_cli_command(tmp_path, workdir):
+    plugin = tmp_path / "hello_cmd.py"
+    plugin.write_text(textwrap.dedent('''
+        from ganlab import hookimpl
+
+        @hookimpl
+        def register_commands(app):
+            @app.command("hello")
+            def hello(name: str = "world"):
+                """Say hello."""
+                print(f"hello {name}")
+    '''))
+    out = run_cli(["hello", "--name", "gan", "--plugin", str(plugin)], cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "hello gan"
