@@ -7,10 +7,9 @@ on stderr with exit code 2 (see ganlab.errors).
 
 from __future__ import annotations
 
+import inspect
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -29,6 +28,15 @@ APP_SETTINGS: dict[str, Any] = dict(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app = typer.Typer(**APP_SETTINGS)
+
+#: the command line main() is running: ``--nproc N`` starts the same one under torchrun
+_invocation: list[str] = []
+
+NprocOpt = Annotated[
+    Optional[int],
+    typer.Option("--nproc", help="Train in N processes on this machine (torchrun + DistributedDataParallel; "
+                 "one per GPU). See docs/distributed.md."),
+]
 
 PluginOpt = Annotated[
     Optional[list[str]],
@@ -78,6 +86,7 @@ def run(
     data_root: Annotated[Optional[str], typer.Option(help="Where dataset files live. [default: data]")] = None,
     download: Annotated[Optional[bool], typer.Option("--download/--no-download", help="Allow datasets to download.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
+    nproc: NprocOpt = None,
 ) -> None:
     """Train one GAN and record it in MLflow."""
     flags = {
@@ -97,6 +106,11 @@ def run(
 
         typer.echo(tomli_w.dumps(_toml_safe(resolved.to_toml_dict())), nl=False)
         return
+    if nproc is not None:  # checked here, once, then the same command line minus --nproc in every rank
+        from ganlab.distributed import launch, preflight, without_nproc
+
+        preflight(resolved, nproc)  # refuses --nproc < 1 too
+        raise typer.Exit(launch(nproc, without_nproc(_invocation)))
     from ganlab.runner import run as run_training
 
     run_training(resolved, plugins)
@@ -185,8 +199,14 @@ def resume(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Train to this many steps instead of the original total.")] = None,
     plugin: PluginOpt = None,
+    nproc: NprocOpt = None,
 ) -> None:
     """Continue a run from its last checkpoint, in the same MLflow run."""
+    if nproc is not None:  # a distributed run resumes with as many processes as it had
+        from ganlab.distributed import check_resume_processes, launch, without_nproc
+
+        check_resume_processes(run_id, tracking_uri, nproc)
+        raise typer.Exit(launch(nproc, without_nproc(_invocation)))
     from ganlab.resume import resume_run
 
     resume_run(run_id, load_plugins(plugin), tracking_uri, steps)
@@ -216,25 +236,63 @@ def build_app(argv: list[str]) -> typer.Typer:
     return fresh
 
 
+def _click_exception_class() -> type[Exception]:
+    """The ClickException typer really raises (typer >= 0.29 vendors its own click)."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:  # older typer: plain click
+        from click.exceptions import ClickException
+    return ClickException
+
+
+def _strip_plugin_args(app_: typer.Typer, argv: list[str]) -> list[str]:
+    """Drop ``--plugin X`` for commands that do not declare it (commands added by a plugin).
+
+    The plugins were already loaded from argv to build the app; such a command
+    would otherwise refuse the option it needed to exist at all.
+    """
+    names = [c.name or (c.callback.__name__ if c.callback else "") for c in app_.registered_commands]
+    command = next((a for a in argv if not a.startswith("-")), None)
+    index = names.index(command) if command in names else -1
+    if index < 0:
+        return argv
+    callback = app_.registered_commands[index].callback
+    if callback is not None and "plugin" in inspect.signature(callback).parameters:
+        return argv
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--plugin", "-p"):
+            skip = True
+        elif not arg.startswith("--plugin="):
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and ``python -m ganlab``."""
-    import click
-
+    click_exception = _click_exception_class()
     argv = list(sys.argv[1:] if argv is None else argv)
+    _invocation[:] = argv
     try:
         built = build_app(argv)
-        result = built(args=argv, prog_name="ganlab", standalone_mode=False)
+        result = built(args=_strip_plugin_args(built, argv), prog_name="ganlab", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except GanlabError as exc:
         print(f"ganlab: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("ganlab: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:
-        print(f"ganlab: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+    except click_exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return 0  # help was printed
+        message = " ".join(exc.format_message().split())
+        command = getattr(getattr(exc, "ctx", None), "command_path", "ganlab")
+        print(f"ganlab: error: {message} (see `{command} --help`)", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ganlab: interrupted", file=sys.stderr)
@@ -245,6 +303,3 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ganlab: {exc}; checkpoint written, run marked KILLED", file=sys.stderr)
             return code
         raise
-
-
-

@@ -8,6 +8,7 @@ device; the loop looks at values only every ``log_every`` steps.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,9 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
 
     config, G, D, head, objective = b.config, b.generator, b.discriminator, b.head, b.objective
     device, latent = b.device, config.latent_dim
+    # distributed: gradients are averaged through DDP wrappers (ganlab.distributed); the G step
+    # scores fakes with the bare D, whose gradients there are discarded and need no all-reduce
+    G_sync, D_sync = b.wrapped if b.wrapped is not None else (G, D)
 
     def d_loss_fn(real: Any, real_labels: Any) -> Any:
         import torch
@@ -54,14 +58,14 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
             noise = torch.randn(real.shape[0], latent, device=device)
             with torch.no_grad():
                 fake = G(noise)
-            real_scores, fake_scores = D(real), D(fake)
+            real_scores, fake_scores = D_sync(real), D_sync(fake)
         return objective.d_loss(head, real_scores, fake_scores, real_labels)
 
     def g_loss_fn(batch_size: int) -> Any:
         import torch
 
         with autocast(device, config.precision):
-            fake = G(torch.randn(batch_size, latent, device=device))
+            fake = G_sync(torch.randn(batch_size, latent, device=device))
             fake_scores = D(fake)
         return objective.g_loss(head, fake_scores)
 
@@ -125,7 +129,11 @@ class Trainer:
             num_classes=built.num_classes, components=built.components,
         )
         self.ctx.extras["metrics"] = {}
+        if hasattr(built.objective, "setup"):  # e.g. the semi-supervised objective picks its labelled subset
+            built.objective.setup(self.ctx)
         self.stop = GracefulStop()
+        # set on every rank of a distributed run (ganlab.distributed): rank 0 alone samples and evaluates
+        self.dist: Any = None
 
     # ---- one step --------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
@@ -146,7 +154,7 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------
     def fit(self) -> RunContext:
-        cfg, ctx = self.b.config, self.ctx
+        ctx = self.ctx
         self.select_metrics()
         with self.stop:
             status, error = "FINISHED", None
@@ -176,17 +184,28 @@ class Trainer:
             if step % cfg.log_every == 0 or last:
                 self.check_finite(losses, step)
             self.plugins.notify("on_step_end", ctx=ctx, step=step, losses=losses)
-            if last or (cfg.sample_every and step % cfg.sample_every == 0):
-                self.plugins.notify("on_samples", ctx=ctx, step=step, samples=self.samples())
-            if last or (cfg.eval_every and step % cfg.eval_every == 0):
-                self.plugins.notify("on_evaluate", ctx=ctx, step=step, metrics=self.evaluate(step))
-            if last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+            main = self.dist is None or self.dist.is_main
+            if main and (last or (cfg.sample_every and step % cfg.sample_every == 0)):
+                with self._alone():
+                    samples = self.samples()
+                self.plugins.notify("on_samples", ctx=ctx, step=step, samples=samples)
+            if main and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
+                with self._alone():
+                    metrics = self.evaluate(step)
+                self.plugins.notify("on_evaluate", ctx=ctx, step=step, metrics=metrics)
+            saved = last or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+            if saved:
                 self.save_checkpoint(losses)
             if self.stop.signum is not None and not last:
-                self.save_checkpoint(losses)
+                if not saved:
+                    self.save_checkpoint(losses)
                 raise Interrupted(self.stop.signum)
 
     # ---- pieces the loop calls ---------------------------------------------
+    def _alone(self) -> contextlib.AbstractContextManager[Any]:
+        """Rank 0's own forward passes in a distributed run: see ``Distributed.alone``."""
+        return self.dist.alone() if self.dist is not None else contextlib.nullcontext()
+
     def check_finite(self, losses: dict[str, Any], step: int) -> None:
         import torch
 
@@ -223,7 +242,18 @@ class Trainer:
     def evaluate(self, step: int) -> dict[str, float]:
         from ganlab.evaluation import evaluate
 
-        return evaluate(self, step)
+        # evaluate() forks torch's RNG; numpy's and Python's are restored here, so a metric
+        # drawing from them cannot move training off the trajectory a resume reproduces
+        import random
+
+        import numpy as np
+
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            return evaluate(self, step)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
     def state_dict(self) -> dict[str, Any]:
         from ganlab.runtime import rng_state
@@ -259,11 +289,14 @@ class Trainer:
         self.ctx.resumed_from = self.ctx.step
 
     def save_checkpoint(self, losses: dict[str, Any]) -> Path | None:
+        # distributed: every rank takes part, rank 0's checkpoint holds each rank's RNG state
+        extra = self.dist.checkpoint_state() if self.dist is not None else {}
         directory = self.ctx.workdir
         if directory is None:
             return None
         self.check_finite(losses, self.ctx.step)  # never write a diverged state over a good one
-        path = checkpoint.save_atomic(self.state_dict(), Path(directory) / "checkpoints", self.ctx.step,
+        state = {**self.state_dict(), **extra}
+        path = checkpoint.save_atomic(state, Path(directory) / "checkpoints", self.ctx.step,
                                       self.b.config.keep_checkpoints)
         self.plugins.notify("on_checkpoint", ctx=self.ctx, step=self.ctx.step, path=path)
         return path

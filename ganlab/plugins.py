@@ -84,15 +84,26 @@ class PluginManager:
             self.load_local(spec)
         return self
 
-    def load_entry_points(self) -> None:
+    def load_entry_points(self, names: Iterable[str] | None = None, distribution: str | None = None) -> list[str]:
+        """Load the ``ganlab`` entry points (optionally only some names, or one distribution's).
+
+        Returns the names that were found.
+        """
+        wanted = set(names) if names is not None else None
         seen: set[tuple[str, str]] = set()
+        found: list[str] = []
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else None
             key = (ep.name, ep.value)
             if key in seen:  # the same distribution seen twice on sys.path
                 continue
+            if wanted is not None and ep.name not in wanted:
+                continue
+            if distribution is not None and (dist_name or "").lower() != distribution.lower():
+                continue
             seen.add(key)
+            found.append(ep.name)
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,
@@ -101,6 +112,7 @@ class PluginManager:
                 builtin=(dist_name or "").lower() == BUILTIN_DISTRIBUTION,
             )
             self._load(info, ep.load)
+        return found
 
     def load_local(self, spec: str) -> None:
         """Load ``path/to/file.py`` or ``some.module`` given with --plugin."""
@@ -197,8 +209,8 @@ class PluginManager:
     def _build_registry(self) -> Registry:
         registry = Registry()
         for hook_name, kind in hookspecs.COMPONENT_HOOKS.items():
-            # pluggy returns last-registered first; register in load order instead
-            for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            # get_hookimpls() lists implementations in load order: the first registrant keeps a name
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 info = self.infos.get(impl.plugin_name)
                 if info is None or info.error:
                     continue
@@ -232,7 +244,7 @@ class PluginManager:
         fault such as an unreachable tracking store); a third-party plugin's is
         reported once and that implementation is skipped from then on.
         """
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             if id(impl) in self._silenced:
                 continue
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
@@ -247,7 +259,7 @@ class PluginManager:
                 self._fail(info, f"raised in {hook_name}: {_one_line(exc)}")
 
     def add_commands(self, app: Any) -> None:
-        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+        for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.infos.get(impl.plugin_name)
             try:
                 impl.function(app=app)

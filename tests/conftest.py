@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+# The suite runs many tiny models, often several processes at once, on 2 cores: one
+# thread per process avoids oversubscription (subprocesses inherit the variable).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 #: Settings that make a real run take a second or two on a 2-core CPU.
 TINY = ["--steps", "4", "--batch-size", "16", "--latent-dim", "8", "--log-every", "2",
         "--eval-every", "0", "--sample-every", "0", "--set", "eval_samples=200"]
@@ -23,6 +27,9 @@ TINY = ["--steps", "4", "--batch-size", "16", "--latent-dim", "8", "--log-every"
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep dataset caches and plugin environment variables out of the user's home."""
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     cache = tmp_path_factory.mktemp("ganlab-cache")
     old = {k: os.environ.get(k) for k in ("GANLAB_CACHE", "GANLAB_PLUGINS", "GANLAB_DISABLE_PLUGINS",
                                           "GANLAB_STRICT_PLUGINS", "MLFLOW_TRACKING_URI")}

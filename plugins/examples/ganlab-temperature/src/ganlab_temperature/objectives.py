@@ -1,0 +1,48 @@
+"""The ``hinge`` GAN objective (torch code).
+
+The hinge game (Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, SN-GAN)
+is usually written on a raw critic score. To work with *every* head it is
+written here on the head's margin
+
+    t(z) = fake_loss(z) − real_loss(z)
+
+which is the log-odds s for the sigmoid head, s/T for temperature-sigmoid,
+z_real − z_fake for two-score softmax, sparsemax and entmax (any loss of the
+form Ω*(z) − z_y), and Ω*(z_1..K) − z_fake for a K+1-class head. Then
+
+    L_D = E_x relu(m − t(x)) + E_z relu(m + t(G(z))),   L_G = −E_z t(G(z)).
+
+A consequence worth knowing when comparing heads: with two scores, softmax,
+sparsemax and entmax all give the same margin z_real − z_fake, so under the
+hinge game they train identically (same seed, same losses); only their
+probabilities, and so the head diagnostics, differ. Head comparisons belong
+to the objectives that use the heads' own losses (nonsaturating, minimax).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def margin(head: object, logits: torch.Tensor) -> torch.Tensor:
+    """(B,) the head's real-vs-fake margin, positive when D says "real"."""
+    return head.fake_loss(logits) - head.real_loss(logits)  # type: ignore[attr-defined]
+
+
+class Hinge:
+    """Hinge loss for D, the critic-style linear loss for G."""
+
+    def __init__(self, margin: float = 1.0) -> None:
+        self.margin = float(margin)
+
+    def d_loss(self, head: object, real_logits: torch.Tensor, fake_logits: torch.Tensor,
+               real_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return (F.relu(self.margin - margin(head, real_logits)).mean()
+                + F.relu(self.margin + margin(head, fake_logits)).mean())
+
+    def g_loss(self, head: object, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -margin(head, fake_logits).mean()
+
+    def __repr__(self) -> str:
+        return f"Hinge(margin={self.margin})"

@@ -1,0 +1,126 @@
+"""``ganlab new-plugin``: generated packages install, pass their own tests, and show up.
+
+One package per kind is generated, all five are installed with one offline pip
+call into a temporary ``--target`` directory (seen only by this module's
+subprocesses), their generated tests run in one pytest process, and
+``ganlab components`` / ``ganlab plugins`` list them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_example_plugin import env_with, pip_install
+
+KINDS = {"head": "my-head", "loss": "my-loss", "architecture": "my-arch", "dataset": "my-data",
+         "metric": "my-metric"}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ganlab.cli import main
+
+    parent = tmp_path_factory.mktemp("plugins")
+    for kind, name in KINDS.items():
+        assert main(["new-plugin", name, "--kind", kind, "--dir", str(parent)]) == 0
+    return parent
+
+
+@pytest.fixture(scope="module")
+def installed(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    target = tmp_path_factory.mktemp("site-packages")
+    pip_install(sorted(generated.iterdir()), target)
+    return env_with(target)
+
+
+def test_layout_of_a_generated_package(generated):
+    package = generated / "ganlab-my-head"
+    files = sorted(str(p.relative_to(package)) for p in package.rglob("*") if p.is_file())
+    assert files == ["README.md", "pyproject.toml", "src/ganlab_my_head/__init__.py", "src/ganlab_my_head/impl.py",
+                     "src/ganlab_my_head/plugin.py", "tests/test_ganlab_my_head.py"]
+    import tomllib
+
+    project = tomllib.loads((package / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "ganlab-my-head"
+    assert project["entry-points"]["ganlab"] == {"my-head": "ganlab_my_head.plugin"}
+    assert "ganlab run --head my-head" in (package / "README.md").read_text()
+    # every generated file is valid Python (or TOML, above)
+    for path in package.rglob("*.py"):
+        compile(path.read_text(), str(path), "exec")
+    assert not [p for p in generated.iterdir() if p.name.startswith(".")]  # no staging directory left
+
+
+def test_command_output_says_what_to_do_next(tmp_path, cli_inproc, capsys):
+    assert cli_inproc(["new-plugin", "ganlab-fancy", "--kind", "arch", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"created {tmp_path / 'ganlab-fancy'}/ with architecture 'fancy'" in out
+    assert "pip install -e" in out and "pytest" in out
+    plugin = (tmp_path / "ganlab-fancy" / "src" / "ganlab_fancy" / "plugin.py").read_text()
+    assert "def register_architectures(register" in plugin and '"fancy", _make' in plugin
+
+
+@pytest.mark.parametrize("args, message", [
+    (["Bad_Name"], "plugin name 'Bad_Name' is not valid"),
+    (["9lives"], "plugin name '9lives' is not valid"),
+    (["a--b"], "plugin name 'a--b' is not valid"),
+    (["x" * 41], "is not valid"),
+    (["ok", "--kind", "hed"], "unknown plugin kind 'hed'; did you mean 'head'?"),
+    (["sigmoid", "--kind", "head"], "a head named 'sigmoid' already exists (plugin 'heads')"),
+    (["ok", "--dir", "no/such/dir"], "--dir no/such/dir is not a directory"),
+])
+def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch, cli_inproc, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert cli_inproc(["new-plugin", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ganlab: error: ") and message in err[0]
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_an_existing_directory_is_never_overwritten(tmp_path, cli_inproc, capsys):
+    existing = tmp_path / "ganlab-mine"
+    existing.mkdir()
+    (existing / "precious.txt").write_text("keep me")
+    assert cli_inproc(["new-plugin", "mine", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ganlab: error: {existing} already exists; remove it or choose another NAME or --dir "
+                   "(nothing was written)"]
+    assert [p.name for p in existing.iterdir()] == ["precious.txt"]
+    assert (existing / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ganlab-mine"]
+
+
+@pytest.mark.slow
+def test_generated_tests_pass_once_installed(generated, installed):
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, sorted(generated.iterdir()))],
+        cwd=generated, env={**os.environ, **installed}, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    # 2 common tests per package + head 2, loss 3, architecture 3, dataset 2, metric 1
+    assert "21 passed" in done.stdout
+
+
+@pytest.mark.slow
+def test_generated_plugins_are_listed_and_light(installed, cli):
+    done = cli(["components", "--json"], env=installed)
+    assert done.returncode == 0, done.stderr
+    listed = {(c["kind"], c["name"]): c["plugin"] for c in json.loads(done.stdout)}
+    for kind, name in KINDS.items():
+        assert listed.get((kind, name)) == name
+
+    done = cli(["plugins", "--json"], env=installed)
+    rows = {p["name"]: p for p in json.loads(done.stdout)["plugins"]}
+    for name in KINDS.values():
+        assert rows[name]["builtin"] is False and rows[name]["version"] == "0.1.0" and rows[name]["error"] is None
+
+    # registration modules must not import torch: `ganlab components` stays fast
+    modules = ", ".join(f"ganlab_{name.replace('-', '_')}.plugin" for name in KINDS.values())
+    probe = subprocess.run([sys.executable, "-c", f"import sys, {modules}; print('torch' in sys.modules)"],
+                           env={**os.environ, **installed}, capture_output=True, text=True, timeout=120)
+    assert probe.stdout.strip() == "False", probe.stderr
