@@ -45,6 +45,8 @@ class Built:
     opt_d: Any
     cache_hit: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
+    # distributed runs: the (G, D) DDP wrappers the step functions train through (ganlab.distributed.wrap)
+    wrapped: tuple[Any, Any] | None = None
 
 
 def create(plugins: PluginManager, config: RunConfig, section: str) -> tuple[Component, Any]:
@@ -61,7 +63,11 @@ def load_data(component: Component, dataset: Any, options: dict[str, Any], reque
     path = None
     if cacheable:
         version = component.provenance.version or "0"
-        key = cache_key(component.name, {**options, "root": str(request.root.resolve())}, version)
+        keyed = {**options, "root": str(request.root.resolve())}
+        token = getattr(dataset, "cache_token", None)
+        if callable(token):  # data whose content can change under the same options (a folder)
+            keyed["content"] = token(request)
+        key = cache_key(component.name, keyed, version)
         path = cache_dir / f"{key}.pt"
         cached = load_cached(path)
         if cached is not None:

@@ -129,6 +129,7 @@ class Trainer:
             num_classes=built.num_classes, components=built.components,
         )
         self.ctx.extras["metrics"] = {}
+        self.ctx.extras["dataset"] = built.dataset
         if hasattr(built.objective, "setup"):  # e.g. the semi-supervised objective picks its labelled subset
             built.objective.setup(self.ctx)
         self.stop = GracefulStop()
@@ -222,7 +223,9 @@ class Trainer:
 
         from ganlab.runtime import autocast
 
-        with torch.no_grad(), autocast(self.b.device, self.b.config.precision):
+        from ganlab.evaluation import evaluation_mode
+
+        with torch.no_grad(), autocast(self.b.device, self.b.config.precision), evaluation_mode(self.b.generator):
             return self.b.generator(self.fixed_noise).float().cpu()
 
     def select_metrics(self) -> None:

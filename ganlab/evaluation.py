@@ -1,13 +1,18 @@
 """Running the metrics of a run at one step, without disturbing training.
 
-Evaluation forks the RNG state, so drawing noise (or dropout masks) for
-metrics never changes the training trajectory, and uses a noise stream seeded
-the same way at every evaluation, so values are comparable across steps.
+Evaluation forks the RNG state, so drawing noise for metrics never changes
+the training trajectory, and uses a noise stream seeded the same way at every
+evaluation, so values are comparable across steps. The networks keep using
+batch statistics, as in training (a GAN's BatchNorm running averages mix real
+and fake batches and describe neither), but dropout is off and every buffer a
+forward pass would update is restored afterwards: evaluating changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ganlab.context import EvalContext
@@ -59,6 +64,28 @@ def make_eval_context(trainer: Trainer, step: int) -> EvalContext:
     )
 
 
+@contextlib.contextmanager
+def evaluation_mode(*networks: Any) -> Iterator[None]:
+    """Dropout off, BatchNorm on batch statistics, buffers restored on exit."""
+    import torch
+
+    saved = [{k: v.clone() for k, v in net.state_dict().items() if k in dict(net.named_buffers())} for net in networks]
+    dropouts = [m for net in networks for m in net.modules()
+                if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training]
+    for module in dropouts:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module in dropouts:
+            module.train()
+        with torch.no_grad():
+            for net, buffers in zip(networks, saved):
+                current = dict(net.named_buffers())
+                for name, value in buffers.items():
+                    current[name].copy_(value)
+
+
 def evaluate(trainer: Trainer, step: int) -> dict[str, float]:
     import torch
 
@@ -67,7 +94,7 @@ def evaluate(trainer: Trainer, step: int) -> dict[str, float]:
         return {}
     devices = [trainer.b.device] if trainer.b.device.type == "cuda" else []
     results: dict[str, float] = {}
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), evaluation_mode(trainer.b.generator, trainer.b.discriminator):
         ectx = make_eval_context(trainer, step)
         for name, metric in metrics.items():
             try:

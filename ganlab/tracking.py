@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -20,10 +21,25 @@ from urllib.parse import urlparse
 
 from ganlab import __version__, hookimpl
 from ganlab.errors import GanlabError
+from ganlab.heartbeat import heartbeat_tags, process_tags
 
 DEFAULT_STORE_DIR = Path("mlruns")
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 _SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "databricks", "mssql")
+#: MLflow names a logged image ``images/<key>+step+<step>+timestamp+...``
+_SAMPLE_IMAGE = re.compile(r"^samples\+step\+(\d+)\+")
+#: tags describing how an attempt ended; removed when the run resumes
+_END_TAGS = {"ganlab.error", "ganlab.error_type", "ganlab.failed_step", "ganlab.failure_reason",
+             "ganlab.killed_at_step", "ganlab.killed_by"}
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -38,7 +54,10 @@ def tracking_uri(explicit: str | None = None) -> str:
         path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
         if not path:
             raise GanlabError(f"tracking URI '{uri}' has no database path (e.g. {DEFAULT_URI})")
-        parent = Path(path).parent
+        # Absolute from here on: MLflow caches stores by URI within a process, and a relative
+        # path would keep meaning the directory of the first run made in it.
+        uri = "sqlite:///" + str(Path(path).resolve())
+        parent = Path(path).resolve().parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -56,9 +75,83 @@ def artifact_root(uri: str) -> str | None:
 
 
 def client(uri: str) -> Any:
+    """A client of the store at ``uri``; a store that cannot be opened is refused in one line."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    try:
+        return RetryingClient(MlflowClient(tracking_uri=absolute_sqlite(uri)))
+    except Exception as exc:  # SQLite opens (and migrates) the store right here
+        raise GanlabError(f"cannot open the tracking store {uri}: {store_error(exc)}") from None
+
+
+def absolute_sqlite(uri: str) -> str:
+    """``sqlite:///mlruns/mlflow.db`` -> the same file by absolute path.
+
+    MLflow caches one store per URI string for the whole process, so a relative
+    SQLite URI would keep pointing at the directory where it was first used
+    (several runs, tests or sweeps in one process, each in its own directory).
+    """
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////") and ":memory:" not in uri:
+        return f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+    return uri
+
+
+def store_error(exc: BaseException) -> str:
+    """A store failure in one line: SQLAlchemy appends the SQL statement and a help link."""
+    text = " ".join(str(exc).split("[SQL:", 1)[0].split("(Background on", 1)[0].split())
+    return (text or type(exc).__name__)[:300]
+
+
+def _is_locked(exc: BaseException) -> bool:
+    """SQLite's 'database is locked' (another process holds the write lock), however MLflow wraps it."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        text = str(seen).lower()
+        if "database is locked" in text or "database table is locked" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class RetryingClient:
+    """An MlflowClient whose calls wait and retry while SQLite reports the store locked.
+
+    Several processes logging to one SQLite file take turns holding its write
+    lock; a writer that waits longer than SQLite's busy timeout gets 'database
+    is locked'. A failed call rolls back its transaction, so retrying it
+    neither loses nor duplicates anything. The jitter comes from a private
+    ``random.Random``: the global RNGs belong to training and are checkpointed.
+    """
+
+    attempts = 12
+    base_delay = 0.05
+    max_delay = 2.0
+
+    def __init__(self, inner: Any) -> None:
+        import random
+
+        self._inner = inner
+        self._jitter = random.Random()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(self.attempts):
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    if attempt == self.attempts - 1 or not _is_locked(exc):
+                        raise
+                    delay = min(self.max_delay, self.base_delay * 2**attempt)
+                    time.sleep(delay * (0.5 + self._jitter.random()))
+            raise AssertionError("unreachable")
+
+        return call
 
 
 def ensure_experiment(mlflow_client: Any, name: str, uri: str) -> str:
@@ -99,6 +192,8 @@ class MlflowTracker:
     """A built-in plugin that records a run through the lifecycle hooks."""
 
     flush_seconds = 10.0
+    #: at most this long between heartbeats while steps complete (see ganlab.heartbeat)
+    heartbeat_seconds = 30.0
 
     def __init__(self, uri: str, resume_run_id: str | None = None) -> None:
         self.uri = uri
@@ -106,6 +201,8 @@ class MlflowTracker:
         self.run_id = resume_run_id
         self.buffer: list[Any] = []
         self.last_flush = time.monotonic()
+        self.last_beat = time.monotonic()
+        self.step = 0
         self.skip_until: dict[str, int] = {}
         self.upload_dir: Path | None = None
 
@@ -118,16 +215,20 @@ class MlflowTracker:
         if self.run_id is None:
             experiment_id = ensure_experiment(self.client, config.experiment, self.uri)
             run = self.client.create_run(experiment_id, run_name=config.run_name or config.default_run_name(),
-                                         tags=self.tags(ctx))
+                                         tags={**self.tags(ctx), **process_tags(), **heartbeat_tags(ctx.step)})
             self.run_id = run.info.run_id
-            params = {**config.flat(), **data_card_params(ctx)}
+            # run_params: how the run was executed, e.g. world_size and backend (ganlab.distributed)
+            params = {**config.flat(), **data_card_params(ctx), **ctx.extras.get("run_params", {})}
             self.client.log_batch(self.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
             self.log_data_card(ctx)
         else:
             run = self.client.get_run(self.run_id)
-            self.client.update_run(self.run_id, status="RUNNING")
-            self.client.log_batch(self.run_id, tags=[RunTag("ganlab.resumed_at_step", str(ctx.step))])
             self.skip_until = self.stored_steps(run)
+            self.client.update_run(self.run_id, status="RUNNING")
+            tags = {"ganlab.resumed_at_step": str(ctx.step), **process_tags(), **heartbeat_tags(ctx.step)}
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            for stale in _END_TAGS & set(run.data.tags):  # they describe the attempt that ended
+                self.client.delete_tag(self.run_id, stale)
         ctx.run_id = self.run_id
         local = local_artifact_dir(run)
         if local is None:  # remote artifact store: write locally, upload on checkpoint
@@ -138,6 +239,9 @@ class MlflowTracker:
 
     @hookimpl
     def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
+        self.step = step
+        if time.monotonic() - self.last_beat > self.heartbeat_seconds:
+            self.flush()  # carries the heartbeat, so a slow run with a long log_every still looks alive
         if step % ctx.config.log_every and step != ctx.config.steps:
             return
         for key, value in losses.items():
@@ -148,7 +252,7 @@ class MlflowTracker:
     @hookimpl
     def on_samples(self, ctx: Any, step: int, samples: Any) -> None:
         if self.skip_until.get("samples", -1) >= step:
-            return
+            return  # logged before an interruption; a second image at this step would be a duplicate
         image = render_samples(samples)
         self.client.log_image(self.run_id, image, key="samples", step=step)
 
@@ -188,6 +292,11 @@ class MlflowTracker:
                 if hasattr(error, "what"):
                     tags.append(RunTag("ganlab.failure_reason", f"non-finite {error.what}"))
                 self.client.log_batch(self.run_id, tags=tags)
+            elif status == "KILLED":
+                signum = getattr(error, "signum", None)
+                tags = [RunTag("ganlab.killed_at_step", str(ctx.step)),
+                        RunTag("ganlab.killed_by", _signal_name(signum) if signum else "KeyboardInterrupt")]
+                self.client.log_batch(self.run_id, tags=tags)
         finally:
             self.client.set_terminated(self.run_id, status=status)
 
@@ -200,14 +309,22 @@ class MlflowTracker:
         self.buffer.append(Metric(key, value, int(time.time() * 1000), step))
 
     def flush(self) -> None:
-        while self.buffer:
+        from mlflow.entities import RunTag
+
+        beat = [RunTag(k, v) for k, v in heartbeat_tags(self.step).items()]
+        while self.buffer or beat:
             chunk, self.buffer = self.buffer[:1000], self.buffer[1000:]
-            self.client.log_batch(self.run_id, metrics=chunk)
-        self.last_flush = time.monotonic()
+            self.client.log_batch(self.run_id, metrics=chunk, tags=beat)
+            beat = []
+        self.last_flush = self.last_beat = time.monotonic()
 
     def stored_steps(self, run: Any) -> dict[str, int]:
+        """The last step of every metric (and of the sample images) the store already holds."""
         steps = {key: max((m.step for m in self.client.get_metric_history(self.run_id, key)), default=-1)
                  for key in run.data.metrics}
+        image_steps = [int(m.group(1)) for f in self.client.list_artifacts(self.run_id, "images")
+                       if (m := _SAMPLE_IMAGE.match(Path(f.path).name))]
+        steps["samples"] = max(image_steps, default=-1)
         return steps
 
     def tags(self, ctx: Any) -> dict[str, str]:
@@ -220,6 +337,9 @@ class MlflowTracker:
         commit = git_commit()
         if commit:
             tags["ganlab.git_commit"] = commit
+        parent = ctx.config.settings.get("parent_run_id")
+        if parent:  # MLflow's own nesting tag: the UI shows the run under its sweep
+            tags["mlflow.parentRunId"] = parent
         return tags
 
     def log_data_card(self, ctx: Any) -> None:
@@ -253,7 +373,9 @@ def _toml_safe(mapping: dict[str, Any]) -> dict[str, Any]:
 
 def data_card(ctx: Any) -> dict[str, Any]:
     config, data = ctx.config, ctx.data
-    labelled = getattr(data, "y", None) is not None or getattr(data, "num_classes", 0) > 0
+    dataset = ctx.extras.get("dataset")
+    declared = getattr(dataset, "labelled", None)  # mode indices of a mixture are not annotations
+    labelled = declared if declared is not None else (getattr(data, "y", None) is not None)
     return {
         "name": config.name_of("dataset"),
         "size": len(data),

@@ -1,0 +1,15 @@
+"""Checks every architecture makes before building (no torch needed)."""
+
+from __future__ import annotations
+
+from ganlab.errors import ComponentError
+
+
+def check_build_args(arch: str, data_shape: tuple[int, ...], latent_dim: int, num_logits: int) -> None:
+    """Refuse arguments no architecture can serve, in one line each."""
+    if not data_shape or any(d < 1 for d in data_shape):
+        raise ComponentError(f"architecture '{arch}' cannot build for data shape {data_shape}")
+    if latent_dim < 1:
+        raise ComponentError(f"architecture '{arch}' needs latent_dim >= 1, not {latent_dim}")
+    if num_logits < 1:
+        raise ComponentError(f"architecture '{arch}' needs num_logits >= 1, not {num_logits}")

@@ -1,0 +1,145 @@
+"""DCGAN networks (Radford, Metz and Chintala 2015, arXiv:1511.06434).
+
+G projects the noise to a ``base``×``base`` map ("project and reshape": a
+linear layer, exactly a transposed convolution applied to a 1×1 input), then
+doubles the resolution with stride-2 transposed convolutions, each
+followed by BatchNorm and ReLU, and ends in Tanh. D mirrors it with stride-2
+convolutions and LeakyReLU(0.2), BatchNorm on every layer but the first, no
+pooling, and a last ``base``×``base`` convolution that emits the head's
+``num_logits`` raw scores. Weights are drawn from N(0, 0.02), BatchNorm scales
+from N(1, 0.02), biases are 0, as in the paper.
+
+Sizes: ``base`` is 4 (8, 16, 32, 64, 128) or 7 (14, 28, 56, 112), so MNIST's
+28×28 needs no padding. Channels follow the paper's 64×64 network: the
+coarsest layers are the widest, ``ngf``·2^k capped at 8·``ngf``.
+
+The projection is written as ``nn.Linear`` + reshape rather than a transposed
+convolution on a 1×1 map: the same function, but a 1×1 map has ambiguous
+strides under channels_last, and torch.compile's inductor then miscompiles
+that convolution's backward (stride assertion in convolution_backward, seen
+on an H100/H200 with torch 2.x).
+
+Layers followed by BatchNorm carry no bias (BatchNorm's shift replaces
+it); the first and last layers of D and the last of G keep theirs.
+"""
+
+from __future__ import annotations
+
+import torch
+from ganlab_plugins.arch_common import check_build_args
+from torch import nn
+
+from ganlab.errors import ComponentError
+
+BASES = (4, 7)
+MAX_SIZE = 128
+MAX_WIDTH_MULT = 8
+SUPPORTED_SIZES: tuple[int, ...] = tuple(
+    sorted(base * 2**k for base in BASES for k in range(1, 8) if base * 2**k <= MAX_SIZE)
+)
+
+
+def plan(size: int) -> tuple[int, int]:
+    """(base, number of doublings) for a supported image size."""
+    for base in BASES:
+        ups = 0
+        side = size
+        while side > base and side % 2 == 0:
+            side //= 2
+            ups += 1
+        if side == base and ups >= 1 and size <= MAX_SIZE:
+            return base, ups
+    raise ComponentError(
+        f"architecture 'dcgan' does not support {size}x{size} images; supported sizes: "
+        f"{', '.join(map(str, SUPPORTED_SIZES))} (set the dataset's size option to one of them)"
+    )
+
+
+def _width(unit: int, level: int) -> int:
+    return unit * min(2**level, MAX_WIDTH_MULT)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, latent_dim: int, channels: int, size: int, ngf: int) -> None:
+        super().__init__()
+        base, ups = plan(size)
+        width = _width(ngf, ups - 1)
+        self.project = nn.Linear(latent_dim, width * base * base, bias=False)
+        self.projected_shape = (width, base, base)
+        layers: list[nn.Module] = [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        for level in range(ups - 2, -1, -1):
+            narrower = _width(ngf, level)
+            layers += [
+                nn.ConvTranspose2d(width, narrower, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(narrower),
+                nn.ReLU(inplace=True),
+            ]
+            width = narrower
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(self.project(z).view(z.shape[0], *self.projected_shape))
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, channels: int, size: int, ndf: int, num_logits: int) -> None:
+        super().__init__()
+        base, ups = plan(size)
+        width = _width(ndf, 0)
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        for level in range(1, ups):
+            wider = _width(ndf, level)
+            layers += [
+                nn.Conv2d(width, wider, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(wider),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width = wider
+        layers.append(nn.Conv2d(width, num_logits, base, 1, 0))
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten(1)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Radford et al.'s initialisation, applied with ``Module.apply``."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANArchitecture:
+    """The ``dcgan`` architecture: square images (C, S, S) with S in SUPPORTED_SIZES."""
+
+    convolutional = True
+
+    def __init__(self, ngf: int = 64, ndf: int = 64) -> None:
+        self.ngf = ngf
+        self.ndf = ndf
+
+    def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int) -> tuple[nn.Module, nn.Module]:
+        data_shape = tuple(int(d) for d in data_shape)
+        check_build_args("dcgan", data_shape, latent_dim, num_logits)
+        if len(data_shape) != 3:
+            raise ComponentError(
+                f"architecture 'dcgan' needs images shaped (channels, height, width), not data of shape "
+                f"{data_shape}; use --arch mlp for vector data such as the 2-D mixtures"
+            )
+        channels, height, width = data_shape
+        if height != width:
+            raise ComponentError(
+                f"architecture 'dcgan' needs square images, not {height}x{width}; "
+                f"supported sizes: {', '.join(map(str, SUPPORTED_SIZES))}"
+            )
+        plan(height)  # refuses an unsupported size before any layer is made
+        generator = DCGANGenerator(latent_dim, channels, height, self.ngf)
+        discriminator = DCGANDiscriminator(channels, height, self.ndf, num_logits)
+        generator.apply(init_weights)
+        discriminator.apply(init_weights)
+        return generator, discriminator

@@ -1,0 +1,196 @@
+"""``image-folder``: a folder of images as TensorData (small) or StreamingData (large).
+
+Layout: images directly in the folder (unlabelled), or one subfolder per class
+(searched recursively; sorted subfolder names give the class indices, as in
+torchvision's ImageFolder). A folder that mixes both is refused rather than
+half-read.
+
+Every image is converted to RGB or greyscale, its shorter side resized to
+``size`` (PIL's bicubic filter, which antialiases when shrinking) and the
+centre ``size``×``size`` crop kept. In memory this happens once, on a thread
+pool (PIL releases the GIL while decoding), and the engine caches the result;
+streaming does it per sample in DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ganlab_plugins.data_util import to_signed_unit
+from torch.utils.data import Dataset
+
+from ganlab.data import DataRequest, StreamingData, TensorData
+from ganlab.errors import GanlabError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+PREVIEW_SAMPLES = 256
+PREVIEW_SEED = 0
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and not path.name.startswith(".")
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """The images of a folder and, when it has class subfolders, their labels."""
+
+    root: Path
+    files: tuple[Path, ...]
+    labels: tuple[int, ...] | None
+    class_names: tuple[str, ...]
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    """Find the images of ``folder``; raise GanlabError when there are none to use."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise GanlabError(f"dataset 'image-folder': {folder} {what}; set dataset.path to a folder of images")
+    loose = sorted(p for p in folder.iterdir() if _is_image(p))
+    subdirs = sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    classes = {d.name: sorted(p for p in d.rglob("*") if _is_image(p)) for d in subdirs}
+    classes = {name: files for name, files in classes.items() if files}
+    if classes and loose:
+        raise GanlabError(
+            f"dataset 'image-folder': {folder} has {len(loose)} image(s) at the top level and class subfolders "
+            f"({', '.join(list(classes)[:5])}); put every image in a class subfolder, or none"
+        )
+    if classes:
+        names = tuple(sorted(classes))
+        files = tuple(p for name in names for p in classes[name])
+        labels = tuple(i for i, name in enumerate(names) for _ in classes[name])
+        return FolderScan(folder, files, labels, names)
+    if not loose:
+        raise GanlabError(
+            f"dataset 'image-folder': no images in {folder} (looked for "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}, at the top level or in class subfolders)"
+        )
+    return FolderScan(folder, tuple(loose), None, ())
+
+
+def load_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """One image as uint8 (size, size, channels): shorter side resized to ``size``, centre crop."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB" if channels == 3 else "L")
+            width, height = img.size
+            scale = size / min(width, height)
+            new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+            if (new_w, new_h) != (width, height):
+                img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+            left, top = (new_w - size) // 2, (new_h - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+            array = np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy needs one
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise GanlabError(f"dataset 'image-folder': cannot read image {path}: {type(exc).__name__}: {exc}") from exc
+    return array.reshape(size, size, channels)
+
+
+def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int) -> torch.Tensor:
+    """Decode ``files`` on a thread pool into float32 (N, C, size, size) in [-1, 1]."""
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = list(pool.map(lambda p: load_image(p, size, channels), files))
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return to_signed_unit(images)
+
+
+class FolderImages(Dataset):
+    """A map-style dataset for streaming: (x in [-1, 1] (C, S, S), label; -1 when unlabelled)."""
+
+    def __init__(self, files: tuple[Path, ...], labels: tuple[int, ...] | None, size: int, channels: int) -> None:
+        self.files = [str(p) for p in files]
+        self.labels = list(labels) if labels is not None else None
+        self.size = size
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        array = load_image(Path(self.files[index]), self.size, self.channels)
+        x = torch.from_numpy(array).permute(2, 0, 1).to(torch.float32).div_(127.5).sub_(1.0)
+        y = self.labels[index] if self.labels is not None else -1
+        return x, torch.tensor(y, dtype=torch.int64)
+
+
+class ImageFolder:
+    """The ``image-folder`` dataset."""
+
+    cacheable = True  # when it loads in memory; a StreamingData is never cached
+
+    def __init__(self, path: str, size: int = 64, channels: int = 3, in_memory: str = "auto",
+                 memory_limit_mb: int = 2048, num_workers: int = 2) -> None:
+        self.path = Path(path).expanduser()
+        self.size = size
+        self.channels = channels
+        self.in_memory = in_memory
+        self.memory_limit_mb = memory_limit_mb
+        self.num_workers = num_workers
+        self._scan: FolderScan | None = None
+
+    def scan(self) -> FolderScan:
+        if self._scan is None:
+            self._scan = scan_folder(self.path)
+        return self._scan
+
+    @property
+    def labelled(self) -> bool:
+        """True when the folder has class subfolders (False when it cannot be read yet)."""
+        try:
+            return self.scan().labels is not None
+        except GanlabError:
+            return False
+
+    def cache_token(self, request: DataRequest | None = None) -> str:
+        """A fingerprint of the folder's images (paths, sizes, modification times).
+
+        The folder's contents can change while the options (its path) stay the
+        same; mixing this token into the cache key keeps a stale cache from
+        being reused.
+        """
+        digest = hashlib.sha256(str(self.path.resolve()).encode())
+        for path in self.scan().files:
+            stat = path.stat()
+            digest.update(f"{path.relative_to(self.path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def fits_in_memory(self, count: int) -> bool:
+        if self.in_memory in TRUE_WORDS:
+            return True
+        if self.in_memory != "auto":
+            return False
+        return count * self.channels * self.size * self.size * 4 <= self.memory_limit_mb * 2**20
+
+    def load(self, request: DataRequest) -> TensorData | StreamingData:
+        found = self.scan()
+        labels = None if found.labels is None else torch.tensor(found.labels, dtype=torch.int64)
+        num_classes = len(found.class_names)
+        class_names = list(found.class_names) or None
+        source = f"image folder {found.root.resolve()} ({len(found.files)} images)"
+        if self.fits_in_memory(len(found.files)):
+            x = load_images(found.files, self.size, self.channels)
+            return TensorData(x=x, y=labels, num_classes=num_classes, source=source, class_names=class_names)
+        # A fixed random subset, decoded now, for the data card and for metrics that need real samples.
+        generator = torch.Generator().manual_seed(PREVIEW_SEED)
+        pick = torch.randperm(len(found.files), generator=generator)[:PREVIEW_SAMPLES].sort().values
+        preview = TensorData(
+            x=load_images([found.files[i] for i in pick.tolist()], self.size, self.channels),
+            y=None if labels is None else labels[pick], num_classes=num_classes, source=source,
+            class_names=class_names,
+        )
+        return StreamingData(
+            dataset=FolderImages(found.files, found.labels, self.size, self.channels),
+            shape=(self.channels, self.size, self.size), num_classes=num_classes, source=source,
+            num_workers=self.num_workers, preview=preview,
+        )

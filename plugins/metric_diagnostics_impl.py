@@ -1,0 +1,84 @@
+"""Head diagnostics (torch code); see :mod:`ganlab_plugins.metric_diagnostics`."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+
+class HeadDiagnostics:
+    """``diag.*`` metrics of the discriminator's head at one evaluation.
+
+    * ``diag.p_real_real`` / ``diag.p_real_fake``: mean p_real on a real and a generated batch;
+    * ``diag.frac_exact_0`` / ``diag.frac_exact_1``: fraction of the head's output
+      probabilities (every class, both batches) that are exactly 0 / exactly 1;
+    * ``diag.entropy``: mean Shannon entropy (nats) of the head's output, 0·log 0 = 0;
+    * ``diag.g_grad_norm``: mean over generated samples x of ‖∇_x ℓ_G(x)‖₂, the
+      per-sample generator loss's gradient at the sample (vanishing-gradient signal);
+    * ``diag.g_grad_zero``: fraction of those gradients that are exactly zero
+      (the minimax game with a sparse head once D rejects fakes with margin).
+    """
+
+    def __init__(self, samples: int = 512, grad_samples: int = 256) -> None:
+        self.samples = int(samples)
+        self.grad_samples = int(grad_samples)
+
+    def applies_to(self, run: Any) -> bool:
+        return True  # every run has a head
+
+    def evaluate(self, ctx: Any) -> dict[str, float]:
+        n = self.samples
+        if ctx.config is not None:
+            n = min(n, int(getattr(ctx.config, "eval_samples", n)))
+        head = ctx.head
+        real = ctx.real_batch(n)
+        fake = ctx.generate(n)
+        real_logits = ctx.discriminate(real)
+        fake_logits = ctx.discriminate(fake)
+        probs = torch.cat([head.probs(real_logits), head.probs(fake_logits)])
+        out = {
+            "diag.p_real_real": head.p_real(real_logits).mean().item(),
+            "diag.p_real_fake": head.p_real(fake_logits).mean().item(),
+            "diag.frac_exact_0": (probs == 0).float().mean().item(),
+            "diag.frac_exact_1": (probs == 1).float().mean().item(),
+            # xlogy(0, 0) = 0: no NaN where sparse heads output exact zeros
+            "diag.entropy": (-torch.special.xlogy(probs, probs).sum(dim=-1)).mean().item(),
+        }
+        if ctx.objective is not None:
+            precision = str(getattr(ctx.config, "precision", "fp32")) if ctx.config is not None else "fp32"
+            norms = generator_gradient_norms(ctx.objective, head, ctx.discriminator, fake[: self.grad_samples],
+                                             precision)
+            out["diag.g_grad_norm"] = norms.mean().item()
+            out["diag.g_grad_zero"] = (norms == 0).float().mean().item()
+        return out
+
+
+def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: torch.Tensor,
+                             precision: str = "fp32") -> torch.Tensor:
+    """(B,) L2 norms of ∇_x of each sample's generator loss.
+
+    ``g_loss`` is a batch mean, so it is scaled by B to give each sample's own
+    gradient (comparable across batch sizes). D runs as the generator sees it in
+    training (its current train/eval mode, the run's precision); its buffers
+    (batch-norm statistics) are restored afterwards and its parameters get no .grad.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    buffers = [(b, b.detach().clone()) for b in getattr(discriminator, "buffers", lambda: [])()]
+    try:
+        with torch.enable_grad(), _autocast(x.device, precision):
+            loss = objective.g_loss(head, discriminator(x)) * x.shape[0]
+        (grad,) = torch.autograd.grad(loss, x)
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+    return grad.detach().float().flatten(1).norm(dim=1)
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)

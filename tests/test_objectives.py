@@ -1,0 +1,346 @@
+"""GAN objectives: the sign of the game for every head, saturation, semi-supervised K+1."""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganlab.data import TensorData
+from ganlab.errors import ComponentError, ConfigError
+from ganlab.plugins import PluginManager
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is several times faster than threads
+    competing with other processes for a 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@functools.lru_cache(maxsize=None)
+def _registry():
+    return PluginManager(warn=lambda message: None).load().registry
+
+
+def make(kind: str, name: str, **options):
+    return _registry().get(kind, name).create(options)
+
+
+HEADS = [("sigmoid", {}), ("softmax", {}), ("sparsemax", {}), ("entmax", {}), ("entmax", {"alpha": 1.25})]
+OBJECTIVES = ["nonsaturating", "minimax"]
+
+
+def _hid(spec) -> str:
+    return spec[0] + "".join(f"-{k}{v}" for k, v in spec[1].items())
+
+
+def hand_set_discriminator(head, slope: float) -> torch.nn.Linear:
+    """A linear D on 2-D inputs whose real-vs-fake margin is t = slope · x₀."""
+    net = torch.nn.Linear(2, head.num_logits(1))
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.zero_()
+        net.weight[0, 0] = slope  # the real score (or the sigmoid's only score); fake score 0
+    return net
+
+
+def two_blobs(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    real = torch.randn(n, 2, generator=g) * 0.1 + torch.tensor([1.0, 0.0])
+    fake = torch.randn(n, 2, generator=g) * 0.1 + torch.tensor([-1.0, 0.0])
+    return real, fake
+
+
+def d_steps(head, d_loss, steps: int = 5, lr: float = 0.5) -> tuple[float, float, float, float]:
+    """Train a zero-initialised linear D; p_real on real and fake, before and after."""
+    real, fake = two_blobs()
+    net = hand_set_discriminator(head, 0.0)
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    with torch.no_grad():
+        before = head.p_real(net(real)).mean().item(), head.p_real(net(fake)).mean().item()
+    for _ in range(steps):
+        opt.zero_grad()
+        d_loss(head, net(real), net(fake), None).backward()
+        opt.step()
+    with torch.no_grad():
+        after = head.p_real(net(real)).mean().item(), head.p_real(net(fake)).mean().item()
+    return (*before, *after)
+
+
+def g_steps(head, g_loss, steps: int = 5, lr: float = 0.5) -> tuple[float, float]:
+    """Move generated samples against a fixed D (margin t ≈ −0.5, inside every head's
+    support); p_real on them before and after."""
+    _, fake = two_blobs()
+    net = hand_set_discriminator(head, 0.5).requires_grad_(False)
+    x = fake.clone().requires_grad_(True)
+    opt = torch.optim.SGD([x], lr=lr)
+    before = head.p_real(net(x)).mean().item()
+    for _ in range(steps):
+        opt.zero_grad()
+        (g_loss(head, net(x)) * len(x)).backward()  # a mean: scale to per-sample steps
+        opt.step()
+    return before, head.p_real(net(x)).mean().item()
+
+
+def game_is_right(d: tuple[float, float, float, float], g: tuple[float, float]) -> bool:
+    real0, fake0, real1, fake1 = d
+    return real1 > real0 + 0.02 and fake1 < fake0 - 0.02 and g[1] > g[0] + 0.02
+
+
+# --------------------------------------------------------------------------------------
+# the sign of the game
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("objective_name", OBJECTIVES)
+@pytest.mark.parametrize("spec", HEADS, ids=_hid)
+def test_sign_of_the_game(spec, objective_name):
+    head, objective = make("head", *spec[:1], **spec[1]), make("loss", objective_name)
+    d = d_steps(head, objective.d_loss)
+    g = g_steps(head, objective.g_loss)
+    assert d[2] > d[0] + 0.02, f"D did not raise p_real on real: {d}"
+    assert d[3] < d[1] - 0.02, f"D did not lower p_real on fake: {d}"
+    assert g[1] > g[0] + 0.02, f"G did not raise p_real on its samples: {g}"
+    assert game_is_right(d, g)
+
+
+@pytest.mark.parametrize("spec", HEADS[1:], ids=_hid)
+def test_seed_article_formulas_fail_the_sign_test(spec):
+    """The article's §3.2: L_D = −log p_real(x) − log(1 − p_fake(G(z))), L_G = −log p_fake(G(z)).
+
+    Since 1 − p_fake = p_real, its D loss is "real" on both batches and its G loss
+    asks G to look fake. The check above must catch that.
+    """
+    head = make("head", spec[0], **spec[1])
+
+    def article_d_loss(head, real_logits, fake_logits, _labels):
+        return head.real_loss(real_logits).mean() + head.real_loss(fake_logits).mean()
+
+    def article_g_loss(head, fake_logits):
+        return head.fake_loss(fake_logits).mean()
+
+    d, g = d_steps(head, article_d_loss), g_steps(head, article_g_loss)
+    assert d[3] >= d[1]  # D now calls fakes *more* real
+    assert g[1] < g[0]  # G learns to look fake
+    assert not game_is_right(d, g)
+
+
+def test_sigmoid_losses_match_bce_with_logits():
+    head = make("head", "sigmoid")
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(16, 1, generator=g) * 5, torch.randn(16, 1, generator=g) * 5
+    bce = F.binary_cross_entropy_with_logits
+    ns, mm = make("loss", "nonsaturating"), make("loss", "minimax")
+    expected_d = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+    torch.testing.assert_close(ns.d_loss(head, real, fake, None), expected_d)
+    torch.testing.assert_close(mm.d_loss(head, real, fake, None), expected_d)
+    torch.testing.assert_close(ns.g_loss(head, fake), bce(fake, torch.ones_like(fake)))
+    torch.testing.assert_close(mm.g_loss(head, fake), -bce(fake, torch.zeros_like(fake)))
+
+
+@pytest.mark.parametrize("spec", [("sparsemax", {}), ("entmax", {}), ("entmax", {"alpha": 1.25})], ids=_hid)
+def test_minimax_generator_gradient_vanishes_exactly_with_sparse_heads(spec):
+    """Once D rejects fakes with margin ≥ 1/(α−1), the minimax G gets exactly zero
+    gradient; the non-saturating G keeps the constant slope of a confidently wrong FY loss."""
+    head = make("head", spec[0], **spec[1])
+    slope = 1.0
+    net = hand_set_discriminator(head, slope).requires_grad_(False)
+    x = torch.tensor([[-5.0, 0.0], [-6.0, 1.0]], requires_grad=True)  # t = −5, −6: beyond every margin here
+    (grad_mm,) = torch.autograd.grad(make("loss", "minimax").g_loss(head, net(x)), x)
+    (grad_ns,) = torch.autograd.grad(make("loss", "nonsaturating").g_loss(head, net(x)), x)
+    assert (grad_mm == 0).all()
+    # ∂ℓ/∂t = −1 per sample on the linear tail; g_loss is a mean over 2 samples
+    torch.testing.assert_close(grad_ns[:, 0], torch.full((2,), -slope / 2))
+
+
+@pytest.mark.parametrize("spec", [("sigmoid", {}), ("softmax", {})], ids=_hid)
+def test_minimax_generator_gradient_decays_but_never_vanishes_with_cross_entropy(spec):
+    head = make("head", spec[0], **spec[1])
+    net = hand_set_discriminator(head, 1.0).requires_grad_(False)
+    x = torch.tensor([[-5.0, 0.0]], requires_grad=True)
+    (grad_mm,) = torch.autograd.grad(make("loss", "minimax").g_loss(head, net(x)), x)
+    (grad_ns,) = torch.autograd.grad(make("loss", "nonsaturating").g_loss(head, net(x)), x)
+    assert 0 < -grad_mm[0, 0] < 0.01 < 0.99 < -grad_ns[0, 0]
+
+
+# --------------------------------------------------------------------------------------
+# semi-supervised K+1
+# --------------------------------------------------------------------------------------
+CENTRES = torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6]])
+
+
+def labelled_data(n_per_class: int = 20, seed: int = 0, test: bool = True) -> TensorData:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(3).repeat_interleave(n_per_class)
+    x = CENTRES[y] + 0.3 * torch.randn(len(y), 2, generator=g)
+    ty = torch.arange(3).repeat(10)
+    tx = CENTRES[ty] + 0.3 * torch.randn(len(ty), 2, generator=g)
+    return TensorData(x, y, num_classes=3, source="blobs", test_x=tx if test else None, test_y=ty if test else None)
+
+
+def run_context(data, discriminator, seed: int = 0, batch_size: int = 8):
+    return SimpleNamespace(
+        config=SimpleNamespace(seed=seed, batch_size=batch_size), data=data, device=torch.device("cpu"),
+        discriminator=discriminator, num_classes=data.num_classes,
+    )
+
+
+def test_labeled_option_is_declared_on_both_objectives():
+    for name in OBJECTIVES:
+        component = _registry().get("loss", name)
+        assert component.options["labeled"].default == 0
+        assert make("loss", name, labeled="25").labeled == 25
+        with pytest.raises(ConfigError, match="loss.labeled"):
+            make("loss", name, labeled=-1)
+
+
+def test_plain_objective_needs_one_class_and_accepts_sigmoid():
+    objective = make("loss", "nonsaturating")
+    assert not objective.semi_supervised
+    assert objective.num_classes(labelled_data()) == 1
+    objective.check("sigmoid", make("head", "sigmoid"), labelled_data())  # no error
+
+
+@pytest.mark.parametrize("objective_name", OBJECTIVES)
+def test_semi_supervised_refuses_sigmoid_naming_both(objective_name):
+    objective = make("loss", objective_name, labeled=12)
+    with pytest.raises(ComponentError) as info:
+        objective.check("sigmoid", make("head", "sigmoid"), labelled_data())
+    message = str(info.value)
+    assert "head 'sigmoid'" in message and f"loss '{objective_name}'" in message
+    assert "softmax" in message and "loss.labeled=0" in message  # what would work
+
+
+def test_semi_supervised_refuses_unlabelled_data_and_too_many_labels():
+    objective = make("loss", "nonsaturating", labeled=12)
+    unlabelled = TensorData(torch.zeros(30, 2), source="ring8")
+    with pytest.raises(ComponentError, match="labeled=12.*ring8 has no class labels"):
+        objective.num_classes(unlabelled)
+    with pytest.raises(ComponentError, match="ring8 has no class labels"):
+        objective.check("softmax", make("head", "softmax"), unlabelled)
+    with pytest.raises(ComponentError, match="labeled=500 exceeds"):
+        make("loss", "nonsaturating", labeled=500).check("softmax", make("head", "softmax"), labelled_data())
+    assert objective.num_classes(labelled_data()) == 3
+
+
+def test_labelled_subset_is_seeded_balanced_and_the_only_label_source():
+    data = labelled_data()
+    seen: list[torch.Tensor] = []
+    head = make("head", "softmax")
+    net = torch.nn.Linear(2, head.num_logits(3))
+
+    def recording(x):
+        seen.append(x)
+        return net(x)
+
+    objective = make("loss", "nonsaturating", labeled=10)
+    with pytest.raises(RuntimeError, match="setup"):
+        objective.d_loss(head, net(data.x[:4]), net(data.x[:4]), None)
+    objective.setup(run_context(data, recording))
+    index = objective.labeled_indices
+    assert len(index) == 10 and len(set(index.tolist())) == 10
+    counts = torch.bincount(data.y[index], minlength=3)
+    assert counts.max() - counts.min() <= 1
+    again = make("loss", "nonsaturating", labeled=10)
+    again.setup(run_context(data, net))
+    other = make("loss", "nonsaturating", labeled=10)
+    other.setup(run_context(data, net, seed=1))
+    assert torch.equal(again.labeled_indices, index) and not torch.equal(other.labeled_indices, index)
+    # real_labels are never used: an invalid class would crash cross-entropy
+    bogus = torch.full((8,), 99)
+    for _ in range(4):
+        objective.d_loss(head, net(data.x[:8]), net(data.x[:8]), bogus)
+    allowed = {tuple(row.tolist()) for row in data.x[index]}
+    assert len(seen) == 4 and all(tuple(row.tolist()) in allowed for batch in seen for row in batch)
+
+
+def test_labelled_batches_resume_from_state_dict():
+    data, head = labelled_data(), make("head", "softmax")
+    net = torch.nn.Linear(2, 4)
+    seen: list[torch.Tensor] = []
+    objective = make("loss", "minimax", labeled=9)
+    objective.setup(run_context(data, lambda x: seen.append(x) or net(x), batch_size=4))
+    objective.supervised_loss(head)
+    state = objective.state_dict()
+    objective.supervised_loss(head)
+    objective.load_state_dict(state)
+    objective.supervised_loss(head)
+    assert torch.equal(seen[1], seen[2]) and not torch.equal(seen[0], seen[1])
+    # a resume restores the state before the engine sets the objective up: it waits for setup
+    resumed = make("loss", "minimax", labeled=9)
+    resumed.load_state_dict(state)
+    resumed.setup(run_context(data, lambda x: seen.append(x) or net(x), batch_size=4))
+    resumed.supervised_loss(head)
+    assert torch.equal(seen[3], seen[1])
+
+
+@pytest.mark.parametrize("objective_name", OBJECTIVES)
+@pytest.mark.parametrize("spec", HEADS[1:], ids=_hid)
+def test_semi_supervised_game_and_classes(spec, objective_name):
+    """K+1 D steps: p_real rises on real, falls on fake, and D learns the classes
+    from the labelled subset; G steps raise p_real on generated samples."""
+    torch.manual_seed(0)
+    head = make("head", spec[0], **spec[1])
+    data = labelled_data()
+    objective = make("loss", objective_name, labeled=6)
+    objective.check(spec[0], head, data)
+    net = torch.nn.Linear(2, head.num_logits(objective.num_classes(data)))
+    with torch.no_grad():
+        net.weight.mul_(0.01)
+        net.bias.zero_()
+    objective.setup(run_context(data, net))
+    fake = 0.1 * torch.randn(60, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.2)
+    with torch.no_grad():
+        real0, fake0 = head.p_real(net(data.x)).mean().item(), head.p_real(net(fake)).mean().item()
+    for _ in range(40):
+        opt.zero_grad()
+        objective.d_loss(head, net(data.x), net(fake), None).backward()
+        opt.step()
+    with torch.no_grad():
+        real1, fake1 = head.p_real(net(data.x)).mean().item(), head.p_real(net(fake)).mean().item()
+        accuracy = (head.predict_class(net(data.test_x)) == data.test_y).float().mean().item()
+    assert real1 > real0 + 0.05 and fake1 < fake0 - 0.05, (real0, real1, fake0, fake1)
+    assert accuracy >= 0.9
+    # G against the trained, frozen D: samples move towards "real"
+    net.requires_grad_(False)
+    x = (fake[:16] + torch.tensor([1.0, 0.0])).requires_grad_(True)  # off-centre: D's gradient is not symmetric
+    before = head.p_real(net(x)).mean().item()
+    opt_g = torch.optim.SGD([x], lr=0.2)
+    for _ in range(10):
+        opt_g.zero_grad()
+        (objective.g_loss(head, net(x)) * len(x)).backward()
+        opt_g.step()
+    assert head.p_real(net(x)).mean().item() > before + 0.02
+
+
+def test_ssl_metric_reports_test_accuracy_or_unlabelled_accuracy():
+    head = make("head", "softmax")
+    metric = make("metric", "ssl")
+    assert metric.applies_to(SimpleNamespace(objective=make("loss", "nonsaturating", labeled=5)))
+    assert not metric.applies_to(SimpleNamespace(objective=make("loss", "nonsaturating")))
+    net = torch.nn.Linear(2, 4)
+    with torch.no_grad():  # class k scores ⟨centre_k, x⟩: right on well-separated blobs
+        net.weight.zero_()
+        net.bias.zero_()
+        net.weight[:3] = CENTRES
+    data = labelled_data()
+    objective = make("loss", "nonsaturating", labeled=6)
+    objective.setup(run_context(data, net))
+
+    def context(d, discriminate):
+        return SimpleNamespace(data=d, head=head, device=torch.device("cpu"), objective=objective,
+                               discriminate=discriminate, params={})
+
+    with torch.no_grad():
+        assert metric.evaluate(context(data, net)) == {"ssl.test_accuracy": 1.0}
+        shuffled = lambda x: net(x)[:, [1, 2, 0, 3]]  # noqa: E731 - every class wrong
+        assert metric.evaluate(context(data, shuffled)) == {"ssl.test_accuracy": 0.0}
+        ctx = context(labelled_data(test=False), net)
+        assert metric.evaluate(ctx) == {"ssl.unlabeled_accuracy": 1.0}
+        assert ctx.params["ssl.unlabeled_accuracy.examples"] == 60 - 6
