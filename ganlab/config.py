@@ -54,6 +54,8 @@ SETTINGS: dict[str, Option] = {
     "precision": Option(str, "fp32", "network precision", choices=("fp32", "bf16", "fp16")),
     "compile": Option(bool, False, "torch.compile the D and G steps"),
     "deterministic": Option(bool, False, "use deterministic algorithms (bitwise-reproducible on CPU)"),
+    "sync_batchnorm": Option(bool, False, "distributed runs: BatchNorm statistics over the global batch "
+                             "(torch SyncBatchNorm, CUDA only); no effect in one process"),
     "log_every": Option(int, 50, "steps between metric logging (and host syncs)", min=1),
     "sample_every": Option(int, 250, "steps between sample grids (0: only at the end)", min=0),
     "eval_every": Option(int, 500, "steps between evaluations (0: only at the end)", min=0),
@@ -67,6 +69,7 @@ SETTINGS: dict[str, Option] = {
     "data_root": Option(str, "data", "where datasets' files live"),
     "download": Option(bool, False, "allow datasets to download missing files"),
     "metrics": Option(str, "auto", "comma-separated metric names, 'auto' (all that apply) or 'none'"),
+    "parent_run_id": Option(str, "", "MLflow run this run is nested under (set by `ganlab sweep`)"),
 }
 
 _DEVICE_PREFIXES = ("auto", "cpu", "cuda", "mps")

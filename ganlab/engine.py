@@ -184,6 +184,8 @@ class Trainer:
             last = step == cfg.steps
             if step % cfg.log_every == 0 or last:
                 self.check_finite(losses, step)
+            if self.dist is not None:  # the ranks' per-step collectives, before any plugin reads the losses
+                self.dist.step_end(self, step, losses)
             self.plugins.notify("on_step_end", ctx=ctx, step=step, losses=losses)
             main = self.dist is None or self.dist.is_main
             if main and (last or (cfg.sample_every and step % cfg.sample_every == 0)):

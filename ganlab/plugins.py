@@ -244,7 +244,9 @@ class PluginManager:
         fault such as an unreachable tracking store); a third-party plugin's is
         reported once and that implementation is skipped from then on.
         """
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+        # pluggy's own call order: last registered first, honouring tryfirst/trylast; so the
+        # infrastructure registered for a run (tracking) has opened the run before plugins look
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
             if id(impl) in self._silenced:
                 continue
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}

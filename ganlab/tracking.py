@@ -115,6 +115,22 @@ def _is_locked(exc: BaseException) -> bool:
     return False
 
 
+class _DropLockErrors:
+    """A logging filter: MLflow logs every 'database is locked' with a traceback before raising it,
+    which would print a traceback on stderr for a call that the retry then completes."""
+
+    def filter(self, record: Any) -> bool:
+        return not (record.exc_info and _is_locked(record.exc_info[1]))
+
+
+def _quiet_lock_errors() -> None:
+    import logging
+
+    logger = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _DropLockErrors) for f in logger.filters):
+        logger.addFilter(_DropLockErrors())
+
+
 class RetryingClient:
     """An MlflowClient whose calls wait and retry while SQLite reports the store locked.
 
@@ -134,6 +150,7 @@ class RetryingClient:
 
         self._inner = inner
         self._jitter = random.Random()
+        _quiet_lock_errors()
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
