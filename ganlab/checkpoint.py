@@ -19,6 +19,9 @@ from ganlab.errors import GanlabError
 
 FORMAT = "ganlab-checkpoint-1"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
+_TEMP = re.compile(r"^\.step-\d+\.pt\.tmp\d+$")
+#: what every checkpoint holds; a file without one of these cannot resume a run
+REQUIRED_KEYS = ("step", "generator", "discriminator", "opt_g", "opt_d", "scaler", "rng", "data_order", "config")
 
 
 def checkpoint_name(step: int) -> str:
@@ -26,19 +29,33 @@ def checkpoint_name(step: int) -> str:
 
 
 def save_atomic(state: dict[str, Any], directory: Path, step: int, keep: int) -> Path:
+    """Write ``state`` as ``step-NNNNNNNN.pt`` in ``directory``; keep the newest ``keep`` checkpoints.
+
+    The file appears under its real name only once complete and on disk
+    (write to a temporary name, fsync, rename, fsync the directory), so a
+    crash or a second Ctrl-C mid-write leaves the previous checkpoints intact
+    and at worst a hidden temporary file, removed by the next save.
+    """
     import torch
 
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / checkpoint_name(step)
     tmp = directory / f".{final.name}.tmp{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        torch.save({"format": FORMAT, **state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save({"format": FORMAT, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(directory)
-    for old in list_checkpoints(directory)[:-keep]:
+    for old in list_checkpoints(directory)[:-max(1, keep)]:
         old.unlink(missing_ok=True)
+    for leftover in directory.iterdir():
+        if _TEMP.match(leftover.name):  # from a writer that died mid-write
+            leftover.unlink(missing_ok=True)
     return final
 
 
@@ -64,7 +81,12 @@ def list_checkpoints(directory: Path) -> list[Path]:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint; a corrupt, truncated or foreign file is refused in one line."""
+    """Read a checkpoint; a corrupt, truncated, foreign or unsafe file is refused in one line.
+
+    ``weights_only=True`` lets the unpickler build tensors and plain
+    containers only: a file carrying any other object (which could run code
+    while being unpickled) is refused, never executed.
+    """
     import torch
 
     try:
@@ -72,8 +94,34 @@ def load(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise GanlabError(f"checkpoint not found: {path}") from None
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise GanlabError(f"checkpoint {path} is corrupt or not a ganlab checkpoint ({type(exc).__name__}: {reason})") from None
+        unsafe = _unsafe_global(str(exc))
+        if unsafe:
+            raise GanlabError(
+                f"checkpoint {path} holds pickled Python objects ({unsafe}), not just tensors; refusing to load it "
+                f"(unpickling could run code); only load checkpoints ganlab wrote"
+            ) from None
+        raise GanlabError(
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {_reason(exc)}); "
+            f"delete it to resume from the previous checkpoint, if any"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise GanlabError(f"checkpoint {path} is not a ganlab checkpoint (format {FORMAT} expected)")
+        raise GanlabError(f"{path} is not a ganlab checkpoint (format {FORMAT} expected)")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        raise GanlabError(f"checkpoint {path} is incomplete: it lacks {', '.join(missing)}")
     return state
+
+
+def _unsafe_global(message: str) -> str | None:
+    """The global (e.g. posix.system) the weights-only unpickler refused, when that is why it failed."""
+    match = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)", message)
+    return match.group(1) if match else None
+
+
+def _reason(exc: BaseException) -> str:
+    """torch's own words, without its paragraphs about weights_only (which do not apply: the file is damaged)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    first_sentence = " ".join(text.split()).split(". ", 1)[0]
+    return first_sentence[:200] or "unreadable"

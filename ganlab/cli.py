@@ -300,6 +300,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an interrupted run carries its exit code
         code = getattr(exc, "exit_code", None)
         if type(exc).__name__ == "Interrupted" and isinstance(code, int):
-            print(f"ganlab: {exc}; checkpoint written, run marked KILLED", file=sys.stderr)
+            print(f"ganlab: {exc}", file=sys.stderr)
             return code
         raise

@@ -128,6 +128,7 @@ class StreamingBatches:
             data.dataset, batch_size=batch_size, shuffle=True, drop_last=len(data) >= batch_size,
             num_workers=data.num_workers, pin_memory=str(device).startswith("cuda"),
             generator=self.generator, persistent_workers=data.num_workers > 0,
+            worker_init_fn=ignore_sigint,
         )
         self._iter: Iterator[Any] = iter(self.loader)
         self.epoch_position = 0
@@ -149,6 +150,13 @@ class StreamingBatches:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self._iter = iter(self.loader)
+
+
+def ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which finishes its step first."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def cache_key(dataset: str, options: Mapping[str, Any], version: str = "1") -> str:

@@ -521,6 +521,8 @@ class ShardedStreamingBatches:
                  device: Any) -> None:
         from torch.utils.data import DataLoader, DistributedSampler
 
+        from ganlab.data import ignore_sigint
+
         if len(data) // world_size < batch_size:
             raise ConfigError(
                 f"each of the {world_size} processes gets {len(data) // world_size} of the dataset's {len(data)} "
@@ -533,7 +535,7 @@ class ShardedStreamingBatches:
         self.loader = DataLoader(
             data.dataset, batch_size=batch_size, sampler=self.sampler, drop_last=True,
             num_workers=data.num_workers, pin_memory=getattr(device, "type", str(device)) == "cuda",
-            persistent_workers=data.num_workers > 0,
+            persistent_workers=data.num_workers > 0, worker_init_fn=ignore_sigint,
         )
         self.epoch = 0
         self.drawn = 0

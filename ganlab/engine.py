@@ -35,9 +35,11 @@ class Diverged(GanlabError):
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived; the run stopped after a checkpoint."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted by signal {signum}")
+    def __init__(self, signum: int, checkpoint: Path | None = None) -> None:
+        written = f"; checkpoint {checkpoint}" if checkpoint is not None else "; no checkpoint (tracking is off)"
+        super().__init__(f"interrupted by signal {signum} at a step boundary{written}")
         self.signum = signum
+        self.checkpoint = checkpoint
         self.exit_code = 128 + signum
 
 
@@ -133,6 +135,7 @@ class Trainer:
         if hasattr(built.objective, "setup"):  # e.g. the semi-supervised objective picks its labelled subset
             built.objective.setup(self.ctx)
         self.stop = GracefulStop()
+        self.last_checkpoint: Path | None = None
         # set on every rank of a distributed run (ganlab.distributed): rank 0 alone samples and evaluates
         self.dist: Any = None
 
@@ -200,9 +203,8 @@ class Trainer:
             if saved:
                 self.save_checkpoint(losses)
             if self.stop.signum is not None and not last:
-                if not saved:
-                    self.save_checkpoint(losses)
-                raise Interrupted(self.stop.signum)
+                path = self.save_checkpoint(losses) if not saved else self.last_checkpoint
+                raise Interrupted(self.stop.signum, path)
 
     # ---- pieces the loop calls ---------------------------------------------
     def _alone(self) -> contextlib.AbstractContextManager[Any]:
@@ -303,6 +305,7 @@ class Trainer:
         state = {**self.state_dict(), **extra}
         path = checkpoint.save_atomic(state, Path(directory) / "checkpoints", self.ctx.step,
                                       self.b.config.keep_checkpoints)
+        self.last_checkpoint = path
         self.plugins.notify("on_checkpoint", ctx=self.ctx, step=self.ctx.step, path=path)
         return path
 

@@ -54,7 +54,8 @@ class TorchvisionImages:
         root = Path(request.root)
         try:
             return cls(root=str(root), train=train, download=request.download)
-        except (RuntimeError, OSError, ValueError) as exc:  # URLError is an OSError
+        # URLError is an OSError; torchvision asserts on a bad IDX magic number
+        except (RuntimeError, OSError, ValueError, AssertionError) as exc:
             raise GanlabError(self._missing_message(root, request.download, exc)) from exc
 
     def _missing_message(self, root: Path, download: bool, exc: BaseException) -> str:

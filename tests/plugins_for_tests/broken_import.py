@@ -1,0 +1,3 @@
+"""Test plugin that cannot be imported."""
+
+import ganlab_no_such_module  # noqa: F401

@@ -1,0 +1,426 @@
+"""The bad-input catalogue: every refusal through the real CLI, in a real process.
+
+Each case runs ``python -m ganlab ...`` in its own directory holding a copy of
+one SQLite store that already contains a FINISHED run (with checkpoints), and
+checks the contract of docs/reliability.md:
+
+* the documented exit code (2 for bad input);
+* stderr ends with exactly one line ``ganlab: error: ...`` naming the problem;
+  the only other lines allowed are ganlab's own ``ganlab: ...`` notes (warnings
+  about a broken plugin that was left out, "dataset loaded from cache");
+  never a traceback;
+* no run left RUNNING, and the run that was already in the store unchanged
+  (status, times, params, tags, every metric point, artifact files);
+* no new run unless the case says so (a fault after training started leaves a
+  FAILED run, never a RUNNING one).
+
+The cases are independent, so they run concurrently (a thread pool of
+subprocesses) once per session; each parametrized test then checks its own.
+Tolerated faults (a broken plugin nobody asked for) exit 0 with one warning;
+they are listed at the end, next to the strict mode that makes them fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import cli_in_process
+
+PLUGINS = Path(__file__).parent / "plugins_for_tests"
+ERROR = "ganlab: error:"
+
+#: A run that trains in about a second on a CPU (used where training must start).
+ANY_ARCH = ["--steps", "2", "--batch-size", "16", "--latent-dim", "8", "--log-every", "1", "--eval-every", "0",
+            "--sample-every", "0", "--set", "metrics=none", "--set", "dataset.size=8", "--device", "cpu"]
+TINY_RUN = [*ANY_ARCH, "--set", "arch.hidden_scale=0.05"]  # the default mlp, shrunk
+
+
+def plugin(name: str) -> str:
+    return str(PLUGINS / f"{name}.py")
+
+
+# ---- the store every case starts from ------------------------------------------
+@pytest.fixture(scope="session")
+def populated(tmp_path_factory: pytest.TempPathFactory, template_store: Path) -> dict[str, Any]:
+    """A store holding one FINISHED run with checkpoints, made once per session."""
+    root = tmp_path_factory.mktemp("populated")
+    (root / "mlruns").mkdir()
+    shutil.copy(template_store, root / "mlruns" / "mlflow.db")
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        code = cli_in_process(["run", *TINY_RUN, "--steps", "4", "--checkpoint-every", "2", "--set", "metrics=diagnostics",
+                               "--set", "eval_samples=64", "--run-name", "precious"])
+    finally:
+        os.chdir(old)
+    assert code == 0
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ganlab").experiment_id])
+    return {"db": root / "mlruns" / "mlflow.db", "run_id": run.info.run_id}
+
+
+def snapshot(db: Path) -> dict[str, Any]:
+    """Every row the store holds about each run (runs, params, tags, metric points...) and its artifact files.
+
+    Read straight from the SQLite file (read-only): thorough, and fast enough
+    to take twice per case.
+    """
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        state: dict[str, Any] = {}
+        for (uuid, status, artifact_uri) in con.execute("SELECT run_uuid, status, artifact_uri FROM runs"):
+            state[uuid] = {"status": status, "rows": {}, "artifacts": artifact_files(Path(artifact_uri[len("file://"):]))}
+        tables = [row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            columns = [c[1] for c in con.execute(f"PRAGMA table_info('{table}')")]
+            key = next((c for c in ("run_uuid", "run_id") if c in columns), None)
+            if key is None:
+                continue
+            index = columns.index(key)
+            for row in con.execute(f"SELECT * FROM '{table}'"):
+                if row[index] in state:
+                    state[row[index]]["rows"].setdefault(table, []).append(repr(row))
+        for run in state.values():
+            run["rows"] = {table: sorted(rows) for table, rows in run["rows"].items()}
+        tag_rows = con.execute("SELECT run_uuid, key, value FROM tags").fetchall()
+    finally:
+        con.close()
+    for uuid, key, value in tag_rows:
+        state[uuid].setdefault("tags", {})[key] = value
+    return state
+
+
+def artifact_files(root: Path) -> dict[str, tuple[int, int]]:
+    if not root.is_dir():
+        return {}
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+# ---- the catalogue ---------------------------------------------------------------
+@dataclass
+class Case:
+    id: str
+    args: list[str]
+    expect: list[str]  # fragments the error line must contain (what was wrong, what would be right)
+    code: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    setup: Callable[[Path], None] | None = None
+    warnings: int = 0  # "ganlab: warning:" lines expected before the error
+    new_runs: int = 0  # runs the case leaves behind (FAILED or FINISHED, never RUNNING)
+    known_bug: str | None = None  # a defect reported to the component's owner: strict xfail until fixed
+
+
+def write(name: str, text: str) -> Callable[[Path], None]:
+    def setup(cwd: Path) -> None:
+        path = cwd / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+    return setup
+
+
+def garbage_mnist(cwd: Path, header: bytes = b"\x00\x00\x08\x03") -> None:
+    """The four MNIST files, each a 4-byte header (by default a valid IDX magic number) and noise."""
+    raw = cwd / "garbage" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(header + os.urandom(60))
+
+
+def not_a_database(cwd: Path) -> None:
+    (cwd / "other.db").write_bytes(b"this is not an SQLite database" * 10)
+
+
+def file_in_the_way(cwd: Path) -> None:
+    (cwd / "afile").write_text("a file where the store's directory should be")
+
+
+STRICT = {"GANLAB_STRICT_PLUGINS": "1"}
+RUN_ID = "{run_id}"  # replaced with the populated run's id
+
+CASES = [
+    # -- unknown or misspelled component names: the message lists valid names and suggests the closest
+    Case("head-misspelled", ["run", "--head", "sigmod"], ["unknown head 'sigmod'", "did you mean 'sigmoid'", "softmax"]),
+    Case("arch-misspelled", ["run", "--arch", "dcgn"], ["unknown architecture 'dcgn'", "did you mean 'dcgan'", "mlp"]),
+    Case("loss-misspelled", ["run", "--loss", "nonsaturatng"], ["unknown loss", "did you mean 'nonsaturating'"]),
+    Case("dataset-misspelled", ["run", "--dataset", "mnsit"], ["unknown dataset 'mnsit'", "did you mean 'mnist'"]),
+    Case("metric-unknown", ["run", "--set", "metrics=diagnostic"], ["unknown metric 'diagnostic'",
+                                                                    "did you mean 'diagnostics'"]),
+    Case("component-kind", ["components", "heds"], ["unknown component kind 'heds'", "did you mean 'head'"]),
+    Case("toml-component-name", ["run", "--config", "c.toml"], ["unknown head 'entmacs'", "did you mean 'entmax'"],
+         setup=write("c.toml", '[head]\nname = "entmacs"\n')),
+    # -- option names, types and ranges
+    Case("lr-negative", ["run", "--lr-g", "-0.001"], ["lr_g", "must be > 0", "-0.001"]),
+    Case("batch-size-zero", ["run", "--batch-size", "0"], ["batch_size must be >= 1", "0"]),
+    Case("alpha-one", ["run", "--head", "entmax", "--set", "head.alpha=1.0"], ["head.alpha", "1 < alpha <= 2"]),
+    Case("alpha-below-one", ["run", "--head", "entmax", "--set", "head.alpha=0.5"], ["head.alpha", "0.5"]),
+    Case("option-misspelled", ["run", "--head", "entmax", "--set", "head.alpah=1.5"],
+         ["unknown option 'head.alpah'", "did you mean 'alpha'"]),
+    Case("setting-misspelled", ["run", "--set", "batch_sise=8"], ["unknown setting 'batch_sise'",
+                                                                  "did you mean 'batch_size'"]),
+    Case("option-type", ["run", "--set", "arch.hidden_scale=big"], ["arch.hidden_scale must be a float", "big"]),
+    Case("choice", ["run", "--precision", "fp64"], ["precision must be one of", "fp64"]),
+    Case("device", ["run", "--device", "gpu"], ["device must be auto, cpu, cuda, cuda:N or mps", "gpu"]),
+    Case("set-without-value", ["run", "--set", "steps"], ["--set expects KEY=VALUE", "steps"]),
+    Case("keep-checkpoints-zero", ["run", "--set", "keep_checkpoints=0"], ["keep_checkpoints must be >= 1"]),
+    Case("flag-type", ["run", "--steps", "many"], ["--steps", "valid integer"]),
+    Case("flag-unknown", ["run", "--stepz", "4"], ["no such option", "--stepz"]),
+    # -- malformed TOML
+    Case("toml-syntax", ["run", "--config", "bad.toml"], ["bad.toml is not valid TOML", "line 2"],
+         setup=write("bad.toml", 'steps = 4\nseed = = 3\n')),
+    Case("toml-wrong-type", ["run", "--config", "c.toml"], ["steps must be an int", "many"],
+         setup=write("c.toml", 'steps = "many"\n')),
+    Case("toml-bool-for-int", ["run", "--config", "c.toml"], ["batch_size must be an int", "True"],
+         setup=write("c.toml", "batch_size = true\n")),
+    Case("toml-unknown-key", ["run", "--config", "c.toml"], ["unknown setting 'stepz'", "did you mean 'steps'"],
+         setup=write("c.toml", "stepz = 4\n")),
+    Case("toml-unknown-option", ["run", "--config", "c.toml"], ["unknown option 'head.beta'", "alpha"],
+         setup=write("c.toml", '[head]\nname = "entmax"\nbeta = 2\n')),
+    Case("toml-component-not-table", ["run", "--config", "c.toml"], ["'head' must be a component name or a table"],
+         setup=write("c.toml", "head = 3\n")),
+    Case("toml-missing-file", ["run", "--config", "nope.toml"], ["config file not found", "nope.toml"]),
+    # -- missing and corrupt dataset files
+    Case("mnist-missing", ["run", *TINY_RUN, "--dataset", "mnist", "--data-root", "empty"],
+         ["dataset 'mnist' not found", "missing train-images-idx3-ubyte", "--download"],
+         setup=lambda cwd: (cwd / "empty").mkdir()),
+    Case("mnist-garbage", ["run", *TINY_RUN, "--dataset", "mnist", "--data-root", "garbage"],
+         ["mnist", "corrupt"], setup=garbage_mnist),
+    Case("mnist-bad-magic", ["run", *TINY_RUN, "--dataset", "mnist", "--data-root", "garbage"],
+         ["mnist", "corrupt"], setup=lambda cwd: garbage_mnist(cwd, header=b"GIF8")),
+    Case("image-folder-missing", ["run", *TINY_RUN, "--dataset", "image-folder", "--set", "dataset.path=nowhere"],
+         ["image-folder", "nowhere does not exist"]),
+    Case("image-folder-garbage", ["run", *TINY_RUN, "--dataset", "image-folder", "--set", "dataset.path=imgs"],
+         ["cannot read image", "a.png"], setup=write("imgs/a.png", "not a png")),
+    # -- checkpoints and resume (a garbled checkpoint: see test_corrupt_checkpoint_is_refused)
+    Case("resume-unknown-run", ["resume", "0123456789abcdef0123456789abcdef"], ["no run '0123456789abcdef", "ganlab runs"]),
+    Case("resume-finished", ["resume", RUN_ID], ["already FINISHED", "--steps"]),
+    Case("resume-fewer-steps", ["resume", RUN_ID, "--steps", "3"], ["is at step 4 of 3", "N > 4"]),
+    Case("runs-unknown-experiment", ["runs", "--experiment", "ganlib"], ["no experiment 'ganlib'",
+                                                                         "did you mean 'ganlab'"]),
+    # -- plugin faults
+    Case("plugin-import-error-strict", ["run", "--plugin", plugin("broken_import"), "--dry-run"],
+         ["plugin 'broken_import'", "failed to import", "ganlab_no_such_module"], env=STRICT),
+    Case("plugin-syntax-error-strict", ["run", "--plugin", "syntax_error.py", "--dry-run"],
+         ["plugin 'syntax_error'", "SyntaxError"], env=STRICT,
+         setup=write("syntax_error.py", "from ganlab import hookimpl\n\ndef register_heads(register:\n")),
+    Case("plugin-file-missing-strict", ["run", "--plugin", "no_such_plugin.py", "--dry-run"],
+         ["plugin 'no_such_plugin'", "no plugin file"], env=STRICT),
+    Case("plugin-hook-raises-then-used", ["run", "--plugin", plugin("register_raises"), "--head", "fragile"],
+         ["unknown head 'fragile'"], warnings=1),
+    Case("plugin-register-raises-strict", ["run", "--plugin", plugin("register_raises"), "--dry-run"],
+         ["plugin 'register_raises'", "raised in register_heads", "registry on fire"], env=STRICT),
+    Case("plugin-factory-raises", ["run", *TINY_RUN, "--plugin", plugin("factory_raises"), "--head", "exploding"],
+         ["head 'exploding' (plugin 'factory_raises') failed to build", "ValueError", "always explodes"]),
+    Case("plugin-factory-wrong-type", ["run", *TINY_RUN, "--plugin", plugin("wrong_type"), "--head", "not-a-head"],
+         ["head 'not-a-head' (plugin 'wrong_type') returned a str", "num_logits"]),
+    Case("plugin-build-wrong-type", ["run", *ANY_ARCH, "--plugin", plugin("wrong_type"), "--arch", "not-modules"],
+         ["architecture 'not-modules' returned a str as generator", "torch.nn.Module"]),
+    Case("plugin-duplicate-name", ["run", "--plugin", plugin("duplicate_head"), "--dry-run"],
+         ["head 'sigmoid' is registered twice", "duplicate_head", "GANLAB_DISABLE_PLUGINS"]),
+    Case("plugin-misspelled-hook-strict", ["run", "--plugin", plugin("misspelled_hook"), "--dry-run"],
+         ["unknown hook 'register_head'", "did you mean 'register_heads'"], env=STRICT),
+    Case("plugin-step-hook-raises-strict", ["run", *TINY_RUN, "--plugin", plugin("step_hook_raises"),
+                                            "--experiment", "strict"],
+         ["plugin 'step_hook_raises'", "raised in on_step_end", "step hook exploded at step 1"], env=STRICT, new_runs=1),
+    # -- tracking store
+    Case("tracking-uri-scheme", ["run", "--tracking-uri", "mlfow://somewhere"], ["tracking URI 'mlfow://somewhere'",
+                                                                                 "sqlite:///mlruns/mlflow.db"]),
+    Case("tracking-uri-no-path", ["run", "--tracking-uri", "sqlite://"], ["tracking URI 'sqlite://' has no database path"]),
+    Case("tracking-uri-env", ["run"], ["tracking URI 'nonsense'"], env={"MLFLOW_TRACKING_URI": "nonsense"}),
+    Case("tracking-dir-unwritable", ["run", "--tracking-uri", "sqlite:///afile/sub/mlflow.db"],
+         ["cannot create the tracking store directory", "afile/sub"], setup=file_in_the_way),
+    Case("tracking-not-a-database", ["run", *TINY_RUN, "--tracking-uri", "sqlite:///other.db"],
+         ["cannot open the tracking store", "other.db", "file is not a database"], setup=not_a_database),
+]
+
+#: broken-but-tolerated: a warning line, and the command carries on (exit 0)
+TOLERATED = [
+    Case("tolerated-import-error", ["run", "--plugin", plugin("broken_import"), "--dry-run"],
+         ["plugin 'broken_import'", "failed to import", "GANLAB_STRICT_PLUGINS=1"], code=0, warnings=1),
+    Case("tolerated-misspelled-hook", ["run", "--plugin", plugin("misspelled_hook"), "--dry-run"],
+         ["unknown hook 'register_head'", "did you mean 'register_heads'"], code=0, warnings=1),
+    Case("tolerated-step-hook-raises", ["run", *TINY_RUN, "--plugin", plugin("step_hook_raises"),
+                                        "--experiment", "tolerant"],
+         ["plugin 'step_hook_raises'", "raised in on_step_end"], code=0, warnings=1, new_runs=1),
+]
+
+
+@dataclass
+class Outcome:
+    case: Case
+    proc: subprocess.CompletedProcess[str]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    run_id: str
+
+
+def run_case(case: Case, root: Path, populated: dict[str, Any]) -> Outcome:
+    cwd = root / case.id
+    (cwd / "mlruns").mkdir(parents=True)
+    shutil.copy(populated["db"], cwd / "mlruns" / "mlflow.db")
+    if case.setup is not None:
+        case.setup(cwd)
+    db = cwd / "mlruns" / "mlflow.db"
+    before = snapshot(db)
+    args = [a.replace(RUN_ID, populated["run_id"]) for a in case.args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **case.env}
+    proc = subprocess.run([sys.executable, "-m", "ganlab", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=240)
+    return Outcome(case, proc, before, snapshot(db), populated["run_id"])
+
+
+@pytest.fixture(scope="session")
+def outcomes(tmp_path_factory: pytest.TempPathFactory, populated: dict[str, Any]) -> dict[str, Outcome]:
+    root = tmp_path_factory.mktemp("bad-input")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {c.id: pool.submit(run_case, c, root, populated) for c in [*CASES, *TOLERATED]}
+        return {cid: f.result() for cid, f in futures.items()}
+
+
+def check(outcome: Outcome) -> None:
+    case, proc = outcome.case, outcome.proc
+    where = f"\n--- stderr ---\n{proc.stderr}\n--- stdout ---\n{proc.stdout[-2000:]}"
+    assert "Traceback" not in proc.stderr, where
+    assert proc.returncode == case.code, where
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert all(line.startswith("ganlab: ") for line in lines), f"a line that is not ganlab's own:{where}"
+    errors = [line for line in lines if line.startswith(ERROR)]
+    warnings = [line for line in lines if line.startswith("ganlab: warning:")]
+    assert len(warnings) == case.warnings, where
+    if case.code == 0:
+        assert not errors, where
+        named = warnings[0]
+    else:
+        assert len(errors) == 1 and lines[-1] == errors[0], f"exactly one error line, the last:{where}"
+        named = errors[0]
+    for fragment in case.expect:
+        assert fragment.lower() in named.lower(), f"{fragment!r} not in {named!r}"
+
+    before, after = outcome.before, outcome.after
+    assert after[outcome.run_id] == before[outcome.run_id], "the run already in the store was modified"
+    assert set(before) <= set(after), "a run disappeared"
+    new = [after[r] for r in set(after) - set(before)]
+    assert len(new) == case.new_runs, where
+    statuses = [r["status"] for r in after.values()]
+    assert "RUNNING" not in statuses, f"a run was left RUNNING:{where}"
+
+
+def _params(cases: list[Case]) -> list[Any]:
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.known_bug)] if c.known_bug else [])
+            for c in cases]
+
+
+@pytest.mark.parametrize("case", _params(CASES))
+def test_bad_input_is_refused_in_one_line(case: Case, outcomes: dict[str, Outcome]) -> None:
+    check(outcomes[case.id])
+
+
+@pytest.mark.parametrize("case", TOLERATED, ids=[c.id for c in TOLERATED])
+def test_broken_plugin_nobody_needs_is_a_warning(case: Case, outcomes: dict[str, Outcome]) -> None:
+    check(outcomes[case.id])
+
+
+def test_strict_hook_failure_leaves_a_failed_run_with_the_reason(outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes["plugin-step-hook-raises-strict"]
+    (new,) = [r for rid, r in outcome.after.items() if rid not in outcome.before]
+    assert new["status"] == "FAILED"
+    assert "step hook exploded" in new["tags"]["ganlab.error"]
+
+
+def test_catalogue_is_large_enough() -> None:
+    assert len(CASES) >= 30
+
+
+# ---- a garbled checkpoint -----------------------------------------------------------
+def test_corrupt_checkpoint_is_refused(workdir: Path, mlflow_client: Any) -> None:
+    """Truncated, garbled, and hostile (pickled code) newest checkpoints: each refused, the run untouched."""
+    from test_checkpoint import evil_checkpoint
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    assert cli_in_process(["run", *TINY_RUN, "--steps", "6", "--checkpoint-every", "2"]) == 0
+    (run,) = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
+    run_id = run.info.run_id
+    mlflow_client.set_terminated(run_id, status="KILLED")  # as if interrupted: resumable without --steps
+    newest = Path(run.info.artifact_uri.replace("file://", "")) / "checkpoints" / "step-00000006.pt"
+    good = newest.read_bytes()
+    marker = workdir / "code-ran"
+    variants = {
+        "truncated": (good[: len(good) // 2], ["corrupt or truncated", "step-00000006.pt", "delete it"]),
+        "garbled": (bytes(b ^ 0x5A for b in good[:4096]) + good[4096:], ["corrupt or truncated"]),
+        "hostile": (evil_checkpoint(marker), ["pickled Python objects", "refusing to load"]),
+    }
+    db = workdir / "mlruns" / "mlflow.db"
+    for name, (content, expect) in variants.items():
+        newest.write_bytes(content)
+        before = snapshot(db)
+        proc = subprocess.run([sys.executable, "-m", "ganlab", "resume", run_id], cwd=workdir, capture_output=True,
+                              text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        where = f"{name}:\n{proc.stderr}"
+        assert proc.returncode == 2, where
+        assert "Traceback" not in proc.stderr, where
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(ERROR), where
+        for fragment in expect:
+            assert fragment in lines[0], where
+        assert snapshot(db) == before, f"{name}: the run was modified"
+        assert not marker.exists(), "unpickling ran code from the checkpoint"
+
+
+# ---- security: where code and network exposure can come from -------------------------
+SNEAKY = '''
+from pathlib import Path
+from ganlab import hookimpl
+
+Path("imported-{name}").touch()
+
+@hookimpl
+def register_heads(register):
+    register("sneaky-{name}", lambda: None, summary="must never load by itself")
+'''
+
+
+def test_plugins_load_only_from_entry_points_or_when_named(workdir: Path) -> None:
+    """Plugin-looking files lying around (cwd, ./plugins, ganlab_*.py) are never imported unless named."""
+    for name, path in {"cwd": "sneaky.py", "prefixed": "ganlab_sneaky.py", "folder": "plugins/sneaky.py"}.items():
+        (workdir / path).parent.mkdir(exist_ok=True)
+        (workdir / path).write_text(SNEAKY.format(name=name))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def heads(*args: str, extra_env: dict[str, str] | None = None) -> str:
+        proc = subprocess.run([sys.executable, "-m", "ganlab", "components", "head", "--json", *args], cwd=workdir,
+                              env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "sneaky" not in heads()
+    assert not list(workdir.glob("imported-*")), "nothing was imported"
+    assert "sneaky-cwd" in heads(extra_env={"GANLAB_PLUGINS": "sneaky.py"})
+    assert "sneaky-folder" in heads("--plugin", "plugins/sneaky.py")
+    assert sorted(p.name for p in workdir.glob("imported-*")) == ["imported-cwd", "imported-folder"]
+
+
+def test_ui_binds_to_localhost_unless_told_otherwise() -> None:
+    import typer.main
+
+    from ganlab.cli import build_app
+
+    commands = typer.main.get_command(build_app(["ui"])).commands
+    if "ui" not in commands:
+        pytest.skip("no `ganlab ui` command in this checkout")
+    (host,) = [p for p in commands["ui"].params if p.name == "host"]
+    assert host.default == "127.0.0.1"
