@@ -1,0 +1,215 @@
+"""``ganlab sweep``: validation before anything trains, nested MLflow runs, failures isolated, --jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A loss that fails on purpose: at D step `at_step`, or (at_step = 0) while the run is being built,
+# before its MLflow run exists. Written in terms of the head's proper losses like the real ones.
+EXPLODING_PLUGIN = '''
+from ganlab import Option, hookimpl
+
+
+class Exploding:
+    def __init__(self, at_step):
+        self.at_step, self.calls = at_step, 0
+
+    def check(self, head_name, head, data):
+        if self.at_step == 0:
+            raise RuntimeError("exploding loss refuses to start")
+
+    def d_loss(self, head, real_logits, fake_logits, real_labels):
+        self.calls += 1
+        if self.calls >= self.at_step:
+            raise RuntimeError(f"exploding loss blew up at D step {self.calls}")
+        return head.real_loss(real_logits).mean() + head.fake_loss(fake_logits).mean()
+
+    def g_loss(self, head, fake_logits):
+        return head.real_loss(fake_logits).mean()
+
+
+@hookimpl
+def register_losses(register):
+    register("exploding", Exploding, summary="test loss that raises at D step at_step (0: before training)",
+             options={"at_step": Option(int, 2, "D step to fail at", min=0)})
+'''
+
+BASE = '''
+[base]
+steps = 4
+batch_size = 16
+latent_dim = 8
+log_every = 2
+eval_every = 0
+sample_every = 0
+eval_samples = 200
+metrics = "diagnostics"
+'''
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def exploding(workdir: Path) -> Path:
+    return write(workdir / "exploding.py", EXPLODING_PLUGIN)
+
+
+def runs_of(client, experiment: str) -> tuple[object, list[object]]:
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("ganlab.sweep.role") == "parent"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) + 1 == len(runs)
+    return parents[0], children
+
+
+def test_failing_variants_are_recorded_and_do_not_stop_the_others(workdir, exploding, mlflow_client, cli_inproc,
+                                                                   capsys):
+    sweep = write(workdir / "fail.toml", 'experiment = "failing"\n' + BASE + '''
+[grid]
+loss = ["nonsaturating", { name = "exploding", at_step = 2 }, { name = "exploding", at_step = 0 }]
+''')
+    code = cli_inproc(["sweep", str(sweep), "--plugin", str(exploding)])
+    out = capsys.readouterr()
+    assert code == 1, out.err
+    assert "2 of 3 failed" in out.out
+
+    parent, children = runs_of(mlflow_client, "failing")
+    assert parent.info.status == "FAILED"
+    assert parent.data.metrics["sweep.finished"] == 1 and parent.data.metrics["sweep.failed"] == 2
+    assert json.loads(parent.data.params["sweep.grid"])["loss"][1] == {"name": "exploding", "at_step": 2}
+    by_name = {r.info.run_name: r for r in children}
+    assert set(by_name) == {"nonsaturating", "exploding-at_step=2", "exploding-at_step=0"}
+
+    good = by_name["nonsaturating"]
+    assert good.info.status == "FINISHED"
+    assert good.data.params["loss.name"] == "nonsaturating" and good.data.params["parent_run_id"] == parent.info.run_id
+    assert "diag.p_real_real" in good.data.metrics
+
+    mid_run = by_name["exploding-at_step=2"]  # failed while training: the tracker closed its own run
+    assert mid_run.info.status == "FAILED"
+    assert "blew up at D step 2" in mid_run.data.tags["ganlab.error"]
+    assert mid_run.data.params["loss.at_step"] == "2"
+    artifacts = {f.path for f in mlflow_client.list_artifacts(mid_run.info.run_id, "sweep")}
+    assert "sweep/traceback.txt" in artifacts
+
+    early = by_name["exploding-at_step=0"]  # failed before its run existed: the sweep records it
+    assert early.info.status == "FAILED"
+    assert "refuses to start" in early.data.tags["ganlab.error"]
+    assert early.data.params["loss.at_step"] == "0" and early.data.params["steps"] == "4"
+    assert "FAILED: exploding-at_step=2" in out.out and "FAILED: exploding-at_step=0" in out.out
+
+
+def test_all_variants_finish_with_set_and_grid_overrides(workdir, mlflow_client, cli_inproc, capsys):
+    sweep = write(workdir / "ok.toml", 'experiment = "fine"\nname = "two-heads"\n' + BASE + '''
+[base.head]
+name = "entmax"
+alpha = 1.25
+[grid]
+"head.name" = ["sigmoid", "entmax", "sparsemax"]
+seed = [0, 1]
+''')
+    # --grid narrows the file's axes, --set overrides the base of every variant
+    code = cli_inproc(["sweep", str(sweep), "--grid", "head.name=sigmoid,entmax", "--grid", "seed=7",
+                       "--set", "steps=3"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    parent, children = runs_of(mlflow_client, "fine")
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "two-heads"
+    assert parent.data.params["sweep.set"] == "steps=3"
+    assert sorted(r.info.run_name for r in children) == ["entmax-seed=7", "sigmoid-seed=7"]
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.params["steps"] == "3" and run.data.params["seed"] == "7"
+    params = {r.data.params["head.name"]: r.data.params for r in children}
+    # the base's entmax option stays with entmax and is dropped for the head that has no such option
+    assert params["entmax"]["head.alpha"] == "1.25"
+    assert "head.alpha" not in params["sigmoid"]
+    assert f"ganlab compare --sweep {parent.info.run_id}" in out.out
+
+
+def test_parallel_jobs_in_subprocesses(workdir, exploding, mlflow_client):
+    sweep = write(workdir / "jobs.toml", 'experiment = "parallel"\n' + BASE + '''
+[grid]
+loss = ["nonsaturating", { name = "exploding", at_step = 3 }]
+''')
+    result = run_cli(["sweep", str(sweep), "--jobs", "2", "--plugin", str(exploding)], cwd=workdir)
+    assert result.returncode == 1, result.stderr
+    parent, children = runs_of(mlflow_client, "parallel")
+    assert parent.info.status == "FAILED" and parent.data.params["sweep.jobs"] == "2"
+    status = {r.info.run_name: r.info.status for r in children}
+    assert status == {"nonsaturating": "FINISHED", "exploding-at_step=3": "FAILED"}
+    failed = next(r for r in children if r.info.status == "FAILED")
+    assert "blew up at D step 3" in failed.data.tags["ganlab.error"]
+    # each variant's own output is kept with its run
+    for run in children:
+        logs = [f.path for f in mlflow_client.list_artifacts(run.info.run_id, "sweep")]
+        assert len(logs) == 1 and logs[0].endswith(".log")
+    # both variants were in flight at once
+    a, b = children
+    assert a.info.start_time < b.info.end_time and b.info.start_time < a.info.end_time
+
+
+def test_one_bad_variant_refuses_the_whole_sweep(workdir, mlflow_client, cli_inproc, capsys):
+    sweep = write(workdir / "bad.toml", 'experiment = "never"\n' + BASE + '''
+[grid]
+"head.name" = ["sigmoid", "sparsemaks"]
+seed = [0, 1]
+''')
+    code = cli_inproc(["sweep", str(sweep)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("ganlab: error:")]
+    assert len(lines) == 1
+    assert "variant 3/4 (head.name=sparsemaks, seed=0)" in lines[0] and "did you mean 'sparsemax'" in lines[0]
+    assert mlflow_client.get_experiment_by_name("never") is None
+    assert mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()]) == []
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--set", "seed=3"], "--set seed would be overridden by the grid axis 'seed'"),
+    (["--grid", "sed=1,2"], "did you mean 'seed'"),
+    (["--set", "head.alpah=2"], "unknown option 'head.alpah'"),
+    (["--set", "experiment=x"], "the sweep sets 'experiment'"),
+])
+def test_bad_overrides_are_refused(workdir, cli_inproc, capsys, args, expected):
+    sweep = write(workdir / "s.toml", BASE + '''
+[grid]
+"head.name" = ["entmax"]
+seed = [0]
+''')
+    assert cli_inproc(["sweep", str(sweep), *args]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_bad_sweep_files_are_refused(workdir, cli_inproc, capsys):
+    cases = {
+        "unknown top-level key": ('experiment = "x"\nstep = 3\n[grid]\nseed = [0]\n', "unknown key 'step'"),
+        "empty axis": ('[grid]\nseed = []\n', "non-empty list"),
+        "table on a non-component key": ('[grid]\nseed = [{ a = 1 }]\n', "only a component key"),
+        "reserved axis": ('[grid]\ntracking_uri = ["a"]\n', "cannot be a grid axis"),
+    }
+    for name, (text, expected) in cases.items():
+        path = write(workdir / "f.toml", text)
+        assert cli_inproc(["sweep", str(path), "--dry-run"]) == 2, name
+        assert expected in capsys.readouterr().err, name
+
+
+@pytest.mark.parametrize(("name", "variants"), [("seed-mlp", 1), ("heads", 12), ("modes", 40)])
+def test_experiment_files_are_valid(workdir, cli_inproc, capsys, name, variants):
+    code = cli_inproc(["sweep", str(REPO / "experiments" / f"{name}.toml"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"{variants} variant(s)" in out
+    assert out.count("\n") == variants + 1
+    assert not (workdir / "mlruns" / "artifacts").exists()
