@@ -1,0 +1,202 @@
+"""The engine's fast paths are correct: mixed precision, torch.compile and its fallback,
+CUDA-only layouts and optimisers.
+
+What needs CUDA (fp16 numerics, channels_last, fused Adam, the no-sync check)
+is skipped here with the reason when no GPU is present; the configuration
+paths around them are tested on every machine.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import TINY
+
+from ganlab.build import build
+from ganlab.config import ConfigBuilder
+from ganlab.engine import Trainer
+from ganlab.plugins import PluginManager
+from ganlab.runtime import autocast
+
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device; this machine has none")
+
+#: tiny networks on 8x8 digits: a sixteenth of the article's MLP widths, or a 4-channel DCGAN
+TINY_SETS = {"mlp": ["dataset.size=8", "arch.hidden_scale=0.0625"],
+             "dcgan": ["dataset.size=8", "arch.ngf=4", "arch.ndf=4"]}
+
+
+def make_trainer(arch: str = "mlp", sets: list[str] = (), **settings: Any) -> Trainer:
+    plugins = PluginManager(warn=lambda message: None).load()
+    flags = {"arch": arch, "head": "sigmoid", "loss": "nonsaturating", "dataset": "digits", "steps": 3,
+             "batch_size": 16, "latent_dim": 8, "device": "cpu", "tracking": False, "metrics": "none",
+             "sample_every": 0, "eval_every": 0, "seed": 0, **settings}
+    config = ConfigBuilder().add_flags(flags).add_sets([*TINY_SETS[arch], *sets]).build(plugins.registry)
+    return Trainer(build(plugins, config), plugins)
+
+
+def train_losses(trainer: Trainer, steps: int) -> list[tuple[float, float]]:
+    out = []
+    for _ in range(steps):
+        losses = trainer.train_step()
+        out.append((float(losses["loss.d"]), float(losses["loss.g"])))
+    return out
+
+
+# ---- bf16 -------------------------------------------------------------------------
+def test_bf16_runs_networks_in_bf16_and_losses_in_float32() -> None:
+    trainer = make_trainer(precision="bf16")
+    seen: list[torch.dtype] = []
+    handle = trainer.b.discriminator.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    try:
+        losses = trainer.train_step()
+    finally:
+        handle.remove()
+    # the discriminator really ran under bf16 autocast (otherwise this test proves nothing) ...
+    assert seen and set(seen) == {torch.bfloat16}
+    # ... and the head turned its scores into float32 losses
+    for name, value in losses.items():
+        assert value.dtype == torch.float32, name
+        assert math.isfinite(float(value)), name
+    for d_loss, g_loss in train_losses(trainer, 4):
+        assert math.isfinite(d_loss) and math.isfinite(g_loss)
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "softmax", "entmax"])
+def test_heads_compute_in_float32_under_autocast(head: str) -> None:
+    # entmax with alpha != 1.5 uses bisection, which returns NaN in bf16 (SCIENCE.md §2)
+    trainer = make_trainer(head=head, precision="bf16", sets=["head.alpha=1.3"] if head == "entmax" else [])
+    b = trainer.b
+    x = b.data.x[:16]
+    with autocast(b.device, "bf16"):
+        scores = b.discriminator(x)
+        probs = b.head.probs(scores)
+        p_real = b.head.p_real(scores)
+        loss = b.head.real_loss(scores)
+    assert scores.dtype == torch.bfloat16
+    for value in (probs, p_real, loss):
+        assert value.dtype == torch.float32
+        assert torch.isfinite(value).all()
+    # and the float32 result is what the head gives for the same scores outside autocast
+    torch.testing.assert_close(probs, b.head.probs(scores.float()))
+
+
+def test_bf16_cli_run_is_recorded(workdir: Path, cli_inproc, mlflow_client) -> None:
+    # the head diagnostics evaluate under bf16 too; the heavier image metrics are not needed here
+    args = ["run", "--precision", "bf16", "--device", "cpu", *TINY, "--set", "metrics=diagnostics"]
+    assert cli_inproc(args) == 0
+    [run] = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["precision"] == "bf16"
+    assert math.isfinite(run.data.metrics["loss.d"]) and math.isfinite(run.data.metrics["loss.g"])
+
+
+# ---- fp16 -----------------------------------------------------------------------------
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_fp16_without_cuda_is_refused_in_one_line(device: str, workdir: Path, cli_inproc, mlflow_client,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    if device == "auto" and CUDA:
+        pytest.skip("device 'auto' resolves to CUDA on this machine, where fp16 is allowed")
+    code = cli_inproc(["run", "--precision", "fp16", "--device", device, *TINY])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("ganlab: error:")]
+    assert len(lines) == 1 and "fp16 needs a CUDA device" in lines[0], err
+    assert "Traceback" not in err
+    runs = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
+    assert runs == []  # refused before a run was created, so none is left RUNNING
+
+
+@needs_cuda
+def test_fp16_trains_with_a_gradient_scaler_on_cuda() -> None:
+    trainer = make_trainer(precision="fp16", device="cuda")
+    assert trainer.scaler.is_enabled()
+    seen: list[torch.dtype] = []
+    handle = trainer.b.discriminator.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    try:
+        results = train_losses(trainer, 5)
+    finally:
+        handle.remove()
+    assert set(seen) == {torch.float16}
+    assert all(math.isfinite(d) and math.isfinite(g) for d, g in results)
+    assert trainer.scaler.get_scale() > 0
+
+
+def test_fp32_keeps_the_scaler_off() -> None:
+    trainer = make_trainer()
+    assert not trainer.scaler.is_enabled()
+
+
+# ---- torch.compile ----------------------------------------------------------------------
+@pytest.mark.slow
+def test_compile_gives_the_losses_of_eager(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import torch._dynamo
+    import torch._inductor.config
+    from torch._dynamo.utils import counters
+
+    # Inductor draws its own random numbers unless told to use torch's: with fallback_random
+    # both paths draw the same noise from the same seed. Dropout off for the same reason.
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+    torch._dynamo.reset()
+    counters.clear()
+    eager = train_losses(make_trainer(sets=["arch.dropout=0.0"]), 3)
+    compiled = train_losses(make_trainer(compile=True, sets=["arch.dropout=0.0"]), 3)
+    assert counters["stats"]["unique_graphs"] >= 2, "nothing was compiled"
+    assert "continuing uncompiled" not in capsys.readouterr().err
+    for (d_e, g_e), (d_c, g_c) in zip(eager, compiled):
+        assert math.isfinite(d_c) and math.isfinite(g_c)
+        assert d_c == pytest.approx(d_e, rel=1e-3, abs=1e-4)
+        assert g_c == pytest.approx(g_e, rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_compile_failure_warns_once_per_step_function_and_trains_on(workdir: Path, cli) -> None:
+    # A real failure: Inductor cannot find a C++ compiler (a common state of a fresh machine).
+    # A fresh Inductor cache, so that no kernel compiled earlier can hide the failure.
+    env = {"CXX": "/nonexistent/c++", "TORCHINDUCTOR_CACHE_DIR": str(workdir / "inductor-cache")}
+    result = cli(["run", "--compile", "--device", "cpu", "--no-tracking", *TINY], env=env)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "torch.compile of the" in line]
+    assert len(warnings) == 2, result.stderr  # one line for the D step, one for the G step
+    assert any("discriminator step failed" in w for w in warnings)
+    assert any("generator step failed" in w for w in warnings)
+    assert all(w.startswith("ganlab: warning:") and w.endswith("continuing uncompiled") for w in warnings)
+    assert "Traceback" not in result.stderr
+    assert "finished at step 4/4" in result.stderr
+
+
+# ---- CUDA-only layouts and optimisers ---------------------------------------------------
+def test_cpu_keeps_the_default_layout_and_uses_fused_adam() -> None:
+    trainer = make_trainer(arch="dcgan")
+    convs = [p for p in trainer.b.discriminator.parameters() if p.dim() == 4]
+    wide = [p for p in convs if p.shape[1] > 1]  # a 1-channel kernel has both layouts at once
+    assert wide and all(p.is_contiguous() for p in wide)  # channels_last is a CUDA fast path only
+    # the fused Adam kernel exists for the CPU since torch 2.4 and is much faster there
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4):
+        assert trainer.b.opt_d.defaults["fused"] and trainer.b.opt_g.defaults["fused"]
+
+
+@needs_cuda
+def test_cuda_uses_channels_last_for_convolutions_and_fused_adam() -> None:
+    trainer = make_trainer(arch="dcgan", device="cuda")
+    convs = [p for net in (trainer.b.generator, trainer.b.discriminator) for p in net.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert trainer.b.opt_d.defaults["fused"] and trainer.b.opt_g.defaults["fused"]
+
+
+@needs_cuda
+def test_cuda_step_never_synchronises_with_the_host() -> None:
+    trainer = make_trainer(arch="dcgan", device="cuda")
+    trainer.train_step()  # first call: allocations, cuDNN autotuning
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            trainer.train_step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
