@@ -138,12 +138,34 @@ seed = [0, 1]
     assert f"ganlab compare --sweep {parent.info.run_id}" in out.out
 
 
+RENDEZVOUS = '''
+import os, time
+from pathlib import Path
+from ganlab import hookimpl
+
+
+@hookimpl
+def on_run_start(ctx):
+    meeting = Path(os.environ["GANLAB_TEST_MEETING"])
+    (meeting / f"{ctx.run_id}.here").touch()
+    deadline = time.monotonic() + 120
+    while len(list(meeting.glob("*.here"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (meeting / f"{ctx.run_id}.seen").write_text(str(len(list(meeting.glob("*.here")))))
+'''
+
+
 def test_parallel_jobs_in_subprocesses(workdir, exploding, mlflow_client):
     sweep = write(workdir / "jobs.toml", 'experiment = "parallel"\n' + BASE + '''
 [grid]
 loss = ["nonsaturating", { name = "exploding", at_step = 3 }]
 ''')
-    result = run_cli(["sweep", str(sweep), "--jobs", "2", "--plugin", str(exploding)], cwd=workdir)
+    # each variant waits at run start until the other has started too: only parallel jobs both see 2
+    meeting = workdir / "meeting"
+    meeting.mkdir()
+    rendezvous = write(workdir / "rendezvous.py", RENDEZVOUS)
+    result = run_cli(["sweep", str(sweep), "--jobs", "2", "--plugin", str(exploding), "--plugin", str(rendezvous)],
+                     cwd=workdir, env={"GANLAB_TEST_MEETING": str(meeting)})
     assert result.returncode == 1, result.stderr
     parent, children = runs_of(mlflow_client, "parallel")
     assert parent.info.status == "FAILED" and parent.data.params["sweep.jobs"] == "2"
@@ -156,8 +178,8 @@ loss = ["nonsaturating", { name = "exploding", at_step = 3 }]
         logs = [f.path for f in mlflow_client.list_artifacts(run.info.run_id, "sweep")]
         assert len(logs) == 1 and logs[0].endswith(".log")
     # both variants were in flight at once
-    a, b = children
-    assert a.info.start_time < b.info.end_time and b.info.start_time < a.info.end_time
+    seen = sorted(p.read_text() for p in meeting.glob("*.seen"))
+    assert seen == ["2", "2"]
 
 
 def test_one_bad_variant_refuses_the_whole_sweep(workdir, mlflow_client, cli_inproc, capsys):
