@@ -6,6 +6,7 @@ template and each test gets a byte copy of it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -73,6 +74,18 @@ def mlflow_client(workdir: Path):
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}")
+
+
+@functools.lru_cache(maxsize=None)
+def _registry():
+    from ganlab.plugins import PluginManager
+
+    return PluginManager(warn=lambda message: None).load().registry
+
+
+def make(kind: str, name: str, **options):
+    """A component built through the real registry, as a run would build it."""
+    return _registry().get(kind, name).create(options)
 
 
 def run_cli(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,

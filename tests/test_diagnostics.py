@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,29 +11,12 @@ import pytest
 import torch
 
 from ganlab.context import EvalContext
-from ganlab.plugins import PluginManager
+from conftest import _registry, make
 
 KEYS = {"diag.p_real_real", "diag.p_real_fake", "diag.frac_exact_0", "diag.frac_exact_1", "diag.entropy",
         "diag.g_grad_norm", "diag.g_grad_zero"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is several times faster than threads
-    competing with other processes for a 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@functools.lru_cache(maxsize=None)
-def _registry():
-    return PluginManager(warn=lambda message: None).load().registry
-
-
-def make(kind: str, name: str, **options):
-    return _registry().get(kind, name).create(options)
 
 
 def linear_d(head, slope: float) -> torch.nn.Linear:

@@ -7,7 +7,6 @@ under test.
 
 from __future__ import annotations
 
-import functools
 import math
 import subprocess
 import sys
@@ -15,26 +14,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import _registry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ganlab.errors import ComponentError, ConfigError
-from ganlab.plugins import PluginManager
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is several times faster than threads
-    competing with other processes for a 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@functools.lru_cache(maxsize=None)
-def _registry():
-    return PluginManager(warn=lambda message: None).load().registry
 
 
 def make_head(name: str, **options):

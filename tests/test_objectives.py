@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from types import SimpleNamespace
 
 import pytest
@@ -11,26 +10,9 @@ import torch.nn.functional as F
 
 from ganlab.data import TensorData
 from ganlab.errors import ComponentError, ConfigError
-from ganlab.plugins import PluginManager
+from conftest import _registry, make
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is several times faster than threads
-    competing with other processes for a 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@functools.lru_cache(maxsize=None)
-def _registry():
-    return PluginManager(warn=lambda message: None).load().registry
-
-
-def make(kind: str, name: str, **options):
-    return _registry().get(kind, name).create(options)
 
 
 HEADS = [("sigmoid", {}), ("softmax", {}), ("sparsemax", {}), ("entmax", {}), ("entmax", {"alpha": 1.25})]
