@@ -1,4 +1,4 @@
-"""Where the core's secondary commands (sweep, compare, sample, ui, runs) are attached."""
+"""Where the core's secondary commands (runs, sweep, compare, sample, ui, new-plugin) are attached."""
 
 from __future__ import annotations
 
@@ -6,15 +6,8 @@ from typing import Any
 
 
 def register_core_commands(app: Any) -> None:
-    """Attach the core's own commands; each module imports heavy things only when run."""
-    import importlib
+    """Attach the core's own commands; each module imports heavy things only when its command runs."""
+    from ganlab import cmd_compare, cmd_new_plugin, cmd_runs, cmd_sample, cmd_sweep, cmd_ui
 
-    for module in ("ganlab.cmd_runs", "ganlab.cmd_sweep", "ganlab.cmd_compare", "ganlab.cmd_sample",
-                   "ganlab.cmd_ui", "ganlab.cmd_new_plugin"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue  # not written yet in this checkout
-            raise
-        mod.register(app)
+    for module in (cmd_runs, cmd_sweep, cmd_compare, cmd_sample, cmd_ui, cmd_new_plugin):
+        module.register(app)
