@@ -66,13 +66,20 @@ def in_process_run(args: argparse.Namespace, uri: str, tracking: bool) -> float:
     plugins = PluginManager().load()
     config = ConfigBuilder().add_flags(settings(args, uri, tracking)).build(plugins.registry)
     trainer = Trainer(build(plugins, config), plugins)
+    store = None
     if tracking:
+        from ganlab.store_process import StoreProcess
         from ganlab.tracking import MlflowTracker
 
-        plugins.register_object(MlflowTracker(uri), "ganlab.tracking")
+        store = StoreProcess(uri)
+        plugins.register_object(MlflowTracker(store), "ganlab.tracking")
     timer = LoopTimer()
     plugins.register_object(timer, "bench.timer")
-    trainer.fit()
+    try:
+        trainer.fit()
+    finally:
+        if store is not None:
+            store.close()
     return timer.seconds
 
 

@@ -67,7 +67,7 @@ def _artifacts(mlflow_client: Any, run: Any, names: tuple[str, ...]) -> dict[str
     from ganlab.tracking import local_artifact_dir
 
     run_id = run.info.run_id
-    local = local_artifact_dir(run)
+    local = local_artifact_dir(run.info.artifact_uri)
     found: dict[str, Path] = {}
     for name in names:
         path = local / name if local is not None else None
@@ -155,7 +155,7 @@ def _write_png(samples: Any, shape: tuple[int, ...], out: Path) -> None:
         Image.fromarray(array if shape[0] == 3 else array[:, :, 0]).save(out)
         return
     if shape == (2,) or (len(shape) == 1 and shape[0] >= 1):
-        from ganlab.tracking import render_samples
+        from ganlab.pictures import render_samples
 
         render_samples(samples).save(out)
         return

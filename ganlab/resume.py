@@ -35,7 +35,7 @@ def checkpoint_dir(run: Any) -> Path:
     """Where the tracker wrote the run's checkpoints (remote artifact stores: the local upload copy)."""
     from ganlab.tracking import local_artifact_dir
 
-    local = local_artifact_dir(run)
+    local = local_artifact_dir(run.info.artifact_uri)
     if local is None:
         local = Path("mlruns") / "uploads" / run.info.run_id
     return local / "checkpoints"

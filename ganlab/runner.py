@@ -6,6 +6,7 @@ from typing import Any
 
 from ganlab.config import RunConfig
 from ganlab.plugins import PluginManager
+from ganlab.signals import GracefulStop
 
 
 def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = None,
@@ -21,6 +22,7 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
     from ganlab.engine import Trainer
 
     dist = distributed.setup(config)  # None unless started by torchrun
+    store = None
     try:
         distributed.check_resume(resume_state, dist, resume_run_id)
         main = dist is None or dist.is_main
@@ -29,16 +31,21 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
             from ganlab.tracking import tracking_uri
 
             uri = tracking_uri(config.tracking_uri or None)  # refuse a bad URI before building anything
+            from ganlab.store_process import StoreProcess
+
+            # Opens the store on another core while this process imports torch and loads the data.
+            store = StoreProcess(uri)
         with distributed.main_process_first(dist):
             built = build(plugins, config)
         if dist is not None:
             distributed.wrap(built, dist)
         trainer = Trainer(built, plugins)
         tracker = None
-        if uri is not None:
+        if store is not None:
             from ganlab.tracking import MlflowTracker
 
-            tracker = MlflowTracker(uri, resume_run_id)
+            store.wait()  # a store that cannot be opened is refused here, before training starts
+            tracker = MlflowTracker(store, resume_run_id)
         if dist is not None:
             distributed.attach(trainer, dist, tracker)
         if resume_state is not None:
@@ -57,4 +64,10 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
             raise
         raise explained from exc
     finally:
-        distributed.teardown(dist, failed=sys.exc_info()[0] is not None)
+        # Training is over, but a signal now (torchrun's SIGTERM to the ranks that outlive a
+        # failed one, a late Ctrl-C) must not cut the record's last writes, nor the process's
+        # own one-line account of how the run ended, short.
+        with GracefulStop(doing="closing the run's record first"):
+            if store is not None:
+                store.close()  # waits until the record is written
+            distributed.teardown(dist, failed=sys.exc_info()[0] is not None)

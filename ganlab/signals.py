@@ -28,8 +28,9 @@ class GracefulStop:
     their default behaviour.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, doing: str = "finishing this step and writing a checkpoint") -> None:
         self.signum: int | None = None
+        self.doing = doing
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -40,8 +41,7 @@ class GracefulStop:
         self.signum = signum
         # os.write, not print: a handler may interrupt a print to stderr (the progress bar's)
         name = signal.Signals(signum).name
-        _write_stderr(f"ganlab: {name} received; finishing this step and writing a checkpoint "
-                      f"(Ctrl-C again to abort at once)\n")
+        _write_stderr(f"ganlab: {name} received; {self.doing} (Ctrl-C again to abort at once)\n")
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():

@@ -4,12 +4,13 @@ The store defaults to SQLite under ``mlruns/`` in the working directory (MLflow
 3 refuses a bare file store by default); ``--tracking-uri`` or
 ``MLFLOW_TRACKING_URI`` point elsewhere (a team's tracking server). Metrics
 are buffered and written with ``log_batch``: on SQLite every call costs tens
-of milliseconds.
+of milliseconds. A run's tracker (``MlflowTracker``) writes through another
+process (ganlab.store_process); the helpers here serve both it and the commands
+that read the store (runs, compare, resume, sample).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -22,15 +23,20 @@ from urllib.parse import urlparse
 from ganlab import __version__, hookimpl
 from ganlab.errors import GanlabError
 from ganlab.heartbeat import heartbeat_tags, process_tags
+from ganlab.pictures import picture_of
+from ganlab.store_process import StoreProcess
 
 DEFAULT_STORE_DIR = Path("mlruns")
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 _SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "databricks", "mssql")
 #: MLflow names a logged image ``images/<key>+step+<step>+timestamp+...``
 _SAMPLE_IMAGE = re.compile(r"^samples\+step\+(\d+)\+")
-#: tags describing how an attempt ended; removed when the run resumes
-_END_TAGS = {"ganlab.error", "ganlab.error_type", "ganlab.failed_step", "ganlab.failure_reason",
-             "ganlab.killed_at_step", "ganlab.killed_by"}
+
+
+def sample_image_step(name: str) -> int | None:
+    """The step of a sample grid, from the file name MLflow gave the image."""
+    found = _SAMPLE_IMAGE.match(name)
+    return int(found.group(1)) if found else None
 
 
 def _signal_name(signum: int) -> str:
@@ -195,8 +201,8 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def local_artifact_dir(run: Any) -> Path | None:
-    uri = run.info.artifact_uri
+def local_artifact_dir(uri: str) -> Path | None:
+    """The directory behind an artifact URI, where it is a local one."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return Path(parsed.path)
@@ -206,17 +212,21 @@ def local_artifact_dir(run: Any) -> Path | None:
 
 
 class MlflowTracker:
-    """A built-in plugin that records a run through the lifecycle hooks."""
+    """A built-in plugin that records a run through the lifecycle hooks.
+
+    It never imports MLflow: every write goes to the process behind ``store``
+    (ganlab.store_process), which does the MLflow work on another core.
+    """
 
     flush_seconds = 10.0
     #: at most this long between heartbeats while steps complete (see ganlab.heartbeat)
     heartbeat_seconds = 30.0
 
-    def __init__(self, uri: str, resume_run_id: str | None = None) -> None:
-        self.uri = uri
-        self.client = client(uri)
+    def __init__(self, store: StoreProcess, resume_run_id: str | None = None) -> None:
+        self.store = store
+        self.uri = store.uri
         self.run_id = resume_run_id
-        self.buffer: list[Any] = []
+        self.buffer: list[tuple[str, float, int, int]] = []
         self.last_flush = time.monotonic()
         self.last_beat = time.monotonic()
         self.step = 0
@@ -226,28 +236,20 @@ class MlflowTracker:
     # ---- lifecycle ---------------------------------------------------------
     @hookimpl
     def on_run_start(self, ctx: Any) -> None:
-        from mlflow.entities import Param, RunTag
-
         config = ctx.config
         if self.run_id is None:
-            experiment_id = ensure_experiment(self.client, config.experiment, self.uri)
-            run = self.client.create_run(experiment_id, run_name=config.run_name or config.default_run_name(),
-                                         tags={**self.tags(ctx), **process_tags(), **heartbeat_tags(ctx.step)})
-            self.run_id = run.info.run_id
             # run_params: how the run was executed, e.g. world_size and backend (ganlab.distributed)
             params = {**config.flat(), **data_card_params(ctx), **ctx.extras.get("run_params", {})}
-            self.client.log_batch(self.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
+            self.run_id, artifact_uri = self.store.call(
+                "start_run", config.experiment, config.run_name or config.default_run_name(),
+                {**self.tags(ctx), **process_tags(), **heartbeat_tags(ctx.step)},
+                {k: _param_value(v) for k, v in params.items()})
             self.log_data_card(ctx)
         else:
-            run = self.client.get_run(self.run_id)
-            self.skip_until = self.stored_steps(run)
-            self.client.update_run(self.run_id, status="RUNNING")
             tags = {"ganlab.resumed_at_step": str(ctx.step), **process_tags(), **heartbeat_tags(ctx.step)}
-            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-            for stale in _END_TAGS & set(run.data.tags):  # they describe the attempt that ended
-                self.client.delete_tag(self.run_id, stale)
+            artifact_uri, self.skip_until = self.store.call("resume_run", self.run_id, tags)
         ctx.run_id = self.run_id
-        local = local_artifact_dir(run)
+        local = local_artifact_dir(artifact_uri)
         if local is None:  # remote artifact store: write locally, upload on checkpoint
             local = Path("mlruns") / "uploads" / self.run_id
             self.upload_dir = local
@@ -270,8 +272,7 @@ class MlflowTracker:
     def on_samples(self, ctx: Any, step: int, samples: Any) -> None:
         if self.skip_until.get("samples", -1) >= step:
             return  # logged before an interruption; a second image at this step would be a duplicate
-        image = render_samples(samples)
-        self.client.log_image(self.run_id, image, key="samples", step=step)
+        self.store.send("log_image", self.run_id, picture_of(samples), key="samples", step=step)
 
     @hookimpl
     def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float]) -> None:
@@ -280,9 +281,7 @@ class MlflowTracker:
         params = ctx.extras.get("metric_params") or {}
         new = {k: v for k, v in params.items() if k not in ctx.extras.setdefault("logged_metric_params", set())}
         if new:
-            from mlflow.entities import Param
-
-            self.client.log_batch(self.run_id, params=[Param(k, _param_value(v)) for k, v in new.items()])
+            self.store.send("log_batch", self.run_id, params={k: _param_value(v) for k, v in new.items()})
             ctx.extras["logged_metric_params"].update(new)
         self.flush()
 
@@ -290,59 +289,41 @@ class MlflowTracker:
     def on_checkpoint(self, ctx: Any, step: int, path: Any) -> None:
         self.flush()
         if self.upload_dir is not None:
-            self.client.log_artifact(self.run_id, str(path), artifact_path="checkpoints")
+            # waits: the next checkpoint may overwrite the file
+            self.store.call("log_artifact", self.run_id, str(path), artifact_path="checkpoints")
 
     @hookimpl
     def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:
-        from mlflow.entities import RunTag
-
         if self.run_id is None:
             return
+        tags: dict[str, str] = {}
         try:
             self.flush()
             self.log_outputs(ctx)
+        finally:
             if error is not None and status == "FAILED":
-                tags = [RunTag("ganlab.error", " ".join(str(error).split())[:4000] or type(error).__name__),
-                        RunTag("ganlab.error_type", type(error).__name__)]
+                tags["ganlab.error"] = " ".join(str(error).split())[:4000] or type(error).__name__
+                tags["ganlab.error_type"] = type(error).__name__
                 if hasattr(error, "step"):
-                    tags.append(RunTag("ganlab.failed_step", str(error.step)))
+                    tags["ganlab.failed_step"] = str(error.step)
                 if hasattr(error, "what"):
-                    tags.append(RunTag("ganlab.failure_reason", f"non-finite {error.what}"))
-                self.client.log_batch(self.run_id, tags=tags)
+                    tags["ganlab.failure_reason"] = f"non-finite {error.what}"
             elif status == "KILLED":
                 signum = getattr(error, "signum", None)
-                tags = [RunTag("ganlab.killed_at_step", str(ctx.step)),
-                        RunTag("ganlab.killed_by", _signal_name(signum) if signum else "KeyboardInterrupt")]
-                self.client.log_batch(self.run_id, tags=tags)
-        finally:
-            self.client.set_terminated(self.run_id, status=status)
+                tags["ganlab.killed_at_step"] = str(ctx.step)
+                tags["ganlab.killed_by"] = _signal_name(signum) if signum else "KeyboardInterrupt"
+            self.store.call("end_run", self.run_id, status, tags)
 
     # ---- helpers -------------------------------------------------------------
     def add(self, key: str, value: float, step: int) -> None:
-        from mlflow.entities import Metric
-
         if self.skip_until.get(key, -1) >= step:
             return  # already recorded before an interruption: no duplicates on resume
-        self.buffer.append(Metric(key, value, int(time.time() * 1000), step))
+        self.buffer.append((key, value, int(time.time() * 1000), step))
 
     def flush(self) -> None:
-        from mlflow.entities import RunTag
-
-        beat = [RunTag(k, v) for k, v in heartbeat_tags(self.step).items()]
-        while self.buffer or beat:
-            chunk, self.buffer = self.buffer[:1000], self.buffer[1000:]
-            self.client.log_batch(self.run_id, metrics=chunk, tags=beat)
-            beat = []
+        metrics, self.buffer = self.buffer, []
+        self.store.send("log_batch", self.run_id, metrics, tags=heartbeat_tags(self.step))
         self.last_flush = self.last_beat = time.monotonic()
-
-    def stored_steps(self, run: Any) -> dict[str, int]:
-        """The last step of every metric (and of the sample images) the store already holds."""
-        steps = {key: max((m.step for m in self.client.get_metric_history(self.run_id, key)), default=-1)
-                 for key in run.data.metrics}
-        image_steps = [int(m.group(1)) for f in self.client.list_artifacts(self.run_id, "images")
-                       if (m := _SAMPLE_IMAGE.match(Path(f.path).name))]
-        steps["samples"] = max(image_steps, default=-1)
-        return steps
 
     def tags(self, ctx: Any) -> dict[str, str]:
         tags = {"ganlab.version": __version__}
@@ -360,11 +341,10 @@ class MlflowTracker:
         return tags
 
     def log_data_card(self, ctx: Any) -> None:
-        card = data_card(ctx)
-        self.client.log_dict(self.run_id, card, "data_card/data_card.json")
+        self.store.send("log_dict", self.run_id, data_card(ctx), "data_card/data_card.json")
         preview = data_preview(ctx)
         if preview is not None:
-            self.client.log_image(self.run_id, render_samples(preview), artifact_file="data_card/real_samples.png")
+            self.store.send("log_image", self.run_id, picture_of(preview), artifact_file="data_card/real_samples.png")
 
     def log_outputs(self, ctx: Any) -> None:
         import tomli_w
@@ -376,7 +356,7 @@ class MlflowTracker:
         torch.save(ctx.discriminator.state_dict(), workdir / "discriminator.pt")
         if self.upload_dir is not None:
             for name in ("config.toml", "generator.pt", "discriminator.pt"):
-                self.client.log_artifact(self.run_id, str(workdir / name))
+                self.store.send("log_artifact", self.run_id, str(workdir / name))
 
 
 def _param_value(value: Any) -> str:
@@ -417,29 +397,3 @@ def data_preview(ctx: Any) -> Any:
         return None
     n = 64 if len(ctx.data_shape) == 3 else min(len(data), 2000)
     return data.x[:n].float().cpu()
-
-
-def render_samples(samples: Any) -> Any:
-    """A PIL image: a grid for images, a scatter plot for 2-D points."""
-    from PIL import Image
-
-    if samples.dim() == 4:
-        from torchvision.utils import make_grid
-
-        grid = make_grid(samples.clamp(-1, 1), nrow=8, normalize=True, value_range=(-1, 1), pad_value=1.0)
-        array = (grid.mul(255).round().byte().permute(1, 2, 0).numpy())
-        return Image.fromarray(array if array.shape[2] == 3 else array[:, :, 0])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = samples.reshape(len(samples), -1).numpy()
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
-    ax.scatter(points[:, 0], points[:, 1] if points.shape[1] > 1 else points[:, 0] * 0, s=2, alpha=0.5)
-    ax.set_aspect("equal")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(fig)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")

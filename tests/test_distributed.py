@@ -159,7 +159,7 @@ def test_a_failure_on_one_rank_ends_every_rank_and_fails_the_run(workdir, mlflow
     out = run_cli(["run", "--nproc", "2", *SMALL, "--steps", "400", "--plugin", str(plugin)], cwd=workdir, env=env)
     assert out.returncode != 0
     assert "injected failure on rank 1 at step 3" in out.stderr
-    assert "rank 0 of 2: a collective with the other ranks failed" in out.stderr  # rank 0 says why, in one line
+    assert "rank 0 of 2: a collective with the other ranks failed" in out.stderr, out.stderr  # rank 0 says why, in one line
 
     (run,) = all_runs(mlflow_client)
     assert run.info.status == "FAILED"

@@ -170,6 +170,39 @@ def test_compile_failure_warns_once_per_step_function_and_trains_on(workdir: Pat
     assert "finished at step 4/4" in result.stderr
 
 
+# ---- the G step skips D's weight gradients --------------------------------------------
+def test_g_step_gives_g_the_same_gradients_with_d_frozen() -> None:
+    frozen, reference = make_trainer(sets=["arch.dropout=0.0"]), make_trainer(sets=["arch.dropout=0.0"])
+    reference.d_trainable = []  # the textbook step: D's weight gradients computed in the G step too
+    torch.manual_seed(3)
+    frozen.train_step()
+    torch.manual_seed(3)
+    reference.train_step()
+    for mine, theirs in zip(frozen.b.generator.parameters(), reference.b.generator.parameters()):
+        assert torch.equal(mine.grad, theirs.grad)
+        assert torch.equal(mine, theirs)
+    d_params = list(frozen.b.discriminator.parameters())
+    assert all(p.requires_grad for p in d_params)
+    # the G step added nothing to D's gradients: they are what the D step left, which the reference's
+    # G step then accumulated into
+    assert any(not torch.equal(p.grad, q.grad) for p, q in zip(d_params, reference.b.discriminator.parameters()))
+
+
+def test_d_is_trainable_again_when_the_g_step_fails() -> None:
+    trainer = make_trainer()
+    seen: list[bool] = []
+
+    def failing_g_loss(batch_size: int) -> Any:
+        seen.extend(p.requires_grad for p in trainer.b.discriminator.parameters())
+        raise RuntimeError("injected")
+
+    trainer.g_loss_fn = failing_g_loss
+    with pytest.raises(RuntimeError, match="injected"):
+        trainer.train_step()
+    assert seen and not any(seen)
+    assert all(p.requires_grad for p in trainer.b.discriminator.parameters())
+
+
 # ---- CUDA-only layouts and optimisers ---------------------------------------------------
 def test_cpu_keeps_the_default_layout_and_uses_fused_adam() -> None:
     trainer = make_trainer(arch="dcgan")

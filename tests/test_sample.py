@@ -50,7 +50,7 @@ def test_samples_come_from_the_stored_weights(image_run, workdir, cli_inproc):
 
     from ganlab.tracking import local_artifact_dir
 
-    weights = local_artifact_dir(image_run) / "generator.pt"
+    weights = local_artifact_dir(image_run.info.artifact_uri) / "generator.pt"
     state = torch.load(weights, weights_only=True)
     torch.save({k: torch.zeros_like(v) for k, v in state.items()}, weights)
     assert cli_inproc(["sample", image_run.info.run_id, "--n", "4", "--out", "zero.npy"]) == 0
@@ -80,7 +80,7 @@ def test_errors(image_run, workdir, cli_inproc, capsys):
     for args, expected in cases:
         assert cli_inproc(args) == 2, args
         assert expected in capsys.readouterr().err
-    (local_artifact_dir(image_run) / "generator.pt").unlink()
+    (local_artifact_dir(image_run.info.artifact_uri) / "generator.pt").unlink()
     assert cli_inproc(["sample", run_id, "--out", "s.npy"]) == 2
     assert "has no generator weights (generator.pt)" in capsys.readouterr().err
     assert not Path(workdir / "s.npy").exists()

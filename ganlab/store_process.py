@@ -1,0 +1,118 @@
+"""The MLflow record is written by a second process, started before training sets up.
+
+Why: importing MLflow and SQLAlchemy and opening a SQLite store costs about
+3 s of CPU, single-threaded. In the training process that is 3 s added to
+every run; in a process of its own it runs while training imports torch and
+loads its data, which on any machine with two cores leaves a core idle. The
+training process never imports MLflow: it sends each operation of the record
+(see ``ganlab.store_worker.Session``) down a pipe.
+
+Operations are pipelined: ``send`` does not wait for the answer, ``call``
+waits for its own and for every answer still due before it, so a failure
+of the store surfaces, in one line, at the latest at the next ``call``, and
+is never lost. ``close`` waits until everything sent is written.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ganlab.errors import GanlabError
+
+
+class TrackingError(GanlabError):
+    """The MLflow store refused an operation, or the process writing it is gone."""
+
+
+class StoreProcess:
+    """The training process's handle on the process that writes the record."""
+
+    #: how long ``close`` waits for the record to be written before giving up on it
+    close_timeout = 120.0
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._due = 0  # answers not read yet
+        self._error: str | None = None
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ganlab.store_worker", str(request_read), str(reply_write)],
+                pass_fds=(request_read, reply_write), env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as exc:
+            for fd in (request_read, request_write, reply_read, reply_write):
+                os.close(fd)
+            raise TrackingError(f"cannot start the process that writes the MLflow record: {exc}") from None
+        os.close(request_read)  # the worker's ends: its exit must be seen as end of file here
+        os.close(reply_write)
+        self._requests: Connection | None = Connection(request_write, readable=False)
+        self._replies = Connection(reply_read, writable=False)
+        self.send("open", uri)
+
+    def send(self, operation: str, *args: Any, **kwargs: Any) -> None:
+        """Queue an operation; its failure is raised by a later ``send`` or ``call``."""
+        self._collect(block=False)
+        if self._requests is None:
+            raise TrackingError(f"the MLflow record of this run is already closed ({self.uri})")
+        try:
+            self._requests.send((operation, args, kwargs))
+        except OSError:
+            raise self._lost() from None
+        self._due += 1
+
+    def call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """Carry out an operation and return its result, after everything sent before it."""
+        self.send(operation, *args, **kwargs)
+        return self._collect(block=True)
+
+    def wait(self) -> None:
+        """Return once everything sent so far is written (raising the first failure)."""
+        self._collect(block=True)
+
+    def close(self) -> None:
+        """Wait for the record to be written and the process to end; never raises."""
+        if self._requests is not None:
+            try:
+                self._collect(block=True)
+            except GanlabError:
+                pass
+            self._requests.close()
+            self._requests = None
+        try:
+            self.process.wait(timeout=self.close_timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._replies.close()
+
+    def _collect(self, block: bool) -> Any:
+        result = None
+        while self._due and (block or self._replies.poll()):
+            try:
+                status, value = self._replies.recv()
+            except (EOFError, OSError):
+                self._due = 0
+                raise self._lost() from None
+            self._due -= 1
+            if status == "error" and self._error is None:
+                self._error = value
+            result = value
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise TrackingError(error)
+        return result
+
+    def _lost(self) -> TrackingError:
+        code = self.process.poll()
+        how = "is not answering" if code is None else f"exited with code {code}"
+        return TrackingError(f"the process writing the MLflow record of this run {how} ({self.uri})")

@@ -1,0 +1,134 @@
+"""The process that writes the MLflow record: what it writes, and how its failures surface.
+
+Real processes and a real SQLite store throughout; the record is read back
+with MLflow's own client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY
+
+from ganlab.pictures import picture_of, tile
+from ganlab.store_process import StoreProcess, TrackingError
+
+
+@pytest.fixture
+def store(workdir: Path, store_uri: str):
+    from ganlab.tracking import tracking_uri
+
+    handle = StoreProcess(tracking_uri(store_uri))
+    yield handle
+    handle.close()
+
+
+def start(store: StoreProcess, params: dict[str, str] | None = None) -> str:
+    run_id, artifact_uri = store.call("start_run", "store-tests", "a-run", {"ganlab.test": "yes"}, params or {})
+    assert artifact_uri.startswith("file://")
+    return run_id
+
+
+def test_a_whole_record_reads_back(store: StoreProcess, mlflow_client) -> None:
+    params = {f"p{i:03d}": str(i) for i in range(150)}  # more than MLflow takes in one batch
+    run_id = start(store, params)
+    metrics = [("loss.d", float(step) / 7, 1_700_000_000_000 + step, step) for step in range(2500)]
+    store.send("log_batch", run_id, metrics, tags={"ganlab.step": "2499"})
+    store.send("log_dict", run_id, {"size": 3}, "data_card/data_card.json")
+    store.send("log_image", run_id, picture_of(torch.rand(5, 1, 6, 6) * 2 - 1), key="samples", step=10)
+    store.send("log_image", run_id, picture_of(torch.randn(300, 2)), artifact_file="data_card/points.png")
+    store.call("end_run", run_id, "FINISHED", {"ganlab.note": "done"})
+
+    run = mlflow_client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == params
+    assert run.data.tags["ganlab.step"] == "2499" and run.data.tags["ganlab.note"] == "done"
+    history = mlflow_client.get_metric_history(run_id, "loss.d")
+    assert sorted(m.step for m in history) == list(range(2500))
+    assert {m.value for m in history if m.step == 700} == {100.0}
+    card = [f.path for f in mlflow_client.list_artifacts(run_id, "data_card")]
+    assert sorted(card) == ["data_card/data_card.json", "data_card/points.png"]
+    images = [f.path for f in mlflow_client.list_artifacts(run_id, "images")]
+    assert any(p.startswith("images/samples+step+10+") and p.endswith(".png") for p in images)
+    local = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert json.loads((local / "data_card" / "data_card.json").read_text()) == {"size": 3}
+
+
+def test_a_failed_operation_is_raised_in_one_line_by_the_next_call(store: StoreProcess) -> None:
+    run_id = start(store)
+    store.send("log_batch", "0" * 32, [("x", 1.0, 0, 0)])  # no such run: fails in the worker, later
+    with pytest.raises(TrackingError) as caught:
+        store.call("log_batch", run_id, [("x", 1.0, 0, 0)])
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert "0" * 32 in message and str(store.uri) in message
+    store.call("end_run", run_id, "FINISHED", {})  # the record goes on after a refused operation
+
+
+def test_a_store_that_cannot_be_opened_is_refused(workdir: Path) -> None:
+    bad = workdir / "not-a-database.db"
+    bad.write_text("this is not SQLite\n" * 100)
+    store = StoreProcess(f"sqlite:///{bad}")
+    try:
+        with pytest.raises(TrackingError, match="cannot open the tracking store"):
+            store.wait()
+        with pytest.raises(TrackingError, match="cannot open the tracking store"):
+            store.call("start_run", "e", "r", {}, {})  # and so is everything after it
+    finally:
+        store.close()
+    assert store.process.returncode == 0
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for(store: StoreProcess) -> None:
+    start(store)
+    store.process.kill()
+    store.process.wait()
+    with pytest.raises(TrackingError, match=r"exited with code -9"):
+        store.call("end_run", "0" * 32, "FINISHED", {})
+
+
+def test_the_worker_outlives_a_ctrl_c_and_ends_when_the_pipe_closes(store: StoreProcess, mlflow_client) -> None:
+    run_id = start(store)
+    os.kill(store.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends to a process group
+    time.sleep(0.3)
+    assert store.process.poll() is None
+    store.call("end_run", run_id, "KILLED", {"ganlab.killed_by": "SIGINT"})
+    assert mlflow_client.get_run(run_id).info.status == "KILLED"
+    store.close()
+    assert store.process.returncode == 0
+
+
+def test_tiles_match_torchvisions_make_grid() -> None:
+    from torchvision.utils import make_grid
+
+    for count, channels in [(64, 1), (13, 3), (2, 1), (9, 3)]:
+        images = torch.rand(count, channels, 7, 5) * 2 - 1
+        expected = make_grid(images, nrow=8, normalize=True, value_range=(-1, 1), pad_value=1.0)
+        got = tile((images + 1) / 2)
+        torch.testing.assert_close(got, expected[:channels], rtol=0, atol=0)
+
+
+TRAINING_PROCESS_REPORT = r"""
+import json, sys
+from ganlab.cli import main
+code = main(sys.argv[1:])
+print("REPORT " + json.dumps({"code": code, "loaded": sorted(m for m in ("mlflow", "sqlalchemy") if m in sys.modules)}))
+"""
+
+
+def test_a_recorded_run_leaves_mlflow_out_of_the_training_process(workdir: Path, mlflow_client) -> None:
+    result = subprocess.run([sys.executable, "-c", TRAINING_PROCESS_REPORT, "run", *TINY, "--experiment", "lean"],
+                            check=False, capture_output=True, text=True, timeout=300)
+    report = json.loads(result.stdout.split("REPORT ", 1)[1])
+    assert report == {"code": 0, "loaded": []}, result.stderr
+    (run,) = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("lean").experiment_id])
+    assert run.info.status == "FINISHED" and "loss.d" in run.data.metrics
+
