@@ -126,6 +126,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     for role, net in (("generator", generator), ("discriminator", discriminator)):
         if not isinstance(net, torch.nn.Module):
             raise ComponentError(f"architecture '{config.name_of('arch')}' returned a {type(net).__name__} as {role}; expected a torch.nn.Module")
+    check_samplewise(config.name_of("arch"), arch, discriminator)
     memory_format = torch.channels_last if (device.type == "cuda" and getattr(arch, "convolutional", False)) else torch.preserve_format
     generator = generator.to(device=device, memory_format=memory_format)
     discriminator = discriminator.to(device=device, memory_format=memory_format)
@@ -140,6 +141,37 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     metrics = {c.name: c.create(config.metric_options.get(c.name, {})) for c in metric_components}
     return Built(config, device, components, made["dataset"], data, head, objective, arch, num_classes,
                  num_logits, generator, discriminator, opt_g, opt_d, hit, metrics)
+
+
+def scores_samples_independently(arch: Any) -> bool:
+    """Does the architecture declare that D scores each sample on its own?
+
+    Then the D step scores the real and the fake batch in one call. An
+    architecture whose D has batch statistics (BatchNorm, minibatch features)
+    must not declare it: one call would mix the real and fake batches'
+    statistics. ``check_samplewise`` refuses the declaration on a D with BatchNorm.
+    """
+    return bool(getattr(arch, "samplewise_discriminator", False))
+
+
+def check_samplewise(name: str, arch: Any, discriminator: Any) -> None:
+    """Refuse ``samplewise_discriminator`` on a D that keeps batch statistics.
+
+    The declaration makes the D step score real and fake samples in one call
+    (``ganlab.engine``); BatchNorm would then normalise them together, which
+    changes the game rather than just its speed.
+    """
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    if not scores_samples_independently(arch):
+        return
+    batchnorm = [n for n, m in discriminator.named_modules() if isinstance(m, _BatchNorm)]
+    if batchnorm:
+        raise ComponentError(
+            f"architecture '{name}' declares samplewise_discriminator = True but its discriminator has "
+            f"BatchNorm ({', '.join(batchnorm[:3])}), whose statistics depend on the whole batch; "
+            "remove the declaration or the BatchNorm layers"
+        )
 
 
 def make_adam(net: Any, lr: float, betas: tuple[float, float], device: Any) -> Any:

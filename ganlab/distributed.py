@@ -24,7 +24,8 @@ asks :func:`is_main_process`.
 
 Why the GAN steps are wrapped the way they are (see ``engine.make_step_functions``):
 
-* D is called twice (real, fake) before one backward. DDP allows that, since a
+* D is called twice (real, fake) before one backward, unless the architecture
+  declares ``samplewise_discriminator`` (then once, on both). DDP allows two calls, since a
   parameter's gradient hook fires once per backward, but its default buffer
   broadcast at every forward rewrites BatchNorm running statistics in place
   between the two calls, which autograd then rejects. So ``broadcast_buffers``

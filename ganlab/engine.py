@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ganlab import checkpoint
-from ganlab.build import Built
+from ganlab.build import Built, scores_samples_independently
 from ganlab.context import RunContext
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
@@ -52,6 +52,7 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
     # distributed: gradients are averaged through DDP wrappers (ganlab.distributed); the G step
     # scores fakes with the bare D, whose gradients there are discarded and need no all-reduce
     G_sync, D_sync = b.wrapped if b.wrapped is not None else (G, D)
+    one_d_call = scores_samples_independently(b.architecture)
 
     def d_loss_fn(real: Any, real_labels: Any) -> Any:
         import torch
@@ -60,7 +61,13 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
             noise = torch.randn(real.shape[0], latent, device=device)
             with torch.no_grad():
                 fake = G(noise)
-            real_scores, fake_scores = D_sync(real), D_sync(fake)
+            if one_d_call:
+                # one call on both halves: larger matrix products and half the kernel launches
+                # (about 18 % of the MLP's D step on a 2-core CPU; docs/benchmarks.md)
+                real_scores, fake_scores = D_sync(torch.cat((real, fake.to(real.dtype)))).split(real.shape[0])
+            else:
+                # BatchNorm and the like: each batch must see only its own statistics
+                real_scores, fake_scores = D_sync(real), D_sync(fake)
         return objective.d_loss(head, real_scores, fake_scores, real_labels)
 
     def g_loss_fn(batch_size: int) -> Any:

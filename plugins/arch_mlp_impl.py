@@ -61,6 +61,8 @@ class MLPArchitecture:
     """The ``mlp`` architecture: serves any data shape, flattened."""
 
     convolutional = False
+    # no batch statistics in D (Dropout is per element): real and fake can share one D call
+    samplewise_discriminator = True
 
     def __init__(self, hidden_scale: float = 1.0, dropout: float = 0.3, output: str = "auto") -> None:
         self.hidden_scale = hidden_scale

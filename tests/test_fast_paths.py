@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from conftest import TINY
 
 from ganlab.build import build
 from ganlab.config import ConfigBuilder
-from ganlab.engine import Trainer
+from ganlab.engine import Trainer, make_step_functions
 from ganlab.plugins import PluginManager
 from ganlab.runtime import autocast
 
@@ -201,6 +202,75 @@ def test_d_is_trainable_again_when_the_g_step_fails() -> None:
         trainer.train_step()
     assert seen and not any(seen)
     assert all(p.requires_grad for p in trainer.b.discriminator.parameters())
+
+
+# ---- one D call on real and fake together ---------------------------------------------
+def count_d_calls(trainer: Trainer) -> list[int]:
+    """Batch sizes of every call of D's forward, in order."""
+    sizes: list[int] = []
+    trainer.b.discriminator.register_forward_hook(lambda module, args, out: sizes.append(args[0].shape[0]))
+    return sizes
+
+
+def separate_d_calls(trainer: Trainer) -> Trainer:
+    """The textbook D step: D called on the real batch, then on the fake one."""
+    trainer.b.architecture = SimpleNamespace()  # no samplewise_discriminator declaration
+    trainer.d_loss_fn, _ = make_step_functions(trainer.b)
+    return trainer
+
+
+def test_samplewise_d_step_gives_the_textbook_loss_and_gradients_in_one_call() -> None:
+    joint = make_trainer(sets=["arch.dropout=0.0"])
+    textbook = separate_d_calls(make_trainer(sets=["arch.dropout=0.0"]))
+    joint_calls, textbook_calls = count_d_calls(joint), count_d_calls(textbook)
+    real, labels = joint.batches.next()
+    for trainer in (joint, textbook):
+        torch.manual_seed(5)  # the same fake batch for both
+        trainer.b.opt_d.zero_grad(set_to_none=True)
+        trainer.d_loss = trainer.d_loss_fn(real, labels)
+        trainer.d_loss.backward()
+    assert joint_calls == [32] and textbook_calls == [16, 16]
+    # the same numbers up to float32 summation order (a 32-row product blocks differently from two 16-row ones)
+    assert torch.allclose(joint.d_loss, textbook.d_loss, rtol=1e-6, atol=1e-7)
+    assert float(joint.d_loss.detach()) != 0.0
+    for mine, theirs in zip(joint.b.discriminator.parameters(), textbook.b.discriminator.parameters()):
+        assert torch.allclose(mine.grad, theirs.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_batchnorm_discriminators_keep_separate_calls() -> None:
+    trainer = make_trainer(arch="dcgan")
+    calls = count_d_calls(trainer)
+    trainer.train_step()
+    # D step: real, then fake; G step: fake
+    assert calls == [16, 16, 16]
+
+
+def test_samplewise_declaration_on_a_batchnorm_discriminator_is_refused() -> None:
+    from torch import nn
+
+    from ganlab import hookimpl
+    from ganlab.errors import ComponentError
+    from ganlab.testing import run_steps
+
+    class BatchNormedMLP:
+        samplewise_discriminator = True  # wrong: BatchNorm mixes the samples of a batch
+
+        def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int) -> tuple[Any, Any]:
+            size = math.prod(data_shape)
+            generator = nn.Sequential(nn.Linear(latent_dim, size), nn.Tanh(), nn.Unflatten(1, tuple(data_shape)))
+            discriminator = nn.Sequential(nn.Flatten(), nn.Linear(size, 8), nn.BatchNorm1d(8), nn.Linear(8, num_logits))
+            return generator, discriminator
+
+    class Plugin:
+        @hookimpl
+        def register_architectures(self, register: Any) -> None:
+            register("bn-mlp", BatchNormedMLP, summary="an MLP with BatchNorm in D")
+
+    with pytest.raises(ComponentError) as refused:
+        run_steps(arch="bn-mlp", plugins=[Plugin()], steps=1)
+    message = str(refused.value)
+    assert "'bn-mlp'" in message and "samplewise_discriminator" in message and "BatchNorm (2)" in message
+    assert "\n" not in message
 
 
 # ---- CUDA-only layouts and optimisers ---------------------------------------------------
