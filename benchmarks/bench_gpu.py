@@ -9,7 +9,10 @@ first). On MNIST-shaped data (synthetic IDX files, 60000 x 1 x 28 x 28):
    ganlab bf16 eager; ganlab bf16 + torch.compile. Warm-up (and compilation)
    time is reported on its own.
 2. The article's loop (benchmarks/article_loop.py) against ``ganlab run
-   --arch mlp --head sigmoid --dataset mnist``, whole processes, 1000 steps.
+   --arch mlp --head sigmoid --dataset mnist``, whole processes, 1000 steps;
+   then one process of each at a fifth of the steps, so that the difference
+   of the two loop times gives each side's steady-state time per step, free of
+   start-up and of first-step costs (CUDA context, cuBLAS handles, allocator).
 
 ``--cpu-smoke`` runs the same code on the CPU with tiny sizes, to check the
 script where no GPU is at hand; its figures mean nothing.
@@ -107,16 +110,31 @@ def article_table(args: argparse.Namespace, root: Path, tmp: Path) -> tuple[list
             if seconds is not None:
                 loops[name].append(seconds)
             print(f"  {name}: {result.wall:.1f}s", file=sys.stderr, flush=True)
+    # steady state: (loop of the long run - loop of a short one) / (the steps between them)
+    short_steps = max(1, args.article_steps // 5)
+    short_cmds = commands(root, short_steps, args.device)
+    per_step: dict[str, float] = {}
+    for name in ("article", "ganlab"):
+        result = benchlib.check(benchlib.run_timed(short_cmds[name], cwd=work, env=env), f"{name} (short)")
+        short_loop = loop_seconds(name, result.stdout + result.stderr)
+        if short_loop is not None and loops[name]:
+            per_step[name] = (benchlib.median(loops[name]) - short_loop) / (args.article_steps - short_steps)
+        print(f"  {name} ({short_steps} steps): {result.wall:.1f}s", file=sys.stderr, flush=True)
     images = args.article_steps * 64
     rows = []
     base_wall, base_loop = benchlib.median(walls["article"]), benchlib.median(loops["article"])
     for name in ("article", "ganlab"):
         wall, loop = benchlib.median(walls[name]), benchlib.median(loops[name])
+        step = per_step.get(name)
+        steady = [f"{step * 1000:.2f}", f"{64 / step:.0f}"] if step and step > 0 else ["-", "-"]
+        ratio = per_step.get("article", 0) / step if step and step > 0 and per_step.get("article") else None
         rows.append([name, f"{wall:.2f}", f"{images / wall:.0f}", f"{base_wall / wall:.2f}",
-                     f"{loop:.2f}", f"{images / loop:.0f}", f"{base_loop / loop:.2f}"])
+                     f"{loop:.2f}", f"{images / loop:.0f}", f"{base_loop / loop:.2f}",
+                     *steady, f"{ratio:.2f}" if ratio else "-"])
     rows.append(["ganlab, first run (data converted)", f"{cold.wall:.2f}", f"{images / cold.wall:.0f}",
-                 f"{base_wall / cold.wall:.2f}", "-", "-", "-"])
-    return rows, {"walls": walls, "loops": loops, "cold": cold.wall}
+                 f"{base_wall / cold.wall:.2f}", "-", "-", "-", "-", "-", "-"])
+    return rows, {"walls": walls, "loops": loops, "cold": cold.wall, "short_steps": short_steps,
+                  "seconds_per_step": per_step}
 
 
 def main() -> None:
@@ -165,7 +183,10 @@ def main() -> None:
     print(f"\n## Article loop vs ganlab run (mlp + sigmoid, batch 64, {args.article_steps} steps, whole processes, "
           f"median of {args.article_rounds})\n")
     print(benchlib.table(["variant", "wall s", "images/s", "speed vs article", "loop s", "loop images/s",
-                          "loop speed vs article"], article_rows))
+                          "loop speed vs article", "steady ms/step", "steady images/s",
+                          "steady speed vs article"], article_rows))
+    print(f"\n'steady': (loop time at {args.article_steps} steps - loop time at {article['short_steps']} steps) "
+          "/ the steps between, i.e. a step's cost once start-up and first-step costs are paid")
     benchlib.save_json(args.json, {"benchmark": "gpu", "card": card, "machine": info, "args": vars(args),
                                    "dcgan": dcgan, "article": article})
 

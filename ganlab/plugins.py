@@ -125,12 +125,21 @@ class PluginManager:
                 if not path.is_file():
                     raise FileNotFoundError(f"no plugin file at {path}")
                 module_name = f"ganlab_local_plugin_{name}"
+                loaded = sys.modules.get(module_name)
+                # the CLI loads plugins twice (its commands, then the run): import a file once, so
+                # its import-time code runs once and its module state is the one the run uses
+                if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path.resolve():
+                    return loaded
                 module_spec = importlib.util.spec_from_file_location(module_name, path)
                 if module_spec is None or module_spec.loader is None:
                     raise ImportError(f"cannot import {path}")
                 module = importlib.util.module_from_spec(module_spec)
                 sys.modules[module_name] = module
-                module_spec.loader.exec_module(module)
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[module_name]  # a file that failed fails again at the next load
+                    raise
                 return module
 
         else:

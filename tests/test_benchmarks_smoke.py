@@ -7,6 +7,7 @@ by torchvision exactly as written.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,22 @@ def test_mnist_files_written_by_the_benchmarks_read_back_through_torchvision(tmp
     assert tuple(train.data.shape) == (50, 28, 28) and len(test) == 20
     assert (train.data.numpy() == images).all() and (train.targets.numpy() == labels).all()
     assert 0 < images.mean() < 255  # neither blank nor saturated
+
+
+def test_record_accounting_plugin_times_a_recorded_run(tmp_path: Path, workdir: Path) -> None:
+    # bench_logging.py's figure for the record's cost comes from this plugin: it must see the run
+    from conftest import TINY, run_cli
+
+    report = tmp_path / "accounting.json"
+    out = run_cli(["run", "--plugin", str(BENCH / "record_accounting.py"), *TINY], cwd=workdir,
+                  env={"GANLAB_RECORD_ACCOUNTING": str(report)})
+    assert out.returncode == 0, out.stderr
+    measured = json.loads(report.read_text())
+    assert measured["loop_seconds"] > 0
+    spent = measured["spent"]
+    for part in ("writer start", "waiting for the store", "tracker on_run_start", "tracker on_step_end",
+                 "checkpoints", "tracker on_run_end", "closing the record"):
+        assert spent[part] > 0, part
+    # nested calls count once: the checkpoint's hook runs inside save_checkpoint
+    assert "tracker on_checkpoint" not in spent
+    assert measured["writer_cpu_in_loop"] >= 0

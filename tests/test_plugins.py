@@ -166,3 +166,29 @@ def test_register_commands_adds_a_cli_command(tmp_path, workdir):
     out = run_cli(["hello", "--name", "gan", "--plugin", str(plugin)], cwd=workdir)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hello gan"
+
+
+def test_a_plugin_file_is_imported_once_per_process(tmp_path, workdir):
+    # the CLI loads plugins for its commands and again for the run: the file's import-time
+    # code must run once, so that the module state its hooks see is the one it set up
+    log = tmp_path / "imports.log"
+    plugin = tmp_path / "counting.py"
+    plugin.write_text(textwrap.dedent(f'''
+        from ganlab import hookimpl
+
+        with open({str(log)!r}, "a") as handle:
+            handle.write("imported\\n")
+        STARTED = []
+
+        @hookimpl
+        def on_run_start(ctx):
+            STARTED.append(ctx.step)
+
+        @hookimpl
+        def on_run_end(ctx, status, error):
+            with open({str(log)!r}, "a") as handle:
+                handle.write(f"run ended, started {{len(STARTED)}} time(s)\\n")
+    '''))
+    out = run_cli(["run", "--plugin", str(plugin), "--no-tracking", *TINY], cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert log.read_text().splitlines() == ["imported", "run ended, started 1 time(s)"]
