@@ -29,6 +29,21 @@ class TrackingError(GanlabError):
     """The MLflow store refused an operation, or the process writing it is gone."""
 
 
+#: room in the request pipe: several sample grids (about 75 kB each at 32x32), so that a send
+#: does not wait while the writer is busy (Linux's default pipe holds 64 kB)
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(fd: int) -> None:
+    """Give a pipe PIPE_BYTES of buffer where the system allows it; a smaller one only costs waiting."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        pass
+
+
 class StoreProcess:
     """The training process's handle on the process that writes the record."""
 
@@ -55,6 +70,7 @@ class StoreProcess:
             raise TrackingError(f"cannot start the process that writes the MLflow record: {exc}") from None
         os.close(request_read)  # the worker's ends: its exit must be seen as end of file here
         os.close(reply_write)
+        _widen_pipe(request_write)
         self._requests: Connection | None = Connection(request_write, readable=False)
         self._replies = Connection(reply_read, writable=False)
         self.send("open", uri)

@@ -132,3 +132,34 @@ def test_a_recorded_run_leaves_mlflow_out_of_the_training_process(workdir: Path,
     (run,) = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("lean").experiment_id])
     assert run.info.status == "FINISHED" and "loss.d" in run.data.metrics
 
+
+
+def test_the_request_pipe_holds_several_sample_grids(store: StoreProcess) -> None:
+    # a send must not wait for a busy writer: a 32x32 grid of 64 samples is about 75 kB
+    import fcntl
+
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    size = fcntl.fcntl(store._requests.fileno(), fcntl.F_GETPIPE_SZ)
+    assert size >= min(limit, 1 << 20) and size > 64 * 1024
+
+
+WRITER_WARM_UP_REPORT = r"""
+import json, sys
+import sqlalchemy
+from ganlab.store_worker import Session
+session = Session()
+session.open(sys.argv[1])
+from mlflow.store.tracking.dbmodels.models import SqlParam
+print(json.dumps({"pillow": "PIL.PngImagePlugin" in sys.modules,
+                  "mappers configured": sqlalchemy.inspect(SqlParam).configured}))
+"""
+
+
+def test_opening_the_store_pays_first_use_costs_before_training_starts(workdir: Path, store_uri: str) -> None:
+    # in a fresh process: the test process may have configured MLflow's mappers already
+    from ganlab.tracking import tracking_uri
+
+    result = subprocess.run([sys.executable, "-c", WRITER_WARM_UP_REPORT, tracking_uri(store_uri)], check=False,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"pillow": True, "mappers configured": True}
