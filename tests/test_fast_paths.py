@@ -24,6 +24,7 @@ from ganlab.plugins import PluginManager
 from ganlab.runtime import autocast
 
 CUDA = torch.cuda.is_available()
+TEST_PLUGINS = Path(__file__).parent / "plugins_for_tests"
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device; this machine has none")
 
 #: tiny networks on 8x8 digits: a sixteenth of the article's MLP widths, or a 4-channel DCGAN
@@ -246,28 +247,11 @@ def test_batchnorm_discriminators_keep_separate_calls() -> None:
 
 
 def test_samplewise_declaration_on_a_batchnorm_discriminator_is_refused() -> None:
-    from torch import nn
-
-    from ganlab import hookimpl
     from ganlab.errors import ComponentError
     from ganlab.testing import run_steps
 
-    class BatchNormedMLP:
-        samplewise_discriminator = True  # wrong: BatchNorm mixes the samples of a batch
-
-        def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int) -> tuple[Any, Any]:
-            size = math.prod(data_shape)
-            generator = nn.Sequential(nn.Linear(latent_dim, size), nn.Tanh(), nn.Unflatten(1, tuple(data_shape)))
-            discriminator = nn.Sequential(nn.Flatten(), nn.Linear(size, 8), nn.BatchNorm1d(8), nn.Linear(8, num_logits))
-            return generator, discriminator
-
-    class Plugin:
-        @hookimpl
-        def register_architectures(self, register: Any) -> None:
-            register("bn-mlp", BatchNormedMLP, summary="an MLP with BatchNorm in D")
-
     with pytest.raises(ComponentError) as refused:
-        run_steps(arch="bn-mlp", plugins=[Plugin()], steps=1)
+        run_steps(arch="bn-mlp", plugins=[str(TEST_PLUGINS / "samplewise_batchnorm.py")], steps=1)
     message = str(refused.value)
     assert "'bn-mlp'" in message and "samplewise_discriminator" in message and "BatchNorm (2)" in message
     assert "\n" not in message
