@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 #: Version of the hook specification surface. Bumped when a hook gains an
 #: argument (compatible) or a hook is deprecated; see docs/plugins.md.
-HOOKSPEC_VERSION = "1.0"
+HOOKSPEC_VERSION = "1.1"
 
 PROJECT_NAME = "ganlab"
 

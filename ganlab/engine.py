@@ -318,6 +318,8 @@ class Trainer:
         if directory is None:
             return None
         self.check_finite(losses, self.ctx.step)  # never write a diverged state over a good one
+        # the record first: a checkpoint whose steps the record lacks would make resume skip them
+        self.plugins.notify("before_checkpoint", ctx=self.ctx, step=self.ctx.step)
         state = {**self.state_dict(), **extra}
         path = checkpoint.save_atomic(state, Path(directory) / "checkpoints", self.ctx.step,
                                       self.b.config.keep_checkpoints)

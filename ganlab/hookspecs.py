@@ -122,6 +122,16 @@ def on_evaluate(ctx: RunContext, step: int, metrics: dict[str, float]) -> None:
 
 
 @hookspec
+def before_checkpoint(ctx: RunContext, step: int) -> None:
+    """A checkpoint of ``step`` is about to be written: make what this plugin records durable up to it.
+
+    The checkpoint is written only after every implementation returns, so a
+    run resumed from it never skips a step its record lacks; raising stops the
+    run before the checkpoint, and the previous one stays the newest.
+    """
+
+
+@hookspec
 def on_checkpoint(ctx: RunContext, step: int, path: Any) -> None:
     """A checkpoint was written atomically to ``path``."""
 
@@ -138,4 +148,6 @@ COMPONENT_HOOKS = {
     "register_datasets": "dataset",
     "register_metrics": "metric",
 }
-LIFECYCLE_HOOKS = ("on_run_start", "on_step_end", "on_samples", "on_evaluate", "on_checkpoint", "on_run_end")
+LIFECYCLE_HOOKS = (
+    "on_run_start", "on_step_end", "on_samples", "on_evaluate", "before_checkpoint", "on_checkpoint", "on_run_end",
+)
