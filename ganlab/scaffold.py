@@ -229,7 +229,7 @@ name = "$dist"
 version = "0.1.0"
 description = "A ganlab plugin: $kind '$name'."
 readme = "README.md"
-requires-python = ">=3.10"
+requires-python = ">=3.11"
 dependencies = ["ganlab>=$ganlab_min", "torch>=2.2"]
 
 [project.optional-dependencies]

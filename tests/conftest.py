@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,10 +34,11 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     cache = tmp_path_factory.mktemp("ganlab-cache")
-    old = {k: os.environ.get(k) for k in ("GANLAB_CACHE", "GANLAB_PLUGINS", "GANLAB_DISABLE_PLUGINS",
-                                          "GANLAB_STRICT_PLUGINS", "MLFLOW_TRACKING_URI")}
+    cleared = ("GANLAB_PLUGINS", "GANLAB_DISABLE_PLUGINS", "GANLAB_STRICT_PLUGINS", "GANLAB_TRACE_HOOKS",
+               "GANLAB_VERBOSE", "GANLAB_GPUS", "MLFLOW_TRACKING_URI")
+    old = {k: os.environ.get(k) for k in ("GANLAB_CACHE", *cleared)}
     os.environ["GANLAB_CACHE"] = str(cache)
-    for key in ("GANLAB_PLUGINS", "GANLAB_DISABLE_PLUGINS", "GANLAB_STRICT_PLUGINS", "MLFLOW_TRACKING_URI"):
+    for key in cleared:
         os.environ.pop(key, None)
     yield
     for key, value in old.items():
@@ -43,6 +46,138 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+# ---- test-suite hygiene: opt-in shuffled order, and no test leaves global state behind ----
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``GANLAB_TEST_SHUFFLE=SEED`` runs the tests in an order shuffled with that seed.
+
+    A test that passes only after (or only before) another one leaks state; a shuffled run
+    finds it, and the seed (printed before and after the run) reproduces the order.
+    """
+    seed = os.environ.get("GANLAB_TEST_SHUFFLE")
+    if seed:
+        random.Random(seed).shuffle(items)
+        _say_shuffled(config, seed)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    seed = os.environ.get("GANLAB_TEST_SHUFFLE")
+    if seed:  # again at the end, where a failure is read: the order to reproduce it
+        _say_shuffled(config, seed)
+
+
+def _say_shuffled(config: pytest.Config, seed: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # also under -q
+        reporter.write_line(f"ganlab: test order shuffled with GANLAB_TEST_SHUFFLE={seed}")
+
+
+#: Environment variables that pytest itself changes around each test.
+_PYTEST_ENV = frozenset({"PYTEST_CURRENT_TEST"})
+#: Set by libraries for themselves, once per process, when first imported or used
+#: (scikit-learn's OpenMP switches; Inductor's default cache directory and a pointer it
+#: hands its compiled code): bookkeeping, not a test's change, so only their appearance
+#: is allowed: a test that changes or removes one is still caught.
+_LIBRARY_ENV = frozenset({"KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK", "TORCHINDUCTOR_CACHE_DIR",
+                          "_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR"})
+
+#: torch's config modules whose options a test may patch (only checked once imported:
+#: importing torch._inductor to look at it would cost every run of the suite seconds).
+_TORCH_CONFIGS = ("torch._dynamo.config", "torch._inductor.config")
+
+
+def _config_state(module: Any) -> tuple[dict[str, Any], frozenset[str]]:
+    """Option values, and the options a ``delattr`` hid (reading them then raises
+    "does not exist", which is how an undone ``monkeypatch.setattr`` breaks later tests)."""
+    entries = getattr(module, "_config", {})
+    return module.get_config_copy(), frozenset(k for k, e in entries.items() if getattr(e, "hide", False))
+
+
+def _global_state() -> dict[str, Any]:
+    """The process-wide state a test must leave as it found it; cheap (it runs per test)."""
+    state: dict[str, Any] = {
+        "os.environ": {k: v for k, v in os.environ.items() if k not in _PYTEST_ENV},
+        "cwd": os.getcwd(),
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_default_dtype"):
+        state["torch.get_default_dtype()"] = torch.get_default_dtype()
+        state["torch.are_deterministic_algorithms_enabled()"] = torch.are_deterministic_algorithms_enabled()
+        state["torch.get_num_threads()"] = torch.get_num_threads()
+        state["torch.is_grad_enabled()"] = torch.is_grad_enabled()
+    for name in _TORCH_CONFIGS:
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "get_config_copy"):
+            state[name] = _config_state(module)
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None and hasattr(mlflow, "active_run"):
+        run = mlflow.active_run()
+        state["mlflow.active_run()"] = run.info.run_id if run else None
+    return state
+
+
+def _dict_changes(what: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    keys = sorted(before.keys() | after.keys())
+    return [f"{what}[{k!r}]: {before.get(k, '<unset>')!r} -> {after.get(k, '<unset>')!r}"
+            for k in keys if before.get(k, "<unset>") != after.get(k, "<unset>")]
+
+
+def _state_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """One line per change; a config module first imported by the test is judged only by
+    its hidden options (there is no earlier value to compare the others with)."""
+    changes: list[str] = []
+    for what, now in after.items():
+        if what == "os.environ":
+            appeared = {k for k in _LIBRARY_ENV if k in now and k not in before[what]}
+            changes += _dict_changes(what, before[what], {k: v for k, v in now.items() if k not in appeared})
+        elif what in _TORCH_CONFIGS:
+            values, hidden = now
+            old_values, old_hidden = before.get(what, (values, frozenset()))
+            changes += _dict_changes(what, old_values, values)
+            changes += [f"{what}.{k} was deleted (use {what}.patch(...), not monkeypatch.setattr)"
+                        for k in sorted(hidden - old_hidden)]
+        elif what in before and before[what] != now:
+            changes.append(f"{what}: {before[what]!r} -> {now!r}")
+    return changes
+
+
+def _restore(before: dict[str, Any]) -> None:
+    """Put back what can be put back, so that one leaky test is not blamed on the next."""
+    env = before["os.environ"]
+    for key in [k for k in os.environ if k not in env and k not in _PYTEST_ENV | _LIBRARY_ENV]:
+        del os.environ[key]
+    os.environ.update(env)
+    os.chdir(before["cwd"])
+    torch = sys.modules.get("torch")
+    if "torch.get_default_dtype()" in before:
+        torch.set_default_dtype(before["torch.get_default_dtype()"])
+        torch.use_deterministic_algorithms(before["torch.are_deterministic_algorithms_enabled()"])
+        torch.set_num_threads(before["torch.get_num_threads()"])
+        torch.set_grad_enabled(before["torch.is_grad_enabled()"])
+    for name in _TORCH_CONFIGS:
+        module = sys.modules.get(name)
+        if module is not None and name in before:
+            values, hidden = before[name]
+            now, now_hidden = _config_state(module)
+            # Setting an option un-hides it; only changed ones (setting a deprecated one warns).
+            for key in [k for k in values if k in now_hidden - hidden or now.get(k) != values[k]]:
+                setattr(module, key, values[key])
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_global_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that changes process-wide state: environment, cwd, torch's global
+    switches and compiler configuration, MLflow's active run (mlflow.set_tracking_uri and
+    set_experiment show up as MLFLOW_* variables). Such a change passes the test itself and
+    breaks whichever test happens to run after it."""
+    before = _global_state()
+    yield
+    changes = _state_changes(before, _global_state())
+    if changes:
+        _restore(before)
+        pytest.fail(f"{request.node.nodeid} left global state changed:\n  " + "\n  ".join(changes),
+                    pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -135,19 +135,20 @@ def test_fp32_keeps_the_scaler_off() -> None:
 
 # ---- torch.compile ----------------------------------------------------------------------
 @pytest.mark.slow
-def test_compile_gives_the_losses_of_eager(monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_compile_gives_the_losses_of_eager(capsys: pytest.CaptureFixture[str]) -> None:
     import torch._dynamo
     import torch._inductor.config
     from torch._dynamo.utils import counters
 
     # Inductor draws its own random numbers unless told to use torch's: with fallback_random
     # both paths draw the same noise from the same seed. Dropout off for the same reason.
-    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+    # config.patch, not monkeypatch.setattr: undoing a setattr on torch's config module
+    # deletes the option, and every later compile fails with "fallback_random does not exist".
     torch._dynamo.reset()
     counters.clear()
     eager = train_losses(make_trainer(sets=["arch.dropout=0.0"]), 3)
-    compiled = train_losses(make_trainer(compile=True, sets=["arch.dropout=0.0"]), 3)
+    with torch._inductor.config.patch(fallback_random=True):
+        compiled = train_losses(make_trainer(compile=True, sets=["arch.dropout=0.0"]), 3)
     assert counters["stats"]["unique_graphs"] >= 2, "nothing was compiled"
     assert "continuing uncompiled" not in capsys.readouterr().err
     for (d_e, g_e), (d_c, g_c) in zip(eager, compiled):
