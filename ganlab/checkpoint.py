@@ -28,27 +28,39 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}.pt"
 
 
+class CheckpointWriteError(GanlabError):
+    """The file system refused a checkpoint (a full disk, a file size limit, a read-only directory)."""
+
+    def __init__(self, path: Path, error: OSError, previous: Path | None, also: str = "") -> None:
+        kept = (f"the previous checkpoint {previous.name} (step {step_of(previous)}) is kept"
+                if previous is not None else "no earlier checkpoint exists")
+        super().__init__(f"cannot write checkpoint {path}: {error.strerror or error}; {kept}"
+                         + (f"; {also}" if also else ""))
+        self.path, self.error, self.previous = path, error, previous
+
+
 def save_atomic(state: dict[str, Any], directory: Path, step: int, keep: int) -> Path:
     """Write ``state`` as ``step-NNNNNNNN.pt`` in ``directory``; keep the newest ``keep`` checkpoints.
 
     The file appears under its real name only once complete and on disk
     (write to a temporary name, fsync, rename, fsync the directory), so a
     crash or a second Ctrl-C mid-write leaves the previous checkpoints intact
-    and at worst a hidden temporary file, removed by the next save.
+    and at worst a hidden temporary file, removed by the next save. A write the
+    file system refuses raises :class:`CheckpointWriteError`, with the earlier
+    checkpoints untouched and the temporary file removed.
     """
-    import torch
-
-    directory.mkdir(parents=True, exist_ok=True)
     final = directory / checkpoint_name(step)
     tmp = directory / f".{final.name}.tmp{os.getpid()}"
     try:
-        with open(tmp, "wb") as handle:
-            torch.save({"format": FORMAT, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        directory.mkdir(parents=True, exist_ok=True)
+        write_torch_file({"format": FORMAT, **state}, tmp)
         os.replace(tmp, final)
+    except OSError as exc:
+        _remove(tmp)
+        found = list_checkpoints(directory)
+        raise CheckpointWriteError(final, exc, found[-1] if found else None) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
     _fsync_dir(directory)
     for old in list_checkpoints(directory)[:-max(1, keep)]:
@@ -57,6 +69,71 @@ def save_atomic(state: dict[str, Any], directory: Path, step: int, keep: int) ->
         if _TEMP.match(leftover.name):  # from a writer that died mid-write
             leftover.unlink(missing_ok=True)
     return final
+
+
+def write_torch_file(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path``, flushed and fsynced; a refused write raises the OSError itself.
+
+    torch's zip writer turns a failed write into a RuntimeError ("enforce fail at
+    inline_container.cc ... unexpected pos"), losing the reason; the handle
+    here keeps the OSError (errno EFBIG, ENOSPC...) that caused it.
+    """
+    import torch
+
+    with open(path, "wb") as handle:
+        writer = _KeepsWriteError(handle)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError as exc:
+            cause = writer.error or _os_error_in(exc)
+            if cause is None:
+                raise
+            raise cause from None
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class _KeepsWriteError:
+    """A binary file handle that remembers the OSError of a failed write."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError among an exception's causes, if any."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # a directory turned read-only: the next save removes the leftover
+
+
+def step_of(path: Path) -> int | None:
+    """The step in a checkpoint's file name."""
+    found = _NAME.match(path.name)
+    return int(found.group(1)) if found else None
 
 
 def _fsync_dir(directory: Path) -> None:

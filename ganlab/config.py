@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,37 @@ DEFAULT_COMPONENTS = {"arch": "mlp", "head": "sigmoid", "loss": "nonsaturating",
 
 def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be > 0"
+
+
+#: Longest names MLflow keeps. An experiment's: the ``experiments.name`` column is VARCHAR(256)
+#: (MLflow's own check allows 500, which MySQL and PostgreSQL stores then refuse), and a local
+#: store makes the name a directory, which Linux and macOS allow 255 bytes.
+MAX_EXPERIMENT_NAME = 255
+#: A run's: the ``runs.name`` column is VARCHAR(250).
+MAX_RUN_NAME = 250
+
+
+def _name_check(what: str, limit: int, required: bool, directory: bool = False) -> Any:
+    """A check for an MLflow name: not empty (where required), at most ``limit`` characters (and, for a
+    name that becomes a directory, UTF-8 bytes), no control characters (a newline or NUL breaks the
+    store's listings, the UI and file names)."""
+
+    def check(name: str) -> str | None:
+        if required and not name:
+            return f"an MLflow {what} name cannot be empty"
+        if len(name) > limit:
+            return f"an MLflow {what} name has at most {limit} characters; this one has {len(name)}"
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if directory and size > limit:
+            return (f"an MLflow {what} name has at most {limit} bytes in UTF-8 (it names a directory "
+                    f"in the store); this one has {size}")
+        control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+        if control is not None:
+            return (f"an MLflow {what} name cannot contain control characters "
+                    f"(found {control!r} at position {name.index(control)})")
+        return None
+
+    return check
 
 
 #: The training settings every run has, with their declared types and ranges.
@@ -62,8 +94,10 @@ SETTINGS: dict[str, Option] = {
     "eval_samples": Option(int, 2500, "generated samples per evaluation", min=1),
     "checkpoint_every": Option(int, 0, "steps between checkpoints (0: only at the end)", min=0),
     "keep_checkpoints": Option(int, 2, "how many recent checkpoints to keep", min=1),
-    "experiment": Option(str, "ganlab", "MLflow experiment name"),
-    "run_name": Option(str, "", "MLflow run name (default: built from the components)"),
+    "experiment": Option(str, "ganlab", f"MLflow experiment name (at most {MAX_EXPERIMENT_NAME} characters)",
+                         check=_name_check("experiment", MAX_EXPERIMENT_NAME, required=True, directory=True)),
+    "run_name": Option(str, "", f"MLflow run name (default: built from the components; at most {MAX_RUN_NAME} "
+                       "characters)", check=_name_check("run", MAX_RUN_NAME, required=False)),
     "tracking_uri": Option(str, "", "MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)"),
     "tracking": Option(bool, True, "record the run in MLflow"),
     "data_root": Option(str, "data", "where datasets' files live"),

@@ -182,15 +182,29 @@ def load_cached(path: Path) -> TensorData | None:
 
 
 def save_cached(path: Path, data: TensorData) -> None:
-    """Write atomically so that concurrent runs never read half a file."""
-    import torch
+    """Write atomically so that concurrent runs never read half a file.
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    The cache only saves time: one that cannot be written (a full disk, a file
+    size limit, a read-only home) is left out with a warning, and the run goes on.
+    """
+    import sys
+
+    from ganlab.checkpoint import write_torch_file
+
     blob = {
         "x": data.x.cpu(), "y": None if data.y is None else data.y.cpu(), "num_classes": data.num_classes,
         "source": data.source, "test_x": None if data.test_x is None else data.test_x.cpu(),
         "test_y": None if data.test_y is None else data.test_y.cpu(), "class_names": data.class_names,
     }
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_torch_file(blob, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        print(f"ganlab: warning: cannot write the dataset cache {path}: {exc.strerror or exc}; "
+              f"continuing without it", file=sys.stderr)

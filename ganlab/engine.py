@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ganlab import checkpoint
-from ganlab.build import Built, scores_samples_independently
+from ganlab.build import Built, call_plugin, scores_samples_independently
 from ganlab.context import RunContext
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
@@ -27,9 +27,13 @@ class Diverged(GanlabError):
 
     exit_code = 3
 
-    def __init__(self, what: str, step: int) -> None:
-        super().__init__(f"training diverged: {what} is not finite at step {step}; the last good checkpoint is kept")
+    def __init__(self, what: str, step: int, kept: str = "the last good checkpoint is kept") -> None:
+        super().__init__(f"training diverged: {what} is not finite at step {step}; {kept}")
         self.what, self.step = what, step
+
+
+class OutOfMemory(GanlabError):
+    """A training step, a sample grid or an evaluation did not fit in the device's memory."""
 
 
 class Interrupted(Exception):
@@ -141,7 +145,7 @@ class Trainer:
         self.ctx.extras["metrics"] = {}
         self.ctx.extras["dataset"] = built.dataset
         if hasattr(built.objective, "setup"):  # e.g. the semi-supervised objective picks its labelled subset
-            built.objective.setup(self.ctx)
+            call_plugin(built.components["loss"], "setup", built.objective.setup, self.ctx)
         self.stop = GracefulStop()
         self.last_checkpoint: Path | None = None
         # set on every rank of a distributed run (ganlab.distributed): rank 0 alone samples and evaluates
@@ -180,7 +184,7 @@ class Trainer:
             status, error = "FINISHED", None
             try:
                 self.plugins.notify("on_run_start", ctx=ctx)
-                self._loop()
+                self._train()
             except Interrupted as exc:
                 status, error = "KILLED", exc
                 raise
@@ -191,8 +195,44 @@ class Trainer:
                 status, error = "FAILED", exc
                 raise
             finally:
-                self.plugins.notify("on_run_end", ctx=ctx, status=status, error=error)
+                self._end(status, error)
         return ctx
+
+    def _train(self) -> None:
+        """The loop, with running out of memory said in one line (the run then ends FAILED with it)."""
+        failure = None
+        try:
+            self._loop()
+        except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            failure = self._out_of_memory(exc)
+            if failure is None:
+                raise
+        # raised here, outside the handler: the failed step's frames (and their tensors) are freed first
+        if failure is not None:
+            raise failure
+
+    def _out_of_memory(self, exc: BaseException) -> OutOfMemory | None:
+        from ganlab.runtime import out_of_memory
+
+        detail = out_of_memory(exc)
+        if detail is None:
+            return None
+        cfg = self.b.config
+        return OutOfMemory(
+            f"out of memory on {self.b.device} after {self.ctx.step} of {cfg.steps} steps with batch size "
+            f"{cfg.batch_size}: {detail}; use a smaller --batch-size"
+        )
+
+    def _end(self, status: str, error: BaseException | None) -> None:
+        """Tell the plugins the run ended. If that fails too while a failure is already on its way
+        out, the first failure is the one to report (e.g. a full disk: the checkpoint, then the weights)."""
+        try:
+            self.plugins.notify("on_run_end", ctx=self.ctx, status=status, error=error)
+        except Exception as exc:
+            if error is None:
+                raise
+            print(f"ganlab: warning: ending the run's record failed as well: {type(exc).__name__}: "
+                  f"{' '.join(str(exc).split())[:300]}", file=sys.stderr)
 
     def _loop(self) -> None:
         cfg, ctx = self.b.config, self.ctx
@@ -232,11 +272,23 @@ class Trainer:
 
         for name, value in losses.items():
             if not bool(torch.isfinite(value).all()):
-                raise Diverged(name, step)
+                raise Diverged(name, step, self.kept_checkpoint())
         for role, net in (("generator", self.b.generator), ("discriminator", self.b.discriminator)):
             for pname, param in net.named_parameters():
                 if not bool(torch.isfinite(param).all()):
-                    raise Diverged(f"{role} parameter '{pname}'", step)
+                    raise Diverged(f"{role} parameter '{pname}'", step, self.kept_checkpoint())
+
+    def kept_checkpoint(self) -> str:
+        """Which checkpoint a failed run leaves to resume from, said for its error line."""
+        if not self.b.config.tracking:
+            return "no checkpoint is kept (tracking is off, and checkpoints are written only with tracking)"
+        if self.ctx.workdir is None:  # a distributed run's other ranks: rank 0 writes the checkpoints
+            return "rank 0 keeps the last good checkpoint, if any"
+        found = checkpoint.list_checkpoints(Path(self.ctx.workdir) / "checkpoints")
+        if not found:
+            return ("no checkpoint was written before it, so there is none to resume from "
+                    "(--checkpoint-every N writes one every N steps)")
+        return f"the last good checkpoint, step {checkpoint.step_of(found[-1])}, is kept: {found[-1]}"
 
     def samples(self) -> Any:
         import torch
@@ -252,7 +304,9 @@ class Trainer:
         explicit = self.b.config.metric_names
         chosen = {}
         for name, metric in self.b.metrics.items():
-            applies = bool(metric.applies_to(self.ctx))
+            component = self.b.metric_components.get(name)
+            applies = bool(metric.applies_to(self.ctx) if component is None else
+                           call_plugin(component, "applies_to", metric.applies_to, self.ctx))
             if applies:
                 chosen[name] = metric
             elif explicit is not None:
@@ -321,8 +375,15 @@ class Trainer:
         # the record first: a checkpoint whose steps the record lacks would make resume skip them
         self.plugins.notify("before_checkpoint", ctx=self.ctx, step=self.ctx.step)
         state = {**self.state_dict(), **extra}
-        path = checkpoint.save_atomic(state, Path(directory) / "checkpoints", self.ctx.step,
-                                      self.b.config.keep_checkpoints)
+        try:
+            path = checkpoint.save_atomic(state, Path(directory) / "checkpoints", self.ctx.step,
+                                          self.b.config.keep_checkpoints)
+        except checkpoint.CheckpointWriteError as exc:
+            if exc.previous is None or self.ctx.run_id is None:
+                raise
+            raise checkpoint.CheckpointWriteError(
+                exc.path, exc.error, exc.previous,
+                also=f"once there is room, `ganlab resume {self.ctx.run_id}` continues from it") from None
         self.last_checkpoint = path
         self.plugins.notify("on_checkpoint", ctx=self.ctx, step=self.ctx.step, path=path)
         return path

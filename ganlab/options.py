@@ -7,6 +7,7 @@ trains, so a typo or a wrong type is refused by name.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from ganlab.errors import ConfigError, did_you_mean
 
 _TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str"}
+#: a refused value is quoted up to this many characters (a 5000-character name must not fill the screen)
+_SHOWN_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,13 @@ class Option:
         value = _coerce(where, self.type, self.type_name, value)
         if value is None:
             return None
+        if self.type is float and not math.isfinite(value):
+            # inf passes "> 0" and nan passes every comparison; neither trains anything
+            raise ConfigError(f"{where} must be a finite number, not {value!r}")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
             raise ConfigError(
-                f"{where} must be one of {allowed}, not {value!r}{did_you_mean(str(value), map(str, self.choices))}"
+                f"{where} must be one of {allowed}, not {shown(value)}{did_you_mean(str(value), map(str, self.choices))}"
             )
         if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
             bound = f"> {self.min}" if self.min_exclusive else f">= {self.min}"
@@ -55,8 +61,17 @@ class Option:
         if self.check is not None:
             problem = self.check(value)
             if problem:
-                raise ConfigError(f"{where}: {problem} (got {value!r})")
+                raise ConfigError(f"{where}: {problem} (got {shown(value)})")
         return value
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut short with its length when long: an error line stays readable."""
+    text = repr(value)
+    if len(text) <= _SHOWN_CHARS:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(text)} characters as text"
+    return f"{text[:_SHOWN_CHARS]}... ({size})"
 
 
 def _coerce(where: str, kind: type, type_name: str, value: Any) -> Any:
@@ -77,7 +92,7 @@ def _coerce(where: str, kind: type, type_name: str, value: Any) -> Any:
             if kind is float:
                 return float(text)
         except ValueError:
-            raise ConfigError(f"{where} must be {_article(type_name)}, not {value!r}") from None
+            raise ConfigError(f"{where} must be {_article(type_name)}, not {shown(value)}") from None
     if value is None:
         return None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -85,7 +100,7 @@ def _coerce(where: str, kind: type, type_name: str, value: Any) -> Any:
     if kind in (int, float) and isinstance(value, bool):
         raise ConfigError(f"{where} must be {_article(type_name)}, not {value!r}")
     if kind in _TYPE_NAMES and not isinstance(value, kind):
-        raise ConfigError(f"{where} must be {_article(type_name)}, not {value!r}")
+        raise ConfigError(f"{where} must be {_article(type_name)}, not {shown(value)}")
     return value
 
 

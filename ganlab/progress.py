@@ -1,4 +1,14 @@
-"""A rich progress bar with the current losses, updated at logging intervals only."""
+"""Progress while a run trains, updated at logging intervals only.
+
+On a terminal: a rich progress bar with the current losses and a labelled ETA.
+Otherwise (stderr sent to a file, a pipe, a CI log) a bar would print nothing
+useful, so plain lines go out instead::
+
+    ganlab: step 200/1000 loss.d=1.3412 loss.g=0.7021 12.3 steps/s ETA 1m05s
+
+about every tenth of the run or every 30 seconds, whichever comes first, and
+never between logging steps (``log_every``), where the losses are on the host.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +18,53 @@ from typing import Any
 
 from ganlab import hookimpl
 
+#: plain progress lines: at least this often, when logging steps allow
+LINE_SECONDS = 30.0
+#: ... and at least once per this fraction of the run
+LINE_FRACTION = 10
+
+
+def format_eta(seconds: float) -> str:
+    """``65`` -> ``1m05s``; ``7265`` -> ``2h01m``; ``9`` -> ``9s``."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
 
 class ProgressBar:
-    def __init__(self) -> None:
+    def __init__(self, plain: bool | None = None) -> None:
         self.progress: Any = None
         self.task: Any = None
         self.started = 0.0
+        # plain lines where stderr is no terminal; None: decide when the run starts
+        self.plain = plain
+        self.first_step = 0
+        self.last_line = 0.0
+        self.line_every = 1
+        self.last_tenth = 0
 
     @hookimpl
     def on_run_start(self, ctx: Any) -> None:
+        self.started = self.last_line = time.monotonic()
+        self.first_step = ctx.step  # a resumed run's rate counts only the steps it trains
+        if self.plain is None:
+            self.plain = not sys.stderr.isatty()
+        if self.plain:
+            self.line_every = max(1, -(-ctx.config.steps // LINE_FRACTION))
+            self.last_tenth = ctx.step // self.line_every
+            return
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.started = time.monotonic()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[losses]}"), TimeRemainingColumn(),
-            disable=not sys.stderr.isatty(), transient=False,
+            TextColumn("{task.fields[losses]}"), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
         )
         self.progress.start()
         self.task = self.progress.add_task(ctx.config.default_run_name(), total=ctx.config.steps,
@@ -33,8 +74,27 @@ class ProgressBar:
     def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
         if step % ctx.config.log_every and step != ctx.config.steps:
             return
+        if self.plain:
+            self.plain_line(ctx, step, losses)
+            return
         text = "  ".join(f"{k.split('.')[-1]}={float(v):.4f}" for k, v in losses.items())
         self.progress.update(self.task, completed=step, losses=text)
+
+    def plain_line(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
+        """A line when this logging step starts a new tenth of the run, or 30 s have passed since the last."""
+        now = time.monotonic()
+        tenth = step // self.line_every
+        due = tenth > self.last_tenth or now - self.last_line >= LINE_SECONDS
+        self.last_tenth = tenth
+        if not due:
+            return
+        self.last_line = now
+        total = ctx.config.steps
+        values = " ".join(f"{key}={float(value):.4f}" for key, value in losses.items())
+        elapsed, done = now - self.started, step - self.first_step
+        rate = done / elapsed if elapsed > 0 and done > 0 else 0.0
+        speed = f" {rate:.1f} steps/s ETA {format_eta((total - step) / rate)}" if rate > 0 else ""
+        print(f"ganlab: step {step}/{total} {values}{speed}", file=sys.stderr, flush=True)
 
     @hookimpl
     def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:

@@ -50,7 +50,9 @@ def test_non_finite_loss_fails_the_run_at_its_step(workdir: Path, mlflow_client:
     code, run, errors = diverge(capsys, mlflow_client, "--log-every", "1", "--checkpoint-every", "2",
                                 "--set", "loss.step=7", "--set", f"loss.value={value}")
     assert code == 3
-    assert errors == ["ganlab: error: training diverged: loss.d is not finite at step 7; the last good checkpoint is kept"]
+    kept = Path(run.info.artifact_uri.replace("file://", "")) / "checkpoints" / "step-00000006.pt"
+    assert errors == [f"ganlab: error: training diverged: loss.d is not finite at step 7; "
+                      f"the last good checkpoint, step 6, is kept: {kept}"]
     assert run.info.status == "FAILED"
     tags = run.data.tags
     assert tags["ganlab.failed_step"] == "7"
