@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -44,15 +45,40 @@ PluginOpt = Annotated[
 ]
 
 
+#: commands taking --verbose (``ganlab sweep`` too, once it declares VerboseOpt)
+VERBOSE_COMMANDS = ("run", "resume", "sweep")
+
+
+def set_verbose(value: bool) -> bool:
+    """``--verbose``: set GANLAB_VERBOSE=1 for this process and every process it starts (the record
+    writer, torchrun's ranks, a sweep's jobs), which then let MLflow's own messages through."""
+    if value:
+        os.environ["GANLAB_VERBOSE"] = "1"
+    return value
+
+
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", is_eager=True, callback=set_verbose,
+                 help="Let MLflow's own log messages through (sets GANLAB_VERBOSE=1)."),
+]
+
+
 def error(message: str, code: int = 2) -> typer.Exit:
     print(f"ganlab: error: {message}", file=sys.stderr)
     return typer.Exit(code)
 
 
-def load_plugins(extra: list[str] | None) -> Any:
+def load_plugins(extra: list[str] | None, strict_named: bool = True) -> Any:
+    """The plugins a command uses. A plugin named with --plugin or GANLAB_PLUGINS that cannot be
+    loaded (import, hooks, or its register hooks raising) is an error here, before anything runs;
+    ``strict_named=False`` warns and leaves it out instead (``ganlab plugins``)."""
     from ganlab.plugins import PluginManager
 
-    return PluginManager().load(extra or [])
+    manager = PluginManager(strict_named=strict_named).load(extra or [])
+    if strict_named:
+        manager.registry  # noqa: B018 - calls the register hooks now: a named plugin's failure stops us here
+    return manager
 
 
 @app.command()
@@ -87,6 +113,7 @@ def run(
     download: Annotated[Optional[bool], typer.Option("--download/--no-download", help="Allow datasets to download.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
     nproc: NprocOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Train one GAN and record it in MLflow."""
     flags = {
@@ -133,7 +160,7 @@ def plugins_cmd(
     plugin: PluginOpt = None,
 ) -> None:
     """List plugins: name, version, hooks, built-in or not, load errors."""
-    manager = load_plugins(plugin)
+    manager = load_plugins(plugin, strict_named=False)  # showing load errors is this command's job
     manager.registry  # noqa: B018 - registering components surfaces hook errors
     rows = [
         {"name": i.name, "module": i.module, "distribution": i.distribution, "version": i.version,
@@ -200,6 +227,7 @@ def resume(
     steps: Annotated[Optional[int], typer.Option(help="Train to this many steps instead of the original total.")] = None,
     plugin: PluginOpt = None,
     nproc: NprocOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Continue a run from its last checkpoint, in the same MLflow run."""
     if nproc is not None:  # a distributed run resumes with as many processes as it had
@@ -223,16 +251,28 @@ def _argv_plugins(argv: list[str]) -> list[str]:
     return found
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The command argv runs (its first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def build_app(argv: list[str]) -> typer.Typer:
-    """A fresh app per call (the CLI can run several times in one process, e.g. in tests)."""
+    """A fresh app per call (the CLI can run several times in one process, e.g. in tests).
+
+    Warnings about entry-point plugins are left to the command that uses the
+    plugins, so each is said once. A plugin named with --plugin or
+    GANLAB_PLUGINS that cannot be imported is an error here already, before
+    any command runs (it may be the one that adds the command); except for
+    ``ganlab plugins``, whose job is to show such errors.
+    """
     from ganlab import commands
     from ganlab.plugins import PluginManager
 
     fresh = typer.Typer(**APP_SETTINGS)
     fresh.registered_commands = list(app.registered_commands)
     commands.register_core_commands(fresh)
-    # Load errors are reported by the command that uses the plugins, not twice.
-    PluginManager(warn=lambda message: None).load(_argv_plugins(argv)).add_commands(fresh)
+    strict_named = _command_word(argv) != "plugins"
+    PluginManager(warn=lambda message: None, strict_named=strict_named).load(_argv_plugins(argv)).add_commands(fresh)
     return fresh
 
 
@@ -252,7 +292,7 @@ def _strip_plugin_args(app_: typer.Typer, argv: list[str]) -> list[str]:
     would otherwise refuse the option it needed to exist at all.
     """
     names = [c.name or (c.callback.__name__ if c.callback else "") for c in app_.registered_commands]
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = _command_word(argv)
     index = names.index(command) if command in names else -1
     if index < 0:
         return argv
@@ -270,11 +310,17 @@ def _strip_plugin_args(app_: typer.Typer, argv: list[str]) -> list[str]:
     return out
 
 
+def _end_of_options(argv: list[str]) -> int:
+    return argv.index("--") if "--" in argv else len(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and ``python -m ganlab``."""
     click_exception = _click_exception_class()
     argv = list(sys.argv[1:] if argv is None else argv)
     _invocation[:] = argv
+    # before anything else, plugins imported to build the app included (the option's callback sets it too)
+    set_verbose(_command_word(argv) in VERBOSE_COMMANDS and "--verbose" in argv[: _end_of_options(argv)])
     try:
         built = build_app(argv)
         result = built(args=_strip_plugin_args(built, argv), prog_name="ganlab", standalone_mode=False)

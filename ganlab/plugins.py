@@ -3,19 +3,31 @@
 Plugins come from three places, in this order: the ``ganlab`` entry-point
 group (built-ins included: they are entry points of the ganlab distribution),
 ``GANLAB_PLUGINS`` (comma-separated modules or files) and ``--plugin``.
-Nothing else is imported. A broken plugin is reported in one line and left
-out; ``GANLAB_STRICT_PLUGINS=1`` turns that into a fatal error.
+Nothing else is imported.
+
+A plugin the user *named* (``--plugin``, ``GANLAB_PLUGINS``) that cannot be
+loaded is an error: they asked for it, so running without it would not be what
+they asked for. An installed entry-point plugin that cannot be loaded is
+reported in one line and left out; ``GANLAB_STRICT_PLUGINS=1`` makes that
+fatal too. Once loaded, a third-party lifecycle hook that raises is reported
+once and skipped from then on (fatal in strict mode); a built-in's propagates.
+
+Lifecycle hooks are called through pluggy's own call loop (``pm.hook.NAME``),
+so ``wrapper=True``/``hookwrapper=True`` implementations, ``tryfirst``/
+``trylast`` and hook-call monitoring work as pluggy documents them;
+``GANLAB_TRACE_HOOKS=1`` prints every lifecycle call on stderr.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata as metadata
 import importlib.util
 import inspect
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -44,14 +56,20 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
     disabled: bool = False
+    #: "--plugin" or "GANLAB_PLUGINS" when the user named this plugin; None for entry points and objects
+    named_by: str | None = None
 
     @property
     def provenance(self) -> Provenance:
         return Provenance(self.name, self.distribution, self.version, self.builtin)
 
 
+def _flag(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _strict() -> bool:
-    return os.environ.get("GANLAB_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+    return _flag("GANLAB_STRICT_PLUGINS")
 
 
 def _split(value: str | None) -> list[str]:
@@ -59,29 +77,71 @@ def _split(value: str | None) -> list[str]:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: it called sys.exit({exc.code!r})"
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _is_users_interrupt(exc: BaseException) -> bool:
+    """Whether an exception out of a plugin's code must go on up instead of being reported as the plugin's fault.
+
+    Everything a plugin raises is its fault, BaseExceptions included: a
+    ``sys.exit()`` at import or in a hook must not end ganlab silently with
+    exit 0. The one exception is KeyboardInterrupt, always taken as the user's
+    Ctrl-C. Python raises a real Ctrl-C inside whatever code runs at that
+    moment, often a plugin's, so the traceback cannot tell the two apart;
+    telling them apart for sure would mean a SIGINT handler around every hook
+    call, fighting ganlab.signals.GracefulStop for the signal. Getting it wrong
+    the other way would be worse: a Ctrl-C turned into a warning, and the run
+    carrying on as if the user had not pressed it. A plugin that raises
+    KeyboardInterrupt itself stops the command as Ctrl-C does, visibly (exit 130).
+    """
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return a == b or Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _where(named_by: str) -> str:
+    if named_by == "GANLAB_PLUGINS":
+        return "it is named in GANLAB_PLUGINS: fix it, or remove it from GANLAB_PLUGINS"
+    return f"it was named with {named_by}: fix it, or leave it out of the command line"
 
 
 class PluginManager:
     """pluggy's manager plus ganlab's bookkeeping of where everything came from."""
 
-    def __init__(self, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, warn: Callable[[str], None] | None = None, strict_named: bool = True) -> None:
+        """``strict_named``: a plugin named with --plugin or GANLAB_PLUGINS that cannot be loaded raises
+        PluginError (False: it is warned about and left out like an entry-point plugin, for
+        ``ganlab plugins``, whose job is to show such errors)."""
         self.pm = pluggy.PluginManager(PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self._registry: Registry | None = None
         self._warn = warn or (lambda message: print(f"ganlab: warning: {message}", file=sys.stderr))
         self._disabled = set(_split(os.environ.get("GANLAB_DISABLE_PLUGINS")))
-        self._silenced: set[int] = set()
+        self._strict_named = strict_named
+        #: (plugin name, hook name) of third-party lifecycle implementations that raised: skipped since
+        self._silenced: set[tuple[str, str]] = set()
+        self._objects: dict[str, object] = {}  # name -> the plugin object itself (pluggy may hold a stand-in)
+        if _flag("GANLAB_TRACE_HOOKS"):
+            self.pm.add_hookcall_monitoring(self._trace, lambda *args: None)
 
     # ---- discovery -------------------------------------------------------
     def load(self, extra: Iterable[str] = (), entry_points: bool = True) -> PluginManager:
         """Load entry-point plugins, then GANLAB_PLUGINS, then ``extra`` (``--plugin``)."""
         if entry_points:
             self.load_entry_points()
-        for spec in [*_split(os.environ.get("GANLAB_PLUGINS")), *extra]:
-            self.load_local(spec)
+        for spec in _split(os.environ.get("GANLAB_PLUGINS")):
+            self.load_local(spec, named_by="GANLAB_PLUGINS")
+        for spec in extra:
+            self.load_local(spec, named_by="--plugin")
         return self
 
     def load_entry_points(self, names: Iterable[str] | None = None, distribution: str | None = None) -> list[str]:
@@ -114,12 +174,17 @@ class PluginManager:
             self._load(info, ep.load)
         return found
 
-    def load_local(self, spec: str) -> None:
-        """Load ``path/to/file.py`` or ``some.module`` given with --plugin."""
+    def load_local(self, spec: str, named_by: str | None = None) -> None:
+        """Load ``path/to/file.py`` or ``some.module``.
+
+        ``named_by`` ("--plugin", "GANLAB_PLUGINS") says the user named it: then a failure to load
+        it is an error (see ``strict_named``) rather than a warning.
+        """
         path = Path(spec)
+        origin = named_by or "--plugin"
         if spec.endswith(".py") or path.exists():
             name = path.stem
-            info = PluginInfo(name=name, module=str(path), source="--plugin file")
+            info = PluginInfo(name=name, module=str(path), source=f"{origin} file", named_by=named_by)
 
             def importer() -> ModuleType:
                 if not path.is_file():
@@ -143,7 +208,7 @@ class PluginManager:
                 return module
 
         else:
-            info = PluginInfo(name=spec, module=spec, source="--plugin module")
+            info = PluginInfo(name=spec, module=spec, source=f"{origin} module", named_by=named_by)
 
             def importer() -> ModuleType:
                 return importlib.import_module(spec)
@@ -157,8 +222,11 @@ class PluginManager:
         self._load(info, lambda: plugin)
 
     def _load(self, info: PluginInfo, importer: Callable[[], Any]) -> None:
-        if info.name in self.infos and not self.infos[info.name].error:
-            self._fail(info, f"a plugin named '{info.name}' is already loaded from {self.infos[info.name].module}")
+        existing = self.infos.get(info.name)
+        if existing is not None and not existing.error:
+            if info.named_by and existing.named_by and _same_file(existing.module, info.module):
+                return  # named twice (say in GANLAB_PLUGINS and with --plugin): it is loaded, as asked
+            self._fail(info, f"a plugin named '{info.name}' is already loaded from {existing.module}")
             return
         self.infos[info.name] = info
         if info.name in self._disabled:
@@ -166,21 +234,30 @@ class PluginManager:
             return
         try:
             plugin = importer()
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() at import included: see _is_users_interrupt
+            if _is_users_interrupt(exc):
+                raise
             self._fail(info, f"failed to import: {_one_line(exc)}")
             return
+        other = next((name for name, known in self._objects.items() if known is plugin), None)
+        if other is not None:  # pluggy would refuse it; a stand-in would hide that it is the same object
+            self._fail(info, f"is the plugin already loaded as '{other}'")
+            return
+        # a third-party plugin is registered through a stand-in whose lifecycle hooks isolate its failures
+        registered = plugin if info.builtin else self._isolating_stand_in(info, plugin)
         try:
-            self.pm.register(plugin, name=info.name)
+            self.pm.register(registered, name=info.name)
         except Exception as exc:
             self._fail(info, f"invalid hook implementation: {_one_line(exc)}")
             return
         unknown = [n for n in self._hookimpl_names(plugin) if n not in self._spec_names()]
         if unknown:
-            self.pm.unregister(plugin)
+            self.pm.unregister(registered)
             names = ", ".join(f"'{n}'{did_you_mean(n, self._spec_names())}" for n in unknown)
             self._fail(info, f"implements unknown hook {names}")
             return
-        info.hooks = sorted(self._hookimpl_names(plugin))
+        info.hooks = sorted(set(self._hookimpl_names(plugin)))
+        self._objects[info.name] = plugin
         self._registry = None
 
     @staticmethod
@@ -189,6 +266,7 @@ class PluginManager:
         return [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), marker)]
 
     def _hookimpl_names(self, plugin: object) -> list[str]:
+        """The hooks a plugin implements (an implementation's ``specname`` when it gives one)."""
         marker = f"{PROJECT_NAME}_impl"
         names = []
         for attr in dir(plugin):
@@ -197,12 +275,21 @@ class PluginManager:
             except Exception:
                 continue
             if callable(value) and hasattr(value, marker):
-                names.append(attr)
+                opts = getattr(value, marker)
+                names.append((opts.get("specname") if isinstance(opts, dict) else None) or attr)
         return names
 
-    def _fail(self, info: PluginInfo, reason: str) -> None:
+    def _fail(self, info: PluginInfo, reason: str, loading: bool = True) -> None:
+        """Report a plugin's failure: an error for a named plugin that cannot be loaded, or in strict
+        mode; otherwise a warning, and the plugin (or the failing hook) is left out.
+
+        ``loading`` is False for a lifecycle hook raising during a run: the plugin did load, and a
+        third-party lifecycle hook's failure is isolated whoever named the plugin.
+        """
         info.error = reason
         message = f"plugin '{info.name}' ({info.module}) {reason}"
+        if loading and info.named_by and self._strict_named:
+            raise PluginError(f"{message}; {_where(info.named_by)}")
         if _strict():
             raise PluginError(message)
         self._warn(f"{message}; continuing without it (GANLAB_STRICT_PLUGINS=1 makes this fatal)")
@@ -231,7 +318,9 @@ class PluginManager:
 
                 try:
                     impl.function(register=register)
-                except Exception as exc:
+                except BaseException as exc:
+                    if _is_users_interrupt(exc):
+                        raise
                     self._fail(info, f"raised in {hook_name}: {_one_line(exc)}")
                     continue
                 for (name, factory), kwargs in pending:
@@ -247,36 +336,164 @@ class PluginManager:
 
     # ---- lifecycle ---------------------------------------------------------
     def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on every plugin, isolating third-party failures.
+        """Call a lifecycle hook on every plugin, through pluggy's own call loop.
 
-        A built-in plugin's exception propagates (it is a ganlab bug or a real
-        fault such as an unreachable tracking store); a third-party plugin's is
-        reported once and that implementation is skipped from then on.
+        pluggy's order: last registered first, honouring tryfirst/trylast, with
+        wrappers around the rest; so the infrastructure registered for a run
+        (tracking) has opened the run before plugins look. A built-in plugin's
+        exception propagates (a ganlab bug or a real fault such as an
+        unreachable tracking store); a third-party plugin's is reported once and
+        that implementation is skipped from then on (see ``_isolating_stand_in``).
         """
-        # pluggy's own call order: last registered first, honouring tryfirst/trylast; so the
-        # infrastructure registered for a run (tracking) has opened the run before plugins look
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
-            if id(impl) in self._silenced:
-                continue
-            args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
-            info = self.infos.get(impl.plugin_name)
-            if info is None or info.builtin:
-                impl.function(**args)
-                continue
+        getattr(self.pm.hook, hook_name)(**kwargs)
+
+    def _isolating_stand_in(self, info: PluginInfo, plugin: object) -> object:
+        """What pluggy registers for a third-party plugin: its hook implementations, the lifecycle
+        ones wrapped so that an exception is reported once and the implementation skipped after.
+
+        The wrappers keep the marker options (tryfirst, wrapper...) and, through ``__wrapped__``,
+        the signature pluggy reads the argument names from.
+        """
+        stand_in = _StandIn(info.name, plugin)
+        for attr in dir(plugin):
             try:
-                impl.function(**args)
-            except Exception as exc:
-                self._silenced.add(id(impl))
-                self._fail(info, f"raised in {hook_name}: {_one_line(exc)}")
+                opts = self.pm.parse_hookimpl_opts(plugin, attr)
+                function = getattr(plugin, attr) if opts is not None else None
+            except Exception:  # an attribute that cannot be read is no hook: as pluggy would skip it
+                continue
+            if opts is None or function is None:
+                continue
+            hook_name = opts.get("specname") or attr
+            if hook_name in hookspecs.LIFECYCLE_HOOKS:
+                function = self._isolated(info, hook_name, function, opts)
+            setattr(stand_in, attr, function)
+        return stand_in
+
+    def _isolated(self, info: PluginInfo, hook_name: str, function: Callable[..., Any],
+                  opts: dict[str, Any]) -> Callable[..., Any]:
+        key = (info.name, hook_name)
+
+        def skipped() -> bool:
+            return key in self._silenced
+
+        def failed(exc: BaseException) -> None:
+            self._silenced.add(key)
+            self._fail(info, f"raised in {hook_name}: {_one_line(exc)}", loading=False)
+
+        is_wrapper = bool(opts.get("wrapper") or opts.get("hookwrapper"))
+        if is_wrapper and not inspect.isgeneratorfunction(function):
+            return function  # not a generator: let pluggy refuse it, with its own message
+        isolate = _isolated_wrapper if is_wrapper else _isolated_call
+        isolated = isolate(function, skipped, failed)
+        setattr(isolated, f"{PROJECT_NAME}_impl", dict(opts))
+        return isolated
+
+    def _trace(self, hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+        """GANLAB_TRACE_HOOKS=1: one line per lifecycle hook call, with the implementations in call order."""
+        if hook_name not in hookspecs.LIFECYCLE_HOOKS:
+            return
+        called = []
+        for impl in reversed(hook_impls):  # pluggy calls the last registered first
+            options = [o for o in ("wrapper", "hookwrapper", "tryfirst", "trylast") if getattr(impl, o)]
+            if (impl.plugin_name, hook_name) in self._silenced:
+                options.append("skipped: it raised before")
+            called.append(impl.plugin_name + "".join(f" ({o})" for o in options))
+        args = ", ".join(f"{k}={kwargs[k]}" for k in ("step", "status") if k in kwargs)
+        print(f"ganlab: hook {hook_name}({args}): {', '.join(called) or 'no implementations'}",
+              file=sys.stderr, flush=True)
 
     def add_commands(self, app: Any) -> None:
         for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.infos.get(impl.plugin_name)
             try:
                 impl.function(app=app)
-            except Exception as exc:
-                if info is not None:
-                    self._fail(info, f"raised in register_commands: {_one_line(exc)}")
+            except BaseException as exc:
+                if _is_users_interrupt(exc) or info is None:
+                    raise
+                self._fail(info, f"raised in register_commands: {_one_line(exc)}")
+
+
+class _StandIn:
+    """The object pluggy holds for a third-party plugin (see PluginManager._isolating_stand_in)."""
+
+    def __init__(self, name: str, plugin: object) -> None:
+        self._ganlab_name = name
+        self._ganlab_plugin = plugin
+
+    def __repr__(self) -> str:
+        return f"<ganlab plugin {self._ganlab_name!r}: {self._ganlab_plugin!r}>"
+
+
+def _isolated_call(function: Callable[..., Any], skipped: Callable[[], bool],
+                   failed: Callable[[BaseException], None]) -> Callable[..., Any]:
+    """A plain hook implementation whose exception is reported (``failed``) instead of raised."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if skipped():
+            return None
+        try:
+            return function(*args, **kwargs)
+        except BaseException as exc:
+            if _is_users_interrupt(exc):
+                raise
+            failed(exc)
+            return None
+
+    return call
+
+
+def _isolated_wrapper(function: Callable[..., Any], skipped: Callable[[], bool],
+                      failed: Callable[[BaseException], None]) -> Callable[..., Any]:
+    """A hook wrapper (``wrapper=True`` or old-style ``hookwrapper=True``) whose own failures are reported.
+
+    It passes on exactly what pluggy sends or throws in, so both kinds behave as
+    pluggy documents; only an exception the plugin's wrapper raises itself
+    (before its yield, or after it: not the inner call's, which it may re-raise)
+    is reported, and the call then goes on as if the wrapper were not there.
+    """
+
+    @functools.wraps(function)
+    def wrap(*args: Any, **kwargs: Any) -> Generator[None, Any, Any]:
+        if skipped():
+            return (yield)
+        teardown = function(*args, **kwargs)
+        try:
+            next(teardown)
+        except BaseException as exc:  # StopIteration too: a wrapper that never yields
+            if _is_users_interrupt(exc):
+                raise
+            failed(exc)
+            return (yield)
+        try:
+            outcome = yield
+        except BaseException as inner:  # the implementations inside raised: the plugin's wrapper sees it
+            return _finish(teardown, failed, None, inner)
+        return _finish(teardown, failed, outcome, None)
+
+    return wrap
+
+
+def _finish(teardown: Generator[None, Any, Any], failed: Callable[[BaseException], None], outcome: Any,
+            inner: BaseException | None) -> Any:
+    """Run a wrapper's part after its yield; keep the inner call's outcome if that part fails."""
+    try:
+        if inner is not None:
+            teardown.throw(inner)
+        else:
+            teardown.send(outcome)
+    except StopIteration as stop:
+        return stop.value
+    except BaseException as exc:
+        if exc is inner or _is_users_interrupt(exc):
+            raise  # handing the inner exception on is not the plugin's failure
+        failed(exc)
+    else:
+        teardown.close()
+        failed(RuntimeError("the hook wrapper yielded a second time"))
+    if inner is not None:
+        raise inner
+    return outcome
 
 
 def hook_signature(name: str) -> inspect.Signature:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from ganlab.plugins import PluginManager
 HERE = Path(__file__).parent / "core_plugins"
 
 
-def manager(*extra: str) -> tuple[PluginManager, list[str]]:
+def manager(*extra: str, strict_named: bool = False) -> tuple[PluginManager, list[str]]:
+    """Plugins loaded as with --plugin; by default leniently, as ``ganlab plugins`` does, so that the
+    isolation of a broken plugin can be seen (a command that runs refuses it: test_plugin_reliability.py)."""
     warnings: list[str] = []
-    return PluginManager(warn=warnings.append).load([str(HERE / e) if e.endswith(".py") else e for e in extra]), warnings
+    pm = PluginManager(warn=warnings.append, strict_named=strict_named)
+    return pm.load([str(HERE / e) if e.endswith(".py") else e for e in extra]), warnings
 
 
 def test_builtins_are_entry_points_of_the_ganlab_distribution():
@@ -101,14 +105,31 @@ def test_unknown_name_lists_valid_names_and_suggests_the_closest():
         assert name in message
 
 
-def _write_third_party(site: Path) -> None:
-    """A separately 'installed' distribution: dist-info metadata plus a module, no pip."""
-    dist = site / "thirdparty_gan-1.2.3.dist-info"
+def write_distribution(site: Path, name: str, modules: dict[str, str], version: str = "1.2.3") -> None:
+    """A separately 'installed' distribution in ``site``: dist-info metadata plus modules, no pip.
+
+    ``modules`` maps each entry point's name (also its module's name) to the module's source.
+    Put ``site`` on the path with :func:`on_path`.
+    """
+    dist = site / f"{name.replace('-', '_')}-{version}.dist-info"
     dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-gan\nVersion: 1.2.3\n")
-    (dist / "entry_points.txt").write_text("[ganlab]\nthirdparty = thirdparty_gan_plugin\n")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text("[ganlab]\n" + "".join(f"{m} = {m}\n" for m in modules))
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(source)
+
+
+def on_path(site: Path | str) -> dict[str, str]:
+    """The environment of a subprocess that sees ``site`` (in front of any PYTHONPATH already set)."""
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def _write_third_party(site: Path) -> None:
+    dist = site / "thirdparty_gan-1.2.3.dist-info"
     source = (HERE / "extra_head.py").read_text().replace('"half-sigmoid"', '"thirdparty-sigmoid"')
-    (site / "thirdparty_gan_plugin.py").write_text(source)
+    write_distribution(site, "thirdparty-gan", {"thirdparty_gan_plugin": source})
+    # the entry point's name differs from its module's here
+    (dist / "entry_points.txt").write_text("[ganlab]\nthirdparty = thirdparty_gan_plugin\n")
 
 
 def test_third_party_distribution_is_discovered_through_its_entry_point(tmp_path, monkeypatch):
@@ -126,7 +147,7 @@ def test_third_party_distribution_is_discovered_through_its_entry_point(tmp_path
 def test_third_party_plugin_through_the_real_cli(tmp_path, workdir, mlflow_client):
     site = tmp_path / "site"
     _write_third_party(site)
-    env = {"PYTHONPATH": str(site)}
+    env = on_path(site)
     listed = run_cli(["plugins", "--json"], cwd=workdir, env=env)
     assert listed.returncode == 0, listed.stderr
     plugins = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
