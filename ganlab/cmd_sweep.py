@@ -3,17 +3,23 @@
 The file format is documented in :mod:`ganlab.sweep_spec`; running and
 recording in :mod:`ganlab.sweep_run`. Exit codes: 0 every variant finished,
 1 at least one variant failed (the others still ran), 2 the sweep was refused
-before anything was created (a bad file, key or value in any variant),
+before anything was created (a bad file, key or value in any variant, or a
+grid of more than ``MAX_VARIANTS`` variants without ``--force``),
 130 interrupted.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+#: The most variants a sweep expands without ``--force``: each is validated (and, without
+#: --dry-run, trained and recorded as a run) one by one, so a grid far past this is a mistake.
+MAX_VARIANTS = 10_000
 
 
 def sweep(
@@ -25,18 +31,24 @@ def sweep(
     plugin: Annotated[Optional[list[str]], typer.Option("--plugin", "-p", help="Extra plugin: a path/to/file.py or an importable module (repeatable).")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the variants (all validated) and exit.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=f"Expand a grid of more than {MAX_VARIANTS} variants.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Let MLflow log what it does (also in every variant's process).")] = False,
 ) -> None:
     """Train a grid of variants (e.g. heads x seeds) as one parent MLflow run with a child run each.
 
     Exit code 0 when every variant finished, 1 when any failed, 2 when the sweep is refused before it starts.
     """
+    if verbose:
+        # read by the record writer; variants' processes inherit it with the environment
+        os.environ["GANLAB_VERBOSE"] = "1"
     from ganlab.cli import load_plugins
-    from ganlab.sweep_spec import check_axis, load_sweep, parse_grid_override, variants
+    from ganlab.sweep_spec import check_axis, check_size, load_sweep, parse_grid_override, variants
 
     spec = load_sweep(file, experiment)
     for text in grid or []:
         key, values = parse_grid_override(text)
         spec.grid[key] = check_axis("--grid", key, values)
+    check_size(spec, MAX_VARIANTS, force)  # counted from the axes before a single variant is expanded
     plugins = load_plugins(plugin)
     found = variants(spec, set_ or [], plugins.registry, tracking_uri or "")
     if dry_run:

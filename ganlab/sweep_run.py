@@ -12,11 +12,22 @@ With ``jobs > 1`` each variant is a ``python -m ganlab run --config`` process;
 its output goes to a log file that is attached to its child run, and each
 process gets ``OMP_NUM_THREADS = cores // jobs`` (unless set) so N processes
 do not fight over the same cores.
+
+GPUs: a parallel job whose device is ``auto`` or ``cuda`` runs with
+``CUDA_VISIBLE_DEVICES`` set to one GPU, job slot k (0 .. jobs-1) getting the
+k-th GPU modulo their number, so N jobs spread over the machine's GPUs instead
+of all landing on cuda:0. The GPUs handed out are, in this order of precedence:
+``GANLAB_GPUS`` (a comma-separated list of CUDA device ids or UUIDs, ``none``
+for no assignment), the sweep's own ``CUDA_VISIBLE_DEVICES`` list, or every GPU
+``nvidia-smi -L`` lists (torch is not imported to count them). An explicit
+``cuda:K``, ``cpu`` or ``mps`` is left alone. The child run is tagged
+``ganlab.sweep.gpu`` (the CUDA_VISIBLE_DEVICES it got) and ``ganlab.sweep.slot``.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -24,7 +35,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +47,13 @@ from ganlab.sweep_spec import SweepSpec, Variant
 ROLE_TAG = "ganlab.sweep.role"
 GRID_TAG = "ganlab.sweep.grid"
 PARENT_TAG = "mlflow.parentRunId"
+#: Tags on a parallel job's child run: the CUDA_VISIBLE_DEVICES it was given, and its job slot.
+GPU_TAG = "ganlab.sweep.gpu"
+SLOT_TAG = "ganlab.sweep.slot"
+#: Environment override of the GPUs a parallel sweep hands out (see the module docstring).
+GPUS_ENV = "GANLAB_GPUS"
+#: Devices that mean "whichever GPU is first": those jobs are spread over the GPUs.
+SPREAD_DEVICES = ("auto", "cuda")
 
 
 @dataclass
@@ -45,6 +63,7 @@ class Outcome:
     run_id: str | None
     seconds: float
     error: str = ""
+    gpu: str | None = None  # the CUDA_VISIBLE_DEVICES a parallel job was given
 
 
 class SweepInterrupted(Exception):
@@ -70,6 +89,7 @@ class SweepRunner:
         self.parent_id: str | None = None
         self.experiment_id: str | None = None
         self.outcomes: list[Outcome] = []
+        self.gpus: list[str] = []  # handed out to parallel jobs; see job_environment
         self._lock = threading.Lock()
 
     # ---- the parent run ------------------------------------------------------
@@ -144,9 +164,10 @@ class SweepRunner:
             self.outcomes.append(outcome)
             done = len(self.outcomes)
         where = f" run {outcome.run_id}" if outcome.run_id else ""
+        gpu = f" (CUDA_VISIBLE_DEVICES={outcome.gpu})" if outcome.gpu is not None else ""
         why = f": {outcome.error}" if outcome.error else ""
         self.say(f"[{done}/{len(self.variants)}] {outcome.variant.name} {outcome.status} "
-                 f"in {outcome.seconds:.1f}s{where}{why}")
+                 f"in {outcome.seconds:.1f}s{where}{gpu}{why}")
 
     # ---- sequential, in this process ------------------------------------------
     def run_in_process(self, variant: Variant) -> Outcome:
@@ -182,6 +203,15 @@ class SweepRunner:
 
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = False
+        # a job takes a free slot and gives it back when done: slot k runs on GPU k mod G
+        self._slots: queue.Queue[int] = queue.Queue()
+        for slot in range(self.jobs):
+            self._slots.put(slot)
+        spread = any(v.config.device in SPREAD_DEVICES for v in self.variants)
+        self.gpus = visible_gpus(os.environ) if spread else []
+        if self.gpus:
+            self.say(f"GPUs {','.join(self.gpus)} handed out to the {self.jobs} job slots in turn "
+                     f"(CUDA_VISIBLE_DEVICES per job; {GPUS_ENV} overrides)")
         with tempfile.TemporaryDirectory(prefix="ganlab-sweep-") as tmp:
             pool = ThreadPoolExecutor(max_workers=self.jobs)
             try:
@@ -200,12 +230,19 @@ class SweepRunner:
             pool.shutdown(wait=True)
 
     def run_subprocess(self, variant: Variant, tmp: Path) -> Outcome:
+        if self._stopping:
+            return Outcome(variant, "KILLED", None, 0.0, "not started")
+        slot = self._slots.get()
+        try:
+            return self.run_job(variant, tmp, slot)
+        finally:
+            self._slots.put(slot)
+
+    def run_job(self, variant: Variant, tmp: Path, slot: int) -> Outcome:
         import tomli_w
 
         from ganlab.tracking import _toml_safe
 
-        if self._stopping:
-            return Outcome(variant, "KILLED", None, 0.0, "not started")
         config = variant.config.replace(parent_run_id=self.parent_id)
         config_path = tmp / f"variant-{variant.index:04d}.toml"
         config_path.write_text(tomli_w.dumps(_toml_safe(config.to_toml_dict())))
@@ -213,7 +250,7 @@ class SweepRunner:
         command = [sys.executable, "-m", "ganlab", "run", "--config", str(config_path)]
         for spec in self.plugin_specs:
             command += ["--plugin", spec]
-        env = dict(os.environ)
+        env, gpu = job_environment(os.environ, variant.config.device, slot, self.gpus)
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
         started = time.monotonic()
         with open(log_path, "wb") as log:
@@ -232,10 +269,18 @@ class SweepRunner:
             if run.info.status == "RUNNING":  # the process died without closing its run
                 self.client.set_terminated(run_id, status="FAILED")
             self.client.log_artifact(run_id, str(log_path), artifact_path="sweep")
+        self.tag_assignment(run_id, slot, gpu)
         if code == 0:
-            return Outcome(variant, "FINISHED", run_id, seconds)
+            return Outcome(variant, "FINISHED", run_id, seconds, gpu=gpu)
         status = "KILLED" if code in (130, 143) else "FAILED"
-        return Outcome(variant, status, run_id, seconds, error)
+        return Outcome(variant, status, run_id, seconds, error, gpu=gpu)
+
+    def tag_assignment(self, run_id: str, slot: int, gpu: str | None) -> None:
+        """Record on the child run which job slot, and which GPU, it had."""
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(SLOT_TAG, str(slot))] + ([RunTag(GPU_TAG, gpu)] if gpu is not None else [])
+        self.client.log_batch(run_id, tags=tags)
 
     # ---- finding and filling in child runs -------------------------------------
     def child_run_id(self, variant: Variant) -> str | None:
@@ -264,6 +309,54 @@ class SweepRunner:
         )
         self.client.set_terminated(run.info.run_id, status="FAILED")
         return run.info.run_id
+
+
+def job_environment(environ: Mapping[str, str], device: str, slot: int,
+                    gpus: Sequence[str]) -> tuple[dict[str, str], str | None]:
+    """The environment of the parallel job in ``slot``, and the GPU it is given (None: none assigned).
+
+    A job on ``auto`` or ``cuda`` sees one GPU, the slot's turn of ``gpus``; it then calls it
+    cuda:0. Any other device, or no GPUs, leaves the environment as it is.
+    """
+    env = dict(environ)
+    if device not in SPREAD_DEVICES or not gpus:
+        return env, None
+    gpu = gpus[slot % len(gpus)]
+    env["CUDA_VISIBLE_DEVICES"] = gpu
+    return env, gpu
+
+
+def visible_gpus(environ: Mapping[str, str], count: Callable[[], int] | None = None) -> list[str]:
+    """The CUDA device ids a parallel sweep hands out: GANLAB_GPUS, else CUDA_VISIBLE_DEVICES, else nvidia-smi's."""
+    if GPUS_ENV in environ:
+        text = environ[GPUS_ENV]
+        return [] if text.strip().lower() == "none" else device_list(text)
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        return device_list(environ["CUDA_VISIBLE_DEVICES"])
+    return [str(index) for index in range((count or nvidia_smi_gpus)())]
+
+
+def device_list(text: str) -> list[str]:
+    """'0, 2,GPU-ab12' -> ['0', '2', 'GPU-ab12']. Like CUDA, the list ends at the first empty or
+    negative entry ('-1' hides every GPU)."""
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item or item.startswith("-"):
+            break
+        out.append(item)
+    return out
+
+
+def nvidia_smi_gpus() -> int:
+    """How many GPUs ``nvidia-smi -L`` lists (0 without the tool or a driver); MIG slices are not counted."""
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if listing.returncode != 0:
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
 
 
 def _raise_on_signals() -> dict[int, Any]:

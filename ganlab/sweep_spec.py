@@ -153,6 +153,16 @@ def check_axis(where: str, key: str, values: Any) -> list[Any]:
     return list(values)
 
 
+def check_size(spec: SweepSpec, limit: int, force: bool = False) -> int:
+    """The number of variants, counted from the axis lengths (nothing expanded); refused above ``limit``."""
+    size = spec.size
+    if size > limit and not force:
+        axes = " x ".join(f"{len(v)} {k}" for k, v in spec.grid.items())
+        raise ConfigError(f"{spec.path}: the grid has {size} variants ({axes}), above the limit of {limit}; "
+                          f"narrow it (e.g. --grid KEY=V1,V2) or pass --force to expand it anyway")
+    return size
+
+
 def parse_grid_override(text: str) -> tuple[str, list[Any]]:
     """``--grid seed=0,1,2`` -> ("seed", [0, 1, 2]); each item is read as a TOML value if it is one."""
     parts, value = parse_assignment(text)
