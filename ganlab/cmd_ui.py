@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -33,7 +32,7 @@ def ui(
 ) -> None:
     """Start the MLflow UI on the project's runs and print its URL; Ctrl-C stops it."""
     from ganlab.compare_store import existing_store
-    from ganlab.tracking import artifact_root
+    from ganlab.tracking import artifact_root, local_artifact_dir
 
     uri = existing_store(tracking_uri)
     if uri.startswith(("http://", "https://")):
@@ -46,7 +45,7 @@ def ui(
                "--host", host, "--port", str(port), "--workers", "1", "--uvicorn-opts", "--no-access-log"]
     artifacts = artifact_root(uri)
     if artifacts is not None:
-        Path(artifacts[len("file://"):]).mkdir(parents=True, exist_ok=True)
+        local_artifact_dir(artifacts).mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         command += ["--default-artifact-root", artifacts, "--artifacts-destination", artifacts]
     env = dict(os.environ)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -57,8 +56,9 @@ def ui(
     proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=_stderr_fd())
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        page = landing_page(uri)  # reads the store while the server starts
         _wait_ready(proc, url if host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{port}", timeout)
-        typer.echo(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
+        typer.echo(f"MLflow UI: {url}{page}  (store {uri}; Ctrl-C to stop)")
         sys.stdout.flush()
         code = proc.wait()
         raise GanlabError(f"the MLflow server stopped by itself (exit code {code}); see its messages above")
@@ -67,6 +67,32 @@ def ui(
     finally:
         signal.signal(signal.SIGTERM, previous)
         _stop(proc)
+
+
+#: MLflow 3's UI has a GenAI / machine-learning switch (remembered per browser, GenAI at first)
+#: that decides what an experiment opens on: traces and latency, or the runs table and charts.
+#: This query parameter selects the machine-learning view for the page it opens.
+MACHINE_LEARNING_VIEW = "workflowType=machine_learning"
+
+
+def landing_page(uri: str) -> str:
+    """The page to open: the runs of the experiment holding the newest run, in the machine-learning view.
+
+    A GAN experiment opened in MLflow's GenAI view shows traces and latency,
+    which a ganlab run has none of; ganlab marks its experiments as model
+    development (ganlab.tracking.EXPERIMENT_KIND_TAG) for UIs that go by the
+    experiment's kind, and links to the runs table for those that go by the switch.
+    """
+    from ganlab.tracking import client
+
+    store = client(uri)
+    experiments = [e.experiment_id for e in store.search_experiments()]
+    if not experiments:
+        return f"/#/experiments?{MACHINE_LEARNING_VIEW}"
+    newest = store.search_runs(experiments, max_results=1, order_by=["attributes.start_time DESC"])
+    if not newest:
+        return f"/#/experiments?{MACHINE_LEARNING_VIEW}"
+    return f"/#/experiments/{newest[0].info.experiment_id}/runs?{MACHINE_LEARNING_VIEW}"
 
 
 def _stderr_fd() -> int | None:

@@ -28,9 +28,11 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
         main = dist is None or dist.is_main
         uri = None
         if config.tracking and main:
-            from ganlab.tracking import tracking_uri
+            from ganlab.tracking import experiment_directory, tracking_uri
 
             uri = tracking_uri(config.tracking_uri or None)  # refuse a bad URI before building anything
+            if resume_run_id is None:
+                experiment_directory(config.experiment)  # and an experiment name that cannot be stored
             from ganlab.store_process import StoreProcess
 
             # Opens the store on another core while this process imports torch and loads the data.
@@ -57,7 +59,7 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
             from ganlab.progress import ProgressBar
 
             plugins.register_object(ProgressBar(), "ganlab.progress")
-        return trainer.fit()
+        return _fit(trainer, tracker)
     except Exception as exc:
         explained = distributed.explain(exc, dist)  # another rank's failure, said in one line
         if explained is exc:
@@ -71,3 +73,32 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
             if store is not None:
                 store.close()  # waits until the record is written
             distributed.teardown(dist, failed=sys.exc_info()[0] is not None)
+
+
+def _fit(trainer: Any, tracker: Any) -> Any:
+    """Train; then make sure a record that could not be completed is not a quiet success.
+
+    The tracker never raises at the end of a run (every plugin must see it end);
+    it leaves ``tracker.failure``, raised here: in place of the failure of the
+    record that caused it, or after a run that otherwise finished. Another
+    failure (divergence, a plugin's error, a signal) stays the one reported,
+    with the record's trouble as a warning before it.
+    """
+    import sys
+
+    from ganlab.store_process import TrackingError
+    from ganlab.tracking import RecordFailure
+
+    try:
+        ctx = trainer.fit()
+    except BaseException as exc:
+        failure = tracker.failure if tracker is not None else None
+        if failure is None:
+            raise
+        if isinstance(exc, (TrackingError, RecordFailure)):
+            raise failure from exc
+        print(f"ganlab: warning: {failure}", file=sys.stderr)
+        raise
+    if tracker is not None and tracker.failure is not None:
+        raise tracker.failure
+    return ctx

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,16 @@ from ganlab.errors import GanlabError
 
 
 class TrackingError(GanlabError):
-    """The MLflow store refused an operation, or the process writing it is gone."""
+    """The MLflow store refused an operation, or the process writing it is gone.
+
+    ``kind`` says which, for the account of the run's end (ganlab.tracking):
+    ``lost`` (the writer process died), ``deleted`` or ``replaced`` (the
+    database file), ``readonly``, or ``refused`` (anything else the store said).
+    """
+
+    def __init__(self, message: str, kind: str = "refused") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 #: room in the request pipe: several sample grids (about 75 kB each at 32x32), so that a send
@@ -53,7 +63,12 @@ class StoreProcess:
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._due = 0  # answers not read yet
-        self._error: str | None = None
+        self._error: tuple[str, str] | None = None
+        self.gone = False  # the writer died: nothing more reaches this run's record through it
+        # The writer's own stderr (MLflow's and SQLAlchemy's messages, a crash's traceback) goes to a
+        # file of its own, not the terminal: every failure comes back here as one line. --verbose
+        # (GANLAB_VERBOSE=1) lets it through.
+        self._log = None if os.environ.get("GANLAB_VERBOSE", "") == "1" else tempfile.TemporaryFile()
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -62,11 +77,12 @@ class StoreProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ganlab.store_worker", str(request_read), str(reply_write)],
                 pass_fds=(request_read, reply_write), env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=self._log, start_new_session=True,
             )
         except OSError as exc:
             for fd in (request_read, request_write, reply_read, reply_write):
                 os.close(fd)
+            self._close_log()
             raise TrackingError(f"cannot start the process that writes the MLflow record: {exc}") from None
         os.close(request_read)  # the worker's ends: its exit must be seen as end of file here
         os.close(reply_write)
@@ -110,6 +126,12 @@ class StoreProcess:
             self.process.kill()
             self.process.wait()
         self._replies.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def _collect(self, block: bool) -> Any:
         result = None
@@ -121,14 +143,49 @@ class StoreProcess:
                 raise self._lost() from None
             self._due -= 1
             if status == "error" and self._error is None:
-                self._error = value
+                self._error = value  # (message, kind)
             result = value
         if self._error is not None:
-            error, self._error = self._error, None
-            raise TrackingError(error)
+            (message, kind), self._error = self._error, None
+            raise TrackingError(message, kind)
         return result
 
     def _lost(self) -> TrackingError:
-        code = self.process.poll()
-        how = "is not answering" if code is None else f"exited with code {code}"
-        return TrackingError(f"the process writing the MLflow record of this run {how} ({self.uri})")
+        """The writer is gone: say how it ended, and its last words if it left any."""
+        self.gone = True
+        try:
+            code = self.process.wait(timeout=5)  # its pipe closed: it has exited or is about to
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
+            how = "stopped answering"
+        elif code < 0:
+            how = f"died (killed by {signal_name(-code)})"
+        else:
+            how = f"died (exit code {code})"
+        last = self._last_words()
+        return TrackingError(f"the process writing the MLflow record of this run {how}"
+                             f"{f': {last}' if last else ''}", "lost")
+
+    def _last_words(self) -> str:
+        """The last line the writer wrote on its stderr (e.g. the exception that ended it)."""
+        if self._log is None:
+            return ""
+        try:
+            self._log.seek(0, os.SEEK_END)
+            size = self._log.tell()
+            self._log.seek(max(0, size - 4096))
+            lines = [line.strip() for line in self._log.read().decode("utf-8", "replace").splitlines()]
+        except OSError:
+            return ""
+        return next((line for line in reversed(lines) if line), "")[:300]
+
+
+def signal_name(signum: int) -> str:
+    """SIGKILL for 9; 'signal N' for a number that names none."""
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

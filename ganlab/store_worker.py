@@ -32,12 +32,16 @@ class Session:
     def __init__(self) -> None:
         self.client: Any = None
         self.uri = ""
+        self.inode: int | None = None  # of the SQLite file opened: a different one later was put in its place
 
     def open(self, uri: str) -> None:
-        from ganlab.tracking import client
+        from ganlab.tracking import client, sqlite_path
 
         self.uri = uri
         self.client = client(uri)
+        database = sqlite_path(uri)
+        if database is not None:
+            self.inode = database.stat().st_ino
         self.warm_up()
 
     def warm_up(self) -> None:
@@ -135,18 +139,51 @@ class Session:
 OPERATIONS = {"open", "start_run", "resume_run", "log_batch", "log_image", "log_dict", "log_artifact", "end_run"}
 
 
-def describe(exc: BaseException, uri: str) -> str:
-    """The failure in one line, naming the store."""
+def describe(exc: BaseException, session: Session) -> tuple[str, str]:
+    """The failure in one line, naming the store, and its kind (see ganlab.store_process.TrackingError)."""
     if isinstance(exc, GanlabError):
-        return str(exc)
+        return str(exc), "refused"
     from ganlab.tracking import store_error
 
-    return f"MLflow store {uri}: {type(exc).__name__}: {store_error(exc)}"
+    found = store_trouble(session.uri, session.inode)
+    if found is not None:
+        return found
+    return f"MLflow store {session.uri}: {type(exc).__name__}: {store_error(exc)}", "refused"
+
+
+def store_trouble(uri: str, inode: int | None) -> tuple[str, str] | None:
+    """What happened to a local SQLite store whose write failed, when the file system tells.
+
+    SQLite's own word is misleading here: a database file deleted or replaced
+    under an open connection fails every write with "attempt to write a
+    readonly database".
+    """
+    from ganlab.tracking import shown_path, sqlite_path
+
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    store = shown_path(path)
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return f"the tracking store {store} was deleted", "deleted"
+    except OSError as exc:
+        return f"the tracking store {store} cannot be reached: {exc.strerror}", "refused"
+    if path.is_dir():
+        return f"the tracking store {store} was replaced by a directory", "replaced"
+    if inode is not None and found.st_ino != inode:
+        return f"the tracking store {store} was replaced by another file", "replaced"
+    if not os.access(path, os.W_OK):
+        return f"the tracking store {store} is read-only", "readonly"
+    if not os.access(path.parent, os.W_OK):  # SQLite writes its journal beside the database
+        return f"the directory of the tracking store {store} is read-only", "readonly"
+    return None
 
 
 def serve(requests: Connection, replies: Connection) -> None:
     session = Session()
-    broken: str | None = None  # after a failed open every request gets the same answer
+    broken: tuple[str, str] | None = None  # after a failed open every request gets the same answer
     while True:
         try:
             name, args, kwargs = requests.recv()
@@ -158,10 +195,10 @@ def serve(requests: Connection, replies: Connection) -> None:
         try:
             result = session.operation(name)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the training process
-            message = describe(exc, session.uri)
+            failure = describe(exc, session)
             if name == "open":
-                broken = message
-            replies.send(("error", message))
+                broken = failure
+            replies.send(("error", failure))
         else:
             replies.send(("ok", result))
 

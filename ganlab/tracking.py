@@ -11,11 +11,13 @@ that read the store (runs, compare, resume, sample).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,7 +26,7 @@ from ganlab import __version__, hookimpl
 from ganlab.errors import GanlabError
 from ganlab.heartbeat import heartbeat_tags, process_tags
 from ganlab.pictures import picture_of
-from ganlab.store_process import StoreProcess
+from ganlab.store_process import StoreProcess, TrackingError, signal_name
 
 DEFAULT_STORE_DIR = Path("mlruns")
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -37,15 +39,6 @@ def sample_image_step(name: str) -> int | None:
     """The step of a sample grid, from the file name MLflow gave the image."""
     found = _SAMPLE_IMAGE.match(name)
     return int(found.group(1)) if found else None
-
-
-def _signal_name(signum: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -81,13 +74,104 @@ def artifact_root(uri: str) -> str | None:
 
 
 def client(uri: str) -> Any:
-    """A client of the store at ``uri``; a store that cannot be opened is refused in one line."""
+    """A client of the store at ``uri``; a store that cannot be opened is refused in one line.
+
+    Opening a local SQLite store creates and migrates its schema when it is new:
+    that happens under the store's lock (``store_lock``), so that any number of
+    first runs can start at once.
+    """
     from mlflow import MlflowClient
 
+    quiet_mlflow_logging()  # after importing mlflow: the import configures its loggers
+    absolute = absolute_sqlite(uri)
     try:
-        return RetryingClient(MlflowClient(tracking_uri=absolute_sqlite(uri)))
+        with store_lock(absolute):
+            return RetryingClient(MlflowClient(tracking_uri=absolute))
+    except GanlabError:
+        raise
     except Exception as exc:  # SQLite opens (and migrates) the store right here
         raise GanlabError(f"cannot open the tracking store {uri}: {store_error(exc)}") from None
+
+
+def verbose() -> bool:
+    """GANLAB_VERBOSE=1 (``--verbose``): let MLflow's own log messages through."""
+    return os.environ.get("GANLAB_VERBOSE", "") == "1"
+
+
+def quiet_mlflow_logging() -> None:
+    """Keep MLflow's logging off the terminal unless GANLAB_VERBOSE=1.
+
+    MLflow logs at INFO ("Creating initial MLflow database tables...") and logs
+    every store error with its traceback before raising it; ganlab reports each
+    failure itself, in one line.
+    """
+    import logging
+
+    if verbose():
+        return
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a local SQLite store, absolute; None for any other store."""
+    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+        return None
+    return Path(uri[len("sqlite:///"):]).resolve()
+
+
+#: how long a process waits for another one to finish creating or migrating the store
+STORE_LOCK_SECONDS = 300.0
+
+
+@contextlib.contextmanager
+def store_lock(uri: str, timeout: float = STORE_LOCK_SECONDS) -> Iterator[None]:
+    """Hold ``<database>.lock`` (an exclusive ``flock``) while opening a local SQLite store.
+
+    Opening a store that does not exist yet creates and migrates its tables; two
+    processes doing that at once collide ("duplicate column name: step",
+    "_alembic_tmp_latest_metrics already exists"). Under the lock the second one
+    finds the tables made. Only the opening is serialised, not the writes.
+    """
+    import fcntl
+
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    try:
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield  # a directory nobody can write to: nobody can be creating a store in it either
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise GanlabError(f"another process has held {path}.lock for {timeout:.0f}s while "
+                                      f"opening the tracking store; is one stuck?") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def shown_path(path: Path) -> str:
+    """A path as a person would type it here: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def store_label(uri: str) -> str:
+    """The store in a message: ``mlruns/mlflow.db`` for a local SQLite store, else its URI."""
+    path = sqlite_path(uri)
+    return shown_path(path) if path is not None else uri
 
 
 def absolute_sqlite(uri: str) -> str:
@@ -177,20 +261,79 @@ class RetryingClient:
         return call
 
 
+#: MLflow 3's record of what an experiment is for. Its UI opens a "GenAI" experiment on traces
+#: and latency and a "custom model development" one on the runs table and charts; ganlab's
+#: experiments are the latter. (Where the UI has a GenAI / Machine learning switch instead,
+#: ``ganlab ui`` prints a URL that opens the machine-learning view: see ganlab.cmd_ui.)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: longest directory name Linux and macOS allow, in bytes
+_MAX_DIRECTORY_NAME = 255
+#: characters an experiment's directory name keeps as they are (and any non-ASCII letter or digit)
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.+=,@ ")
+
+
+def experiment_directory(name: str) -> str:
+    """The directory that holds an experiment's runs under the store's artifact root.
+
+    The experiment's name, with every character that could lead out of that
+    directory or mean something in a path or URI ('/', '\\', '%', ':', control
+    characters, a leading '.') percent-encoded: no name escapes the artifact
+    root, and two names never share a directory. Refused in one line when even
+    that cannot name a directory (empty, or too long once encoded).
+    """
+    if not name.strip():
+        raise GanlabError("an MLflow experiment name cannot be empty or blank")
+    encoded = "".join(c if c in _PLAIN or (ord(c) > 127 and c.isalnum()) else _percent(c) for c in name)
+    if encoded.startswith("."):  # '.', '..' and hidden directories
+        encoded = "%2E" + encoded[1:]
+    size = len(encoded.encode("utf-8", "surrogatepass"))
+    if size > _MAX_DIRECTORY_NAME:
+        raise GanlabError(
+            f"experiment name '{name[:60]}{'...' if len(name) > 60 else ''}' cannot name a directory in the "
+            f"store: {size} bytes once characters such as '/' are encoded, at most {_MAX_DIRECTORY_NAME}; "
+            f"pick a shorter name")
+    return encoded
+
+
+def _percent(char: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+
+
+def experiment_artifact_location(uri: str, name: str) -> str | None:
+    """Where a new experiment keeps its artifacts: under the store's artifact root, whatever its name."""
+    directory = experiment_directory(name)
+    database = sqlite_path(uri)
+    if database is None:
+        return None  # another store decides its own locations
+    # as_uri() escapes the encoded name once more: MLflow decodes the URI back to exactly this path
+    return (database.parent / "artifacts" / directory).as_uri()
+
+
 def ensure_experiment(mlflow_client: Any, name: str, uri: str) -> str:
-    """Get or create an experiment; safe when several processes race to create it."""
+    """Get or create an experiment; safe when several processes race to create it.
+
+    Every experiment ganlab creates or uses is marked as MLflow's "custom model
+    development" kind (``EXPERIMENT_KIND_TAG``) unless it already has a kind.
+    """
+    location = experiment_artifact_location(uri, name)  # refuses a name that cannot be stored
+    last: Exception | None = None
     for attempt in range(5):
         found = mlflow_client.get_experiment_by_name(name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
                 raise GanlabError(f"experiment '{name}' is deleted in {uri}; restore it or pick another name")
+            if EXPERIMENT_KIND_TAG not in found.tags:
+                mlflow_client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return found.experiment_id
         try:
-            location = artifact_root(uri)
-            return mlflow_client.create_experiment(name, artifact_location=f"{location}/{name}" if location else None)
-        except Exception:
+            return mlflow_client.create_experiment(name, artifact_location=location,
+                                                   tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except Exception as exc:
+            last = exc
             time.sleep(0.2 * (attempt + 1))  # another process created it first; look again
-    raise GanlabError(f"cannot create experiment '{name}' in {uri}")
+    reason = f": {store_error(last)}" if last is not None else ""
+    raise GanlabError(f"cannot create experiment '{name}' in {uri}{reason}")
 
 
 def git_commit() -> str | None:
@@ -203,9 +346,11 @@ def git_commit() -> str | None:
 
 def local_artifact_dir(uri: str) -> Path | None:
     """The directory behind an artifact URI, where it is a local one."""
+    from urllib.request import url2pathname
+
     parsed = urlparse(uri)
     if parsed.scheme == "file":
-        return Path(parsed.path)
+        return Path(url2pathname(parsed.path))  # as MLflow reads it: '%20' is a space
     if parsed.scheme == "" and uri:
         return Path(uri)
     return None
@@ -232,6 +377,9 @@ class MlflowTracker:
         self.step = 0
         self.skip_until: dict[str, int] = {}
         self.upload_dir: Path | None = None
+        #: the record of the run could not be completed: the runner raises this once training is over
+        self.failure: RecordFailure | None = None
+        self.completed_at: int | None = None  # the step at which the whole record was last written
 
     # ---- lifecycle ---------------------------------------------------------
     @hookimpl
@@ -255,6 +403,7 @@ class MlflowTracker:
             self.upload_dir = local
         local.mkdir(parents=True, exist_ok=True)
         ctx.workdir = local
+        self.announce(ctx)
 
     @hookimpl
     def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
@@ -286,33 +435,135 @@ class MlflowTracker:
         self.flush()
 
     @hookimpl
+    def before_checkpoint(self, ctx: Any, step: int) -> None:
+        """Wait until the store holds everything logged up to ``step``; at the last step, all of the record.
+
+        A run resumed from this checkpoint skips the steps the store already
+        holds and trains the rest again: a step logged but never written (the
+        writer died, the store failed) would otherwise be missing for good.
+        Before the last checkpoint the whole record is completed (config,
+        weights, final metrics and samples): a run whose record cannot be
+        completed fails before it, and ``ganlab resume`` can still finish it
+        from the checkpoint before. Raising keeps the previous checkpoint the newest.
+        """
+        if step >= ctx.config.steps:
+            self.complete(ctx)
+        else:
+            self.flush()
+            self.store.wait()
+
+    @hookimpl
     def on_checkpoint(self, ctx: Any, step: int, path: Any) -> None:
-        self.flush()
         if self.upload_dir is not None:
             # waits: the next checkpoint may overwrite the file
             self.store.call("log_artifact", self.run_id, str(path), artifact_path="checkpoints")
 
     @hookimpl
     def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:
+        """Close the record: FINISHED only once all of it is written (see ``before_checkpoint``).
+
+        Never raises: a record that cannot be completed or closed becomes
+        ``self.failure``, which the runner raises once every plugin has seen
+        the end of the run.
+        """
         if self.run_id is None:
             return
-        tags: dict[str, str] = {}
+        problem = error if isinstance(error, (TrackingError, RecordFailure)) else None
+        if problem is None and self.completed_at != ctx.step:  # a run that stopped early: record what there is
+            try:
+                self.complete(ctx)
+            except GanlabError as exc:
+                problem = exc
+        if problem is not None and status == "FINISHED":
+            status, error = "FAILED", problem
+        not_ended = self.end(status, end_tags(ctx, status, error, problem))
+        problem = problem or not_ended
+        if problem is not None:
+            self.failure = RecordFailure(self.account(ctx, problem, status, not_ended is None))
+
+    def complete(self, ctx: Any) -> None:
+        """Write the rest of the record and wait until the store holds all of it.
+
+        Raises TrackingError (the store or its writer failed) or RecordFailure
+        (anything else: a module missing, a directory that cannot be written).
+        """
         try:
             self.flush()
             self.log_outputs(ctx)
+            self.store.wait()
+        except GanlabError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever stops the record from being complete
+            raise RecordFailure(one_line(exc)) from exc
+        self.completed_at = ctx.step
+
+    def end(self, status: str, tags: dict[str, str]) -> TrackingError | None:
+        """Mark the run ended; the failure if the store would not take it.
+
+        If the writer died, a fresh one marks the run: a run whose record
+        cannot go on must not be left RUNNING.
+        """
+        if not self.store.gone:
+            try:
+                self.store.call("end_run", self.run_id, status, tags)
+                return None
+            except TrackingError as exc:
+                if not self.store.gone:
+                    return exc
+        fresh: StoreProcess | None = None
+        try:
+            fresh = StoreProcess(self.uri)
+            fresh.call("end_run", self.run_id, status, tags)
+            return None
+        except TrackingError as exc:
+            return exc
         finally:
-            if error is not None and status == "FAILED":
-                tags["ganlab.error"] = " ".join(str(error).split())[:4000] or type(error).__name__
-                tags["ganlab.error_type"] = type(error).__name__
-                if hasattr(error, "step"):
-                    tags["ganlab.failed_step"] = str(error.step)
-                if hasattr(error, "what"):
-                    tags["ganlab.failure_reason"] = f"non-finite {error.what}"
-            elif status == "KILLED":
-                signum = getattr(error, "signum", None)
-                tags["ganlab.killed_at_step"] = str(ctx.step)
-                tags["ganlab.killed_by"] = _signal_name(signum) if signum else "KeyboardInterrupt"
-            self.store.call("end_run", self.run_id, status, tags)
+            if fresh is not None:
+                fresh.close()
+
+    def account(self, ctx: Any, problem: BaseException, status: str, ended: bool) -> str:
+        """The one line that says what happened to the record, what is kept, and how to go on."""
+        run, kind = self.run_id, getattr(problem, "kind", "refused")
+        reason = one_line(problem)
+        if isinstance(problem, RecordFailure):
+            what = f"the record of run {run} could not be completed at step {ctx.step}: {reason}"
+        else:
+            what = f"{reason}, at step {ctx.step} of run {run}"
+        if kind in ("deleted", "replaced"):
+            state = "the run's record went with it"
+        elif ended:
+            state = f"the run is marked {status}"
+        else:
+            state = f"the run could not be marked {status} and stays RUNNING (`ganlab runs` shows it STALE)"
+        step, directory = self.kept_checkpoint(ctx)
+        if step is None:
+            return f"{what}; {state}; no checkpoint was written to resume from"
+        kept = f"the checkpoint of step {step} is kept"
+        if kind in ("deleted", "replaced"):
+            return (f"{what}; {state}; {kept} in {shown_path(directory)}, but resuming needs the record: "
+                    f"restore {store_label(self.uri)}, then `ganlab resume {run}`")
+        if step >= ctx.config.steps:
+            return f"{what}; {state}; {kept}"
+        fix = "make the store writable, then " if kind == "readonly" else ""
+        return f"{what}; {state}; {kept}: {fix}`ganlab resume {run}` continues from it"
+
+    def kept_checkpoint(self, ctx: Any) -> tuple[int | None, Path]:
+        """The newest checkpoint on disk, the one a resume starts from (its step, and the directory)."""
+        from ganlab.checkpoint import list_checkpoints
+
+        directory = Path(ctx.workdir or ".") / "checkpoints"
+        found = list_checkpoints(directory) if ctx.workdir is not None else []
+        return (int(found[-1].name[len("step-"):-len(".pt")]) if found else None), directory
+
+    def announce(self, ctx: Any) -> None:
+        """Say where the run goes, once it has an id: on stderr, before the first step."""
+        import sys
+
+        usual = absolute_sqlite(os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI)  # what `ganlab ui` opens
+        option = "" if absolute_sqlite(self.uri) == usual else f" --tracking-uri {self.uri}"
+        what = f"run {self.run_id}" if ctx.resumed_from is None else f"resuming run {self.run_id} at step {ctx.step}"
+        print(f"ganlab: {what} in {store_label(self.uri)}; watch: ganlab ui{option}; "
+              f"samples: ganlab sample {self.run_id}{option}", file=sys.stderr, flush=True)
 
     # ---- helpers -------------------------------------------------------------
     def add(self, key: str, value: float, step: int) -> None:
@@ -357,6 +608,44 @@ class MlflowTracker:
         if self.upload_dir is not None:
             for name in ("config.toml", "generator.pt", "discriminator.pt"):
                 self.store.send("log_artifact", self.run_id, str(workdir / name))
+
+
+class RecordFailure(GanlabError):
+    """The run's record could not be completed or closed (the store failed, its writer died).
+
+    ``kind``: as for TrackingError; ``refused`` for a failure outside the store.
+    """
+
+    kind = "refused"
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, GanlabError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:1000] if text else type(exc).__name__
+
+
+def end_tags(ctx: Any, status: str, error: BaseException | None,
+             record_problem: BaseException | None) -> dict[str, str]:
+    """Tags saying how the run ended: the failure and its step, or the signal that stopped it."""
+    tags: dict[str, str] = {}
+    if error is not None and status == "FAILED":
+        tags["ganlab.error"] = " ".join(str(error).split())[:4000] or type(error).__name__
+        tags["ganlab.error_type"] = type(error).__name__
+        if hasattr(error, "step"):
+            tags["ganlab.failed_step"] = str(error.step)
+        if hasattr(error, "what"):
+            tags["ganlab.failure_reason"] = f"non-finite {error.what}"
+        elif record_problem is not None and getattr(record_problem, "kind", "") == "lost":
+            tags["ganlab.failure_reason"] = "the process writing the record died"
+        elif record_problem is not None:
+            tags["ganlab.failure_reason"] = "the record could not be completed"
+    elif status == "KILLED":
+        signum = getattr(error, "signum", None)
+        tags["ganlab.killed_at_step"] = str(ctx.step)
+        tags["ganlab.killed_by"] = signal_name(signum) if signum else "KeyboardInterrupt"
+    return tags
 
 
 def _param_value(value: Any) -> str:

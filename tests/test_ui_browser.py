@@ -1,5 +1,8 @@
 """``ganlab ui`` in a real browser: headless Chromium renders the MLflow runs page of a small sweep.
 
+The page is the one ``ganlab ui`` prints: the runs of the newest run's
+experiment, in MLflow's machine-learning view, not the GenAI view's traces.
+
 The MLflow UI is a React single-page app, so an HTTP 200 proves little: the
 run names only reach the DOM once the app has fetched and rendered the runs.
 MLflow nests child runs under their parent (collapsed) when the table is
@@ -90,10 +93,17 @@ def test_mlflow_ui_renders_the_sweep_runs(workdir, cli_inproc, mlflow_client, tm
     try:
         line = read_line(proc, timeout=120)
         url = f"http://127.0.0.1:{port}"
-        assert line.startswith(f"MLflow UI: {url}")
+        # the URL printed opens the newest run's experiment on its runs table, in MLflow's
+        # machine-learning view (a GAN experiment has no traces for the GenAI view to show)
+        printed = line.split()[2]
+        assert printed == f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning", line
+        kind = mlflow_client.get_experiment(experiment_id).tags.get("mlflow.experimentKind")
+        assert kind == "custom_model_development"
 
-        page = chromium(f"{url}/#/experiments/{experiment_id}/runs", tmp_path / "profile1", "--dump-dom")
+        page = chromium(printed, tmp_path / "profile1", "--dump-dom")
         assert "uisweep" in page  # the parent run, its children folded under it
+        assert "<title>Runs - Experiment" in page and "Model registry" in page  # the model-training view
+        assert "Token Usage" not in page  # not the GenAI overview (latency, tokens, cost)
 
         by_name = f"{url}/#/experiments/{experiment_id}/runs?orderByKey=attributes.run_name&orderByAsc=true"
         page = chromium(by_name, tmp_path / "profile2", "--dump-dom")
