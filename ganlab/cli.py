@@ -18,6 +18,7 @@ import typer
 
 from ganlab import HOOKSPEC_VERSION, __version__
 from ganlab.errors import GanlabError
+from ganlab.plugins import load_plugins
 
 APP_SETTINGS: dict[str, Any] = dict(
     name="ganlab",
@@ -67,18 +68,6 @@ VerboseOpt = Annotated[
 def error(message: str, code: int = 2) -> typer.Exit:
     print(f"ganlab: error: {message}", file=sys.stderr)
     return typer.Exit(code)
-
-
-def load_plugins(extra: list[str] | None, strict_named: bool = True) -> Any:
-    """The plugins a command uses. A plugin named with --plugin or GANLAB_PLUGINS that cannot be
-    loaded (import, hooks, or its register hooks raising) is an error here, before anything runs;
-    ``strict_named=False`` warns and leaves it out instead (``ganlab plugins``)."""
-    from ganlab.plugins import PluginManager
-
-    manager = PluginManager(strict_named=strict_named).load(extra or [])
-    if strict_named:
-        manager.registry  # noqa: B018 - calls the register hooks now: a named plugin's failure stops us here
-    return manager
 
 
 @app.command()

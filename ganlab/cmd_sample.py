@@ -59,7 +59,7 @@ def sample(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
 ) -> None:
     """Write N samples from a run's generator weights to a .npy array or a .png picture."""
-    from ganlab.cli import load_plugins
+    from ganlab.plugins import load_plugins
     from ganlab.compare_store import client, existing_store, get_run
 
     suffix = check_output(out, n)

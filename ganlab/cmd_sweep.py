@@ -41,7 +41,7 @@ def sweep(
     if verbose:
         # read by the record writer; variants' processes inherit it with the environment
         os.environ["GANLAB_VERBOSE"] = "1"
-    from ganlab.cli import load_plugins
+    from ganlab.plugins import load_plugins
     from ganlab.sweep_spec import check_axis, check_size, load_sweep, parse_grid_override, variants
 
     spec = load_sweep(file, experiment)

@@ -626,7 +626,7 @@ def preflight(config: RunConfig, nproc: int) -> None:
 
 def check_resume_processes(run_id: str, tracking_uri: str | None, nproc: int) -> None:
     """Refuse ``resume --nproc N`` of a run that another number of processes trained, before launching."""
-    from ganlab.resume import find_run
+    from ganlab.tracking import find_run
     from ganlab.tracking import tracking_uri as resolve_uri
 
     check_nproc(nproc)

@@ -13,17 +13,17 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ganlab.context import EvalContext
 from ganlab.data import TensorData
 from ganlab.errors import GanlabError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ganlab.engine import Trainer
+# ``trainer`` below is the run's ganlab.engine.Trainer, typed loosely: the engine imports this
+# module, and importing the engine back here, even for type checking, would close a cycle.
 
 
-def make_eval_context(trainer: Trainer, step: int) -> EvalContext:
+def make_eval_context(trainer: Any, step: int) -> EvalContext:
     import torch
 
     from ganlab.data import default_cache_dir
@@ -86,7 +86,7 @@ def evaluation_mode(*networks: Any) -> Iterator[None]:
                     current[name].copy_(value)
 
 
-def evaluate(trainer: Trainer, step: int) -> dict[str, float]:
+def evaluate(trainer: Any, step: int) -> dict[str, float]:
     import torch
 
     metrics: dict[str, Any] = trainer.ctx.extras.get("metrics", {})

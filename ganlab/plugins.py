@@ -1,9 +1,12 @@
 """The plugin manager: discovery, error isolation and the component registry.
 
-Plugins come from three places, in this order: the ``ganlab`` entry-point
-group (built-ins included: they are entry points of the ganlab distribution),
-``GANLAB_PLUGINS`` (comma-separated modules or files) and ``--plugin``.
-Nothing else is imported.
+Plugins come from four places, in this order: the built-ins listed in
+``DEFAULT_PLUGINS`` (ganlab's own subpackages of ``ganlab_plugins``, imported by
+module name, so they work from a plain source checkout), the ``ganlab``
+entry-point group (third-party distributions), ``GANLAB_PLUGINS``
+(comma-separated modules or files) and ``--plugin``. Nothing else is imported.
+``GANLAB_DISABLE_PLUGINS`` (comma-separated plugin names) leaves any of them out,
+built-ins included.
 
 A plugin the user *named* (``--plugin``, ``GANLAB_PLUGINS``) that cannot be
 loaded is an error: they asked for it, so running without it would not be what
@@ -35,12 +38,23 @@ from typing import Any
 
 import pluggy
 
-from ganlab import PROJECT_NAME, hookspecs
+from ganlab import PROJECT_NAME, __version__, hookspecs
 from ganlab.errors import GanlabError, PluginError, did_you_mean
 from ganlab.registry import Provenance, Registry
 
 ENTRY_POINT_GROUP = "ganlab"
 BUILTIN_DISTRIBUTION = "ganlab"
+
+#: The built-in plugins, by module; each is shown by ``ganlab plugins`` under its last name part
+#: ("heads"), as built-in. A list in the core rather than entry points of ganlab's own distribution:
+#: they then load from a source checkout with no installed metadata, and "go to definition" finds them.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "ganlab_plugins.heads",
+    "ganlab_plugins.objectives",
+    "ganlab_plugins.architectures",
+    "ganlab_plugins.datasets",
+    "ganlab_plugins.metrics",
+)
 
 
 @dataclass
@@ -135,8 +149,10 @@ class PluginManager:
 
     # ---- discovery -------------------------------------------------------
     def load(self, extra: Iterable[str] = (), entry_points: bool = True) -> PluginManager:
-        """Load entry-point plugins, then GANLAB_PLUGINS, then ``extra`` (``--plugin``)."""
+        """Load the built-ins and entry-point plugins (unless ``entry_points`` is False), then
+        GANLAB_PLUGINS, then ``extra`` (``--plugin``)."""
         if entry_points:
+            self.load_builtins()
             self.load_entry_points()
         for spec in _split(os.environ.get("GANLAB_PLUGINS")):
             self.load_local(spec, named_by="GANLAB_PLUGINS")
@@ -144,10 +160,27 @@ class PluginManager:
             self.load_local(spec, named_by="--plugin")
         return self
 
+    def load_builtins(self, names: Iterable[str] | None = None) -> list[str]:
+        """Load the plugins of ``DEFAULT_PLUGINS`` (optionally only those named in ``names``).
+
+        Returns the names that were found.
+        """
+        wanted = set(names) if names is not None else None
+        found: list[str] = []
+        for module in DEFAULT_PLUGINS:
+            name = module.rpartition(".")[2]
+            if wanted is not None and name not in wanted:
+                continue
+            found.append(name)
+            info = PluginInfo(name=name, module=module, distribution=BUILTIN_DISTRIBUTION, version=__version__,
+                              builtin=True, source="built-in")
+            self._load(info, functools.partial(importlib.import_module, module))
+        return found
+
     def load_entry_points(self, names: Iterable[str] | None = None, distribution: str | None = None) -> list[str]:
         """Load the ``ganlab`` entry points (optionally only some names, or one distribution's).
 
-        Returns the names that were found.
+        Returns the names that were found. The built-ins are not entry points: see ``load_builtins``.
         """
         wanted = set(names) if names is not None else None
         seen: set[tuple[str, str]] = set()
@@ -169,7 +202,6 @@ class PluginManager:
                 module=ep.value,
                 distribution=dist_name,
                 version=dist.version if dist is not None else None,
-                builtin=(dist_name or "").lower() == BUILTIN_DISTRIBUTION,
             )
             self._load(info, ep.load)
         return found
@@ -494,6 +526,16 @@ def _finish(teardown: Generator[None, Any, Any], failed: Callable[[BaseException
     if inner is not None:
         raise inner
     return outcome
+
+
+def load_plugins(extra: list[str] | None, strict_named: bool = True) -> Any:
+    """The plugins a command uses. A plugin named with --plugin or GANLAB_PLUGINS that cannot be
+    loaded (import, hooks, or its register hooks raising) is an error here, before anything runs;
+    ``strict_named=False`` warns and leaves it out instead (``ganlab plugins``)."""
+    manager = PluginManager(strict_named=strict_named).load(extra or [])
+    if strict_named:
+        manager.registry  # noqa: B018 - calls the register hooks now: a named plugin's failure stops us here
+    return manager
 
 
 def hook_signature(name: str) -> inspect.Signature:

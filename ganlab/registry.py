@@ -1,7 +1,15 @@
-"""Named components by kind, each remembering which plugin gave it."""
+"""Named components by kind, each remembering which plugin gave it.
+
+A factory is a callable or a ``"module:attr"`` string (``attr`` may be dotted, as in
+an entry point). A string is imported only when a run builds the component
+(:meth:`Component.create`), never when components are listed, so a registration
+module can be a short table of names, summaries and options that imports no torch.
+"""
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +19,16 @@ from ganlab.errors import ComponentError, GanlabError, did_you_mean
 from ganlab.options import Option, as_option, resolve_options
 
 KINDS = ("architecture", "head", "loss", "dataset", "metric")
+
+#: a callable, or where to import one from: "package.module:attr" (attr may be dotted)
+Factory = Callable[..., Any] | str
+
+_REFERENCE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def is_reference(factory: object) -> bool:
+    """Whether ``factory`` is a well-formed ``"module:attr"`` string."""
+    return isinstance(factory, str) and _REFERENCE.match(factory) is not None
 
 
 @dataclass(frozen=True)
@@ -29,7 +47,7 @@ class Component:
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    factory: Factory
     summary: str
     options: Mapping[str, Option]
     provenance: Provenance
@@ -38,16 +56,40 @@ class Component:
     def create(self, given: Mapping[str, Any] | None = None) -> Any:
         """Validate ``given`` options and call the factory with the resolved values."""
         resolved = self.resolve(given or {})
+        factory = self.load_factory()
         try:
-            made = self.factory(**resolved)
+            made = factory(**resolved)
         except GanlabError:
             raise
         except Exception as exc:  # a plugin's factory crashed: say whose
             raise ComponentError(
-                f"{self.kind} '{self.name}' (plugin '{self.provenance.plugin}') failed to build: "
+                f"{self._whose()} failed to build: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         return check_contract(self.kind, self.name, self.provenance.plugin, made)
+
+    def load_factory(self) -> Callable[..., Any]:
+        """The factory itself: a ``"module:attr"`` string is imported now, and one that does not
+        resolve to a callable is the plugin's fault, said in one line."""
+        if not isinstance(self.factory, str):
+            return self.factory
+        module_name, _, attr = self.factory.partition(":")
+        try:
+            found: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                found = getattr(found, part)
+        except GanlabError:
+            raise
+        except Exception as exc:  # ImportError, AttributeError, or the module's own code failing at import
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise ComponentError(f"{self._whose()} has a factory '{self.factory}' that cannot be loaded: {reason}") from exc
+        if not callable(found):
+            raise ComponentError(f"{self._whose()} has a factory '{self.factory}' that is a "
+                                 f"{type(found).__name__}, not a callable")
+        return found
+
+    def _whose(self) -> str:
+        return f"{self.kind} '{self.name}' (plugin '{self.provenance.plugin}')"
 
     def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
         return resolve_options(self.kind if self.kind != "architecture" else "arch", self.options, given)
@@ -63,7 +105,7 @@ class Registry:
         self,
         kind: str,
         name: str,
-        factory: Callable[..., Any],
+        factory: Factory,
         provenance: Provenance,
         summary: str = "",
         options: Mapping[str, Any] | None = None,
@@ -73,8 +115,9 @@ class Registry:
             raise GanlabError(f"unknown component kind '{kind}' (valid kinds: {', '.join(KINDS)})")
         if not isinstance(name, str) or not name:
             raise GanlabError(f"plugin '{provenance.plugin}' registered a {kind} without a name")
-        if not callable(factory):
-            raise GanlabError(f"plugin '{provenance.plugin}' registered {kind} '{name}' with a factory that is not callable")
+        if not (callable(factory) or is_reference(factory)):
+            raise GanlabError(f"plugin '{provenance.plugin}' registered {kind} '{name}' with a factory that is "
+                              f"neither callable nor a 'module:attr' string: {factory!r}")
         existing = self._by_kind[kind].get(name)
         if existing is not None:
             raise GanlabError(

@@ -21,16 +21,6 @@ from typing import Any
 from ganlab.errors import GanlabError
 
 
-def find_run(run_id: str, uri: str) -> Any:
-    from ganlab.tracking import client
-
-    store = client(uri)
-    try:
-        return store.get_run(run_id)
-    except Exception:
-        raise GanlabError(f"no run '{run_id}' in the tracking store {uri} (see `ganlab runs`)") from None
-
-
 def checkpoint_dir(run: Any) -> Path:
     """Where the tracker wrote the run's checkpoints (remote artifact stores: the local upload copy)."""
     from ganlab.tracking import local_artifact_dir
@@ -77,7 +67,7 @@ def resume_run(run_id: str, plugins: Any, tracking_uri: str | None = None, steps
     """Continue ``run_id`` from its newest checkpoint; ``steps`` trains to a new total."""
     from ganlab.config import ConfigBuilder
     from ganlab.runner import run as run_training
-    from ganlab.tracking import tracking_uri as resolve_uri
+    from ganlab.tracking import find_run, tracking_uri as resolve_uri
 
     uri = resolve_uri(tracking_uri)
     run = find_run(run_id, uri)

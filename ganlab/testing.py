@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ganlab import Option, hookimpl
 from ganlab.errors import PluginError
-from ganlab.plugins import BUILTIN_DISTRIBUTION, PluginManager
+from ganlab.plugins import PluginManager
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganlab.data import TensorData
@@ -147,8 +147,8 @@ def make_plugin_manager(*plugins: object, builtins: bool | Iterable[str] = True,
     and ``--plugin`` from the environment are *not* loaded, so a test sees the
     same components wherever it runs.
 
-    ``builtins``: True loads all of ganlab's own entry points, False none, a
-    collection of entry-point names (``{"heads", "mlp"}``) only those.
+    ``builtins``: True loads all of ganlab's built-in plugins, False none, a
+    collection of their names (``{"heads", "architectures"}``) only those.
     ``tiny_data`` adds the ``tiny-images`` / ``tiny-vectors`` datasets.
     ``strict`` (default) turns a plugin failure (import error, bad hookimpl,
     an exception in a hook) into a :class:`~ganlab.errors.PluginError` instead
@@ -186,8 +186,8 @@ def make_plugin_manager(*plugins: object, builtins: bool | Iterable[str] = True,
 
 
 def _load_builtins(manager: PluginManager, wanted: set[str] | None) -> None:
-    """Load the ganlab distribution's own entry points (all, or those named in ``wanted``)."""
-    found = manager.load_entry_points(names=wanted, distribution=BUILTIN_DISTRIBUTION)
+    """Load ganlab's built-in plugins (all, or those named in ``wanted``)."""
+    found = manager.load_builtins(wanted)
     missing = sorted((wanted or set()) - set(found))
     if missing:
         raise PluginError(f"no built-in plugin named {', '.join(missing)} (see `ganlab plugins`)")

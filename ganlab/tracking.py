@@ -174,6 +174,14 @@ def store_label(uri: str) -> str:
     return shown_path(path) if path is not None else uri
 
 
+def find_run(run_id: str, uri: str) -> Any:
+    store = client(uri)
+    try:
+        return store.get_run(run_id)
+    except Exception:
+        raise GanlabError(f"no run '{run_id}' in the tracking store {uri} (see `ganlab runs`)") from None
+
+
 def absolute_sqlite(uri: str) -> str:
     """``sqlite:///mlruns/mlflow.db`` -> the same file by absolute path.
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from ganlab_plugins.arch_dcgan_impl import SUPPORTED_SIZES
+from ganlab_plugins.architectures.dcgan import SUPPORTED_SIZES
 from torch import nn
 
 from ganlab.errors import ComponentError, ConfigError
@@ -180,7 +180,7 @@ def test_bad_options_are_refused_by_name(registry):
 
 # ---- registration stays light ------------------------------------------------
 def test_plugin_modules_import_nothing_heavy():
-    modules = ["arch_mlp", "arch_dcgan", "data_digits", "data_torchvision", "data_image_folder", "data_mixtures"]
+    modules = ["architectures", "datasets"]
     code = (
         "import sys\n"
         + "".join(f"import ganlab_plugins.{m}\n" for m in modules)

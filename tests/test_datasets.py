@@ -334,7 +334,7 @@ def test_image_folder_refusals(registry, tmp_path):
 # ---- 2-D mixtures ------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "count", "sigma"), [("ring8", 8, 0.01), ("grid25", 25, 0.05)])
 def test_mixture_modes_match_science_md(name, count, sigma):
-    from ganlab_plugins.data_mixtures_impl import mixture_modes
+    from ganlab_plugins.datasets.mixtures import mixture_modes
 
     means, got_sigma = mixture_modes(name)
     assert got_sigma == sigma and means.shape == (count, 2)
@@ -350,7 +350,7 @@ def test_mixture_modes_match_science_md(name, count, sigma):
 
 @pytest.mark.parametrize(("name", "count", "sigma"), [("ring8", 8, 0.01), ("grid25", 25, 0.05)])
 def test_mixture_samples_concentrate_on_the_modes(registry, name, count, sigma):
-    from ganlab_plugins.data_mixtures_impl import mixture_modes
+    from ganlab_plugins.datasets.mixtures import mixture_modes
 
     made = dataset(registry, name, samples=20_000)
     assert made.cacheable is False and made.sigma == sigma

@@ -44,7 +44,7 @@ def eval_context(head, objective, net, real: torch.Tensor, fake: torch.Tensor, e
 
 def test_registered_and_applies_to_every_run():
     component = _registry().get("metric", "diagnostics")
-    assert component.provenance.plugin == "diagnostics"
+    assert component.provenance.plugin == "metrics"
     assert make("metric", "diagnostics").applies_to(SimpleNamespace(objective=None, head=None)) is True
 
 

@@ -97,7 +97,7 @@ def finite_diff(f, z: np.ndarray, h: float = 1e-6) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 def test_plugin_modules_import_no_torch():
     code = (
-        "import sys, ganlab_plugins.heads, ganlab_plugins.objectives, ganlab_plugins.metric_diagnostics;"
+        "import sys, ganlab_plugins.heads, ganlab_plugins.objectives, ganlab_plugins.metrics;"
         "heavy = [m for m in ('torch', 'entmax', 'mlflow') if m in sys.modules];"
         "assert not heavy, heavy"
     )
@@ -216,7 +216,7 @@ def test_head_numerics_property(spec, data):
 
 def test_head_methods_run_in_float32_with_autocast_off():
     """Defensive: no head op may be autocast to bf16, even ones added later (matmul, einsum)."""
-    from ganlab_plugins.heads_impl import float32_head
+    from ganlab_plugins.heads.torch_heads import float32_head
 
     seen = []
 

@@ -16,10 +16,10 @@ from ganlab.config import RunConfig
 from ganlab.context import EvalContext, RunContext
 from ganlab.data import DataRequest, TensorData
 from ganlab.errors import GanlabError
-from ganlab_plugins.data_digits_impl import Digits
-from ganlab_plugins.heads_impl import SigmoidHead, SparsemaxHead
-from ganlab_plugins.metric_anomaly_impl import AnomalyMetric
-from ganlab_plugins.metric_stats import auroc
+from ganlab_plugins.datasets.digits import Digits
+from ganlab_plugins.heads.torch_heads import SigmoidHead, SparsemaxHead
+from ganlab_plugins.metrics.anomaly import AnomalyMetric
+from ganlab_plugins.metrics.stats import auroc
 
 def store(workdir: Path) -> str:
     """An absolute store URI: MLflow caches stores by URI within a process, so the default

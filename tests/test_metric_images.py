@@ -22,10 +22,10 @@ from conftest import TINY
 from ganlab.config import RunConfig
 from ganlab.context import EvalContext, RunContext
 from ganlab.data import DataRequest, TensorData
-from ganlab_plugins import metric_images_classifier as clf
-from ganlab_plugins.data_digits_impl import Digits
-from ganlab_plugins.metric_images_impl import ImageMetrics, class_histogram, coverage
-from ganlab_plugins.metric_stats import (
+from ganlab_plugins.datasets.digits import Digits
+from ganlab_plugins.metrics import images_classifier as clf
+from ganlab_plugins.metrics.images import ImageMetrics, class_histogram, coverage
+from ganlab_plugins.metrics.stats import (
     frechet_distance,
     frechet_distance_features,
     kernel_inception_distance,

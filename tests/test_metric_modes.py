@@ -16,8 +16,8 @@ import torch
 
 from ganlab.config import RunConfig
 from ganlab.context import EvalContext, RunContext
-from ganlab_plugins.data_mixtures_impl import mixture_modes, sample_mixture
-from ganlab_plugins.metric_modes_impl import ModesMetric, mode_statistics
+from ganlab_plugins.datasets.mixtures import mixture_modes, sample_mixture
+from ganlab_plugins.metrics.modes import ModesMetric, mode_statistics
 
 from conftest import TINY
 
@@ -145,8 +145,8 @@ def test_applies_only_to_the_mixtures() -> None:
 
 
 def test_metric_plugin_modules_import_no_torch() -> None:
-    code = ("import sys; import ganlab_plugins.metric_modes, ganlab_plugins.metric_images, "
-            "ganlab_plugins.metric_anomaly; assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys; import ganlab_plugins.metrics; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

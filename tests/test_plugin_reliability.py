@@ -81,7 +81,7 @@ def test_base_exceptions_in_lifecycle_hooks_are_isolated(workdir: Path) -> None:
     """GeneratorExit in on_run_start and sys.exit(0) in on_step_end: each reported once; the run ends normally."""
     record = workdir / "events.jsonl"
     env = {"GANLAB_TEST_RECORD": str(record)}
-    recorder = str(Path(__file__).parent / "core_plugins" / "lifecycle_recorder.py")
+    recorder = str(Path(__file__).parent / "plugins_for_tests" / "lifecycle_recorder.py")
     out = untracked("--plugin", plugin("exits_in_hooks"), "--plugin", recorder, cwd=workdir, env=env)
     assert out.returncode == 0, out.stderr
     warnings = [line for line in lines(out.stderr) if line.startswith("ganlab: warning:")]

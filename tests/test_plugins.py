@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY, run_cli
-from ganlab.errors import GanlabError, PluginError
+from ganlab.errors import ComponentError, GanlabError, PluginError
 from ganlab.plugins import PluginManager
 
-HERE = Path(__file__).parent / "core_plugins"
+HERE = Path(__file__).parent / "plugins_for_tests"
 
 
 def manager(*extra: str, strict_named: bool = False) -> tuple[PluginManager, list[str]]:
@@ -24,12 +24,12 @@ def manager(*extra: str, strict_named: bool = False) -> tuple[PluginManager, lis
     return pm.load([str(HERE / e) if e.endswith(".py") else e for e in extra]), warnings
 
 
-def test_builtins_are_entry_points_of_the_ganlab_distribution():
+def test_builtins_are_loaded_from_the_core_list_as_the_ganlab_distribution():
     pm, warnings = manager()
     assert not warnings
-    for name in ("heads", "objectives", "mlp", "digits"):
+    for name in ("heads", "objectives", "architectures", "datasets", "metrics"):
         info = pm.infos[name]
-        assert info.builtin and info.distribution == "ganlab" and info.source == "entry point"
+        assert info.builtin and info.distribution == "ganlab" and info.source == "built-in"
     sigmoid = pm.registry.get("head", "sigmoid")
     assert sigmoid.provenance.plugin == "heads" and sigmoid.provenance.builtin
 
@@ -44,9 +44,9 @@ def test_local_plugin_file_contributes_a_component_with_provenance():
 
 
 def test_broken_import_is_reported_and_others_keep_working():
-    pm, warnings = manager("broken_import.py", "extra_head.py")
+    pm, warnings = manager("missing_dependency.py", "extra_head.py")
     assert len(warnings) == 1
-    assert "broken_import" in warnings[0] and "this_module_does_not_exist" in warnings[0]
+    assert "missing_dependency" in warnings[0] and "this_module_does_not_exist" in warnings[0]
     assert "\n" not in warnings[0]
     assert pm.registry.get("head", "half-sigmoid")
     assert pm.registry.get("head", "sigmoid")
@@ -56,7 +56,7 @@ def test_broken_import_is_reported_and_others_keep_working():
     "plugin, cause",
     [
         ("raises_in_hook.py", "boom while registering"),
-        ("misspelled_hook.py", "unknown hook 'register_head'; did you mean 'register_heads'?"),
+        ("register_head_singular.py", "unknown hook 'register_head'; did you mean 'register_heads'?"),
         ("bad_signature.py", "extra_argument"),
     ],
 )
@@ -71,15 +71,15 @@ def test_faulty_plugin_is_isolated(plugin: str, cause: str):
 
 def test_strict_mode_makes_a_broken_plugin_fatal(monkeypatch):
     monkeypatch.setenv("GANLAB_STRICT_PLUGINS", "1")
-    with pytest.raises(PluginError, match="broken_import"):
-        manager("broken_import.py")
+    with pytest.raises(PluginError, match="missing_dependency"):
+        manager("missing_dependency.py")
 
 
 def test_disabled_plugins_are_never_imported(monkeypatch):
-    monkeypatch.setenv("GANLAB_DISABLE_PLUGINS", "broken_import, heads")
-    pm, warnings = manager("broken_import.py")
+    monkeypatch.setenv("GANLAB_DISABLE_PLUGINS", "missing_dependency, heads")
+    pm, warnings = manager("missing_dependency.py")
     assert not warnings  # blocked before import: no import error to report
-    assert pm.infos["broken_import"].disabled and pm.infos["heads"].disabled
+    assert pm.infos["missing_dependency"].disabled and pm.infos["heads"].disabled
     assert "sigmoid" not in pm.registry.names("head")
 
 
@@ -165,10 +165,10 @@ def test_third_party_plugin_through_the_real_cli(tmp_path, workdir, mlflow_clien
 
 
 def test_plugins_json_reports_load_errors(workdir):
-    out = run_cli(["plugins", "--json", "--plugin", str(HERE / "broken_import.py")], cwd=workdir)
+    out = run_cli(["plugins", "--json", "--plugin", str(HERE / "missing_dependency.py")], cwd=workdir)
     assert out.returncode == 0
     plugins = {p["name"]: p for p in json.loads(out.stdout)["plugins"]}
-    assert "ModuleNotFoundError" in plugins["broken_import"]["error"]
+    assert "ModuleNotFoundError" in plugins["missing_dependency"]["error"]
     assert plugins["heads"]["error"] is None
 
 
@@ -213,3 +213,82 @@ def test_a_plugin_file_is_imported_once_per_process(tmp_path, workdir):
     out = run_cli(["run", "--plugin", str(plugin), "--no-tracking", *TINY], cwd=workdir)
     assert out.returncode == 0, out.stderr
     assert log.read_text().splitlines() == ["imported", "run ended, started 1 time(s)"]
+
+
+# ---- built-ins from the core list; "module:attr" factories --------------------------------------------
+def test_builtins_need_no_entry_point_metadata():
+    # ganlab's own distribution declares no `ganlab` entry points: the built-ins come from DEFAULT_PLUGINS
+    import importlib.metadata as metadata
+    import tomllib
+
+    from ganlab.plugins import DEFAULT_PLUGINS, ENTRY_POINT_GROUP
+
+    config = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert ENTRY_POINT_GROUP not in config["project"].get("entry-points", {})
+    assert not [ep for ep in metadata.distribution("ganlab").entry_points if ep.group == ENTRY_POINT_GROUP]
+    pm, warnings = manager()
+    assert not warnings
+    assert [pm.infos[m.rpartition(".")[2]].module for m in DEFAULT_PLUGINS] == list(DEFAULT_PLUGINS)
+    assert pm.registry.get("architecture", "dcgan").provenance.plugin == "architectures"
+
+
+def test_a_factory_string_is_imported_only_when_the_component_is_built():
+    pm, warnings = manager("unresolvable_factory.py")
+    assert not warnings  # listing resolves nothing, so nothing is wrong yet
+    component = pm.registry.get("head", "unresolvable")
+    assert component.factory == "ganlab_plugins.heads.torch_heads:NoSuchHead"
+    with pytest.raises(ComponentError) as info:
+        component.create()
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in ("head 'unresolvable'", "plugin 'unresolvable_factory'",
+                     "'ganlab_plugins.heads.torch_heads:NoSuchHead'", "AttributeError"):
+        assert fragment in message
+    with pytest.raises(ComponentError, match="'ganlab_no_such_module:Head'.*ModuleNotFoundError"):
+        pm.registry.get("head", "missing-module").create()
+    assert type(pm.registry.get("head", "sigmoid").create()).__name__ == "SigmoidHead"
+
+
+def test_a_malformed_factory_string_is_the_plugins_fault(tmp_path):
+    plugin = tmp_path / "malformed_factory.py"
+    plugin.write_text(textwrap.dedent('''
+        from ganlab import hookimpl
+
+        @hookimpl
+        def register_heads(register):
+            register("dotted-only", "ganlab_plugins.heads.torch_heads.SigmoidHead")
+    '''))
+    pm, warnings = manager(str(plugin))
+    assert "dotted-only" not in pm.registry.names("head")
+    assert len(warnings) == 1
+    assert "malformed_factory" in warnings[0] and "neither callable nor a 'module:attr' string" in warnings[0]
+
+
+def test_an_unresolvable_factory_string_through_the_real_cli(workdir, mlflow_client):
+    plugin = str(HERE / "unresolvable_factory.py")
+    listed = run_cli(["components", "head", "--json", "--plugin", plugin], cwd=workdir)
+    assert listed.returncode == 0, listed.stderr
+    assert "unresolvable" in {c["name"] for c in json.loads(listed.stdout)}
+
+    ran = run_cli(["run", "--head", "unresolvable", "--plugin", plugin, *TINY], cwd=workdir)
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr
+    assert ran.stderr.strip().splitlines() == [
+        "ganlab: error: head 'unresolvable' (plugin 'unresolvable_factory') has a factory "
+        "'ganlab_plugins.heads.torch_heads:NoSuchHead' that cannot be loaded: AttributeError: "
+        "module 'ganlab_plugins.heads.torch_heads' has no attribute 'NoSuchHead'"
+    ]
+    experiment = mlflow_client.get_experiment_by_name("ganlab")
+    runs = mlflow_client.search_runs([experiment.experiment_id]) if experiment else []
+    assert "RUNNING" not in [r.info.status for r in runs]
+
+
+def test_disabling_a_builtin_through_the_real_cli(workdir):
+    env = {"GANLAB_DISABLE_PLUGINS": "heads"}
+    ran = run_cli(["run", "--head", "sigmoid", "--dry-run"], cwd=workdir, env=env)
+    assert ran.returncode == 2
+    assert ran.stderr.strip().splitlines() == ["ganlab: error: unknown head 'sigmoid' (valid: none registered)"]
+    listed = run_cli(["plugins", "--json"], cwd=workdir, env=env)
+    assert listed.returncode == 0, listed.stderr
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
+    assert plugins["heads"]["disabled"] is True and plugins["heads"]["hooks"] == []
+    assert plugins["objectives"]["disabled"] is False and plugins["objectives"]["builtin"] is True

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import TINY, run_cli
 
-HERE = Path(__file__).parent / "core_plugins"
+HERE = Path(__file__).parent / "plugins_for_tests"
 
 
 def only_run(client, experiment: str = "ganlab"):
@@ -39,7 +39,7 @@ def test_run_records_everything_in_mlflow(workdir, mlflow_client):
     assert params["data.size"] and json.loads(params["data.shape"]) == [1, 32, 32]
     tags = run.data.tags
     assert tags["ganlab.head"] == "sigmoid" and tags["ganlab.head.plugin"] == "heads"
-    assert tags["ganlab.arch.plugin"] == "mlp" and tags["ganlab.version"]
+    assert tags["ganlab.arch.plugin"] == "architectures" and tags["ganlab.version"]
 
     history = mlflow_client.get_metric_history(run.info.run_id, "loss.d")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [2, 4, 6]

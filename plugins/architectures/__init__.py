@@ -1,7 +1,8 @@
-"""The article's fully connected GAN (``mlp``): registration only.
+"""Built-in architectures: the article's fully connected GAN (``mlp``) and DCGAN (``dcgan``).
 
-The networks live in :mod:`ganlab_plugins.arch_mlp_impl`, imported when a run
-builds them, so that listing components never imports torch.
+Registration only: the factories are ``"module:attr"`` strings into
+:mod:`ganlab_plugins.architectures.mlp` and :mod:`ganlab_plugins.architectures.dcgan`,
+imported when a run builds the networks, so that listing components never imports torch.
 """
 
 from __future__ import annotations
@@ -11,17 +12,10 @@ from typing import Any
 from ganlab import Option, hookimpl
 
 
-def _make(hidden_scale: float, dropout: float, output: str) -> Any:
-    from ganlab_plugins.arch_mlp_impl import MLPArchitecture
-
-    return MLPArchitecture(hidden_scale=hidden_scale, dropout=dropout, output=output)
-
-
 @hookimpl
 def register_architectures(register: Any) -> None:
     register(
-        "mlp",
-        _make,
+        "mlp", "ganlab_plugins.architectures.mlp:MLPArchitecture",
         summary="The article's MLPs: G 256-512-1024 ReLU, D 1024-512-256 LeakyReLU(0.2)+Dropout; images or vectors",
         options={
             "hidden_scale": Option(float, 1.0, "multiplies every hidden width (1.0 = the article)",
@@ -31,5 +25,13 @@ def register_architectures(register: Any) -> None:
             "output": Option(str, "auto", "G's output: tanh, linear, or auto (tanh for images, "
                              "linear for vectors such as the unscaled 2-D mixtures)",
                              choices=("auto", "tanh", "linear")),
+        },
+    )
+    register(
+        "dcgan", "ganlab_plugins.architectures.dcgan:DCGANArchitecture",
+        summary="DCGAN (Radford et al. 2015): transposed-conv G, strided-conv D, BatchNorm; square images 8 to 128 px",
+        options={
+            "ngf": Option(int, 64, "generator width: channels of G's last hidden layer", min=1),
+            "ndf": Option(int, 64, "discriminator width: channels of D's first layer", min=1),
         },
     )

@@ -26,10 +26,10 @@ it); the first and last layers of D and the last of G keep theirs.
 from __future__ import annotations
 
 import torch
-from ganlab_plugins.arch_common import check_build_args
 from torch import nn
 
 from ganlab.errors import ComponentError
+from ganlab_plugins.architectures.common import check_build_args
 
 BASES = (4, 7)
 MAX_SIZE = 128

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 
 import torch
-from ganlab_plugins.arch_common import check_build_args
 from torch import nn
+
+from ganlab_plugins.architectures.common import check_build_args
 
 ARTICLE_G_WIDTHS = (256, 512, 1024)
 ARTICLE_D_WIDTHS = (1024, 512, 256)

@@ -8,9 +8,9 @@ be cached by dataset options alone.
 from __future__ import annotations
 
 import torch
-from ganlab_plugins.data_util import exclude, to_signed_unit
 
 from ganlab.data import DataRequest, TensorData
+from ganlab_plugins.datasets.util import exclude, to_signed_unit
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ganlab_plugins.data_util import to_signed_unit
 from torch.utils.data import Dataset
 
 from ganlab.data import DataRequest, StreamingData, TensorData
-from ganlab.errors import GanlabError
+from ganlab.errors import ConfigError, GanlabError
+from ganlab_plugins.datasets.util import to_signed_unit
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 PREVIEW_SAMPLES = 256
@@ -131,10 +131,12 @@ class ImageFolder:
 
     def __init__(self, path: str, size: int = 64, channels: int = 3, in_memory: str = "auto",
                  memory_limit_mb: int = 2048, num_workers: int = 2) -> None:
+        if not path.strip():
+            raise ConfigError("dataset 'image-folder' needs a folder: set dataset.path (e.g. --set dataset.path=DIR)")
         self.path = Path(path).expanduser()
         self.size = size
         self.channels = channels
-        self.in_memory = in_memory
+        self.in_memory = in_memory.strip().lower()  # the option's check accepts any case and spacing
         self.memory_limit_mb = memory_limit_mb
         self.num_workers = num_workers
         self._scan: FolderScan | None = None

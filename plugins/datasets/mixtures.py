@@ -15,6 +15,7 @@ over x then y.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 
@@ -73,6 +74,11 @@ class Mixture:
         means, sigma = mixture_modes(self.name)
         return TensorData(
             x=x, y=y, num_classes=len(means),
-            source=f"synthetic: {len(means)} Gaussians, sigma {sigma}, seed {seed} (SCIENCE.md §5)",
+            source=f"synthetic: {len(means)} Gaussians, sigma {sigma}, seed {seed} (docs/heads.md, Evaluation protocols)",
             class_names=[f"mode {i}: ({m[0]:+.3f}, {m[1]:+.3f})" for i, m in enumerate(means.tolist())],
         )
+
+
+#: the registered factories (see :mod:`ganlab_plugins.datasets`): one per mixture, its name bound
+ring8 = partial(Mixture, "ring8")
+grid25 = partial(Mixture, "grid25")

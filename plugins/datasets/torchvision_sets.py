@@ -12,14 +12,15 @@ OSError (there is no network in many sandboxes and clusters).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-from ganlab_plugins.data_util import exclude, to_signed_unit
 
 from ganlab.data import DataRequest, TensorData
 from ganlab.errors import GanlabError
+from ganlab_plugins.datasets.util import exclude, to_signed_unit
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
@@ -91,3 +92,9 @@ class TorchvisionImages:
             images = torch.from_numpy(data).permute(0, 3, 1, 2)
         targets = torch.as_tensor(ds.targets, dtype=torch.int64)
         return to_signed_unit(images, self.size), targets
+
+
+#: the registered factories (see :mod:`ganlab_plugins.datasets`): dataset name and torchvision class bound
+mnist = partial(TorchvisionImages, "mnist", "MNIST")
+fashion_mnist = partial(TorchvisionImages, "fashion-mnist", "FashionMNIST")
+cifar10 = partial(TorchvisionImages, "cifar10", "CIFAR10")

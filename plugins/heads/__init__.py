@@ -1,8 +1,8 @@
 """Built-in discriminator output heads: sigmoid, softmax, sparsemax, entmax.
 
-Registration only: nothing heavy is imported here. Each factory imports the
-torch implementation (:mod:`ganlab_plugins.heads_impl`) when a run builds it.
-See docs/heads.md for the mathematics and how to pick a head.
+Registration only: nothing heavy is imported here. The factories are
+``"module:attr"`` strings into :mod:`ganlab_plugins.heads.torch_heads`, imported
+when a run builds a head. See docs/heads.md for the mathematics and how to pick a head.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 
 from ganlab import Option, hookimpl
 
+_TORCH = "ganlab_plugins.heads.torch_heads"
+
 
 def _check_alpha(alpha: float) -> str | None:
     if 1.0 < alpha <= 2.0:
@@ -18,49 +20,25 @@ def _check_alpha(alpha: float) -> str | None:
     return "must satisfy 1 < alpha <= 2 (alpha -> 1 is softmax: use --head softmax; alpha = 2 is sparsemax)"
 
 
-def _sigmoid() -> Any:
-    from ganlab_plugins.heads_impl import SigmoidHead
-
-    return SigmoidHead()
-
-
-def _softmax() -> Any:
-    from ganlab_plugins.heads_impl import SoftmaxHead
-
-    return SoftmaxHead()
-
-
-def _sparsemax() -> Any:
-    from ganlab_plugins.heads_impl import SparsemaxHead
-
-    return SparsemaxHead()
-
-
-def _entmax(alpha: float = 1.5) -> Any:
-    from ganlab_plugins.heads_impl import EntmaxHead
-
-    return EntmaxHead(alpha)
-
-
 @hookimpl
 def register_heads(register: Any) -> None:
     register(
-        "sigmoid", _sigmoid,
+        "sigmoid", f"{_TORCH}:SigmoidHead",
         summary="one score, p_real = sigmoid(s); binary cross-entropy from logits",
         sparse=False, classes=False,
     )
     register(
-        "softmax", _softmax,
+        "softmax", f"{_TORCH}:SoftmaxHead",
         summary="softmax over (real, fake) or K+1 classes; cross-entropy from logits",
         sparse=False, classes=True,
     )
     register(
-        "sparsemax", _sparsemax,
+        "sparsemax", f"{_TORCH}:SparsemaxHead",
         summary="sparsemax over (real, fake) or K+1 classes; sparsemax (Fenchel-Young) loss",
         sparse=True, classes=True,
     )
     register(
-        "entmax", _entmax,
+        "entmax", f"{_TORCH}:EntmaxHead",
         summary="alpha-entmax over (real, fake) or K+1 classes; entmax (Fenchel-Young) loss",
         options={
             "alpha": Option(

@@ -3,7 +3,7 @@
 Imported only when a run builds a head; :mod:`ganlab_plugins.heads` registers the
 factories without importing torch.
 
-Conventions shared by every head (see docs/heads.md and SCIENCE.md §1–§4):
+Conventions shared by every head (docs/heads.md, "Conventions" to "Proper losses"):
 
 * D emits raw scores ``z`` of shape (B, C). The probability vector has the real
   classes first and the fake class **last**: plain GANs have C = 2 (real, fake),

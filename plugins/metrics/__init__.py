@@ -1,9 +1,34 @@
-"""Head diagnostics, logged at every evaluation of every run.
+"""Built-in metrics: head diagnostics, the mode-collapse metric, image metrics, anomaly detection.
 
-What makes a comparison of output heads scientific (SCIENCE.md §5): how sure D
-is on real and generated batches, how often the head saturates to exactly 0 or
-1, its output entropy, and how much gradient the generator's loss still sends
-to the generated samples. Registration only; torch is imported by the factory.
+Registration only: the factories are ``"module:attr"`` strings into the torch
+modules of this package, imported when a run builds the metric.
+
+* ``diagnostics``, logged at every evaluation of every run: what makes a comparison
+  of output heads scientific (docs/heads.md, "Head diagnostics"): how sure D is on
+  real and generated batches, how often the head saturates to exactly 0 or 1, its
+  output entropy, and how much gradient the generator's loss still sends to the
+  generated samples (:mod:`.diagnostics`).
+* ``modes``, for the 2-D mixtures: the protocol of docs/heads.md, "Evaluation
+  protocols" (VEEGAN, PacGAN and later papers): draw 2,500 generated samples; a
+  sample is *high quality* (HQ) when it lies within 3σ of its nearest mode; a mode
+  is *captured* when at least one HQ sample has it as nearest mode. Logged:
+  ``modes.captured``, ``modes.hq_percent`` and ``modes.kl_uniform`` (see
+  :mod:`.modes` for the exact definitions and the no-HQ convention). The sample
+  count is this metric's own option, not the run's ``eval_samples``: the number of
+  captured modes grows with the number of samples drawn, so the published protocol
+  fixes it at 2,500, and 2,500 points in 2-D cost nothing.
+* ``images``, for labelled image datasets: Fréchet LeNet distance, KID, class
+  coverage and class KL, with their real-vs-real floors. No Inception weights can
+  be downloaded here, so the feature space is that of a small CNN classifier ganlab
+  trains once per dataset on its training split (docs/heads.md, "Evaluation
+  protocols"); see :mod:`.images` for the exact protocol and
+  :mod:`.images_classifier` for the network.
+* ``anomaly``: the discriminator as an anomaly detector (the seed article's use).
+  With ``--set dataset.exclude_class=C`` a labelled dataset drops class C from its
+  training split and keeps every class in its test split; the GAN never sees C.
+  The metric scores each test image by 1 − p_real(D(x)) and reports
+  ``anomaly.auroc``: the area under the ROC curve separating class-C test images
+  (positives) from the other classes' test images (negatives); 0.5 is chance.
 """
 
 from __future__ import annotations
@@ -11,21 +36,51 @@ from __future__ import annotations
 from typing import Any
 
 from ganlab import Option, hookimpl
+from ganlab_plugins.datasets import MIXTURES
 
-
-def _diagnostics(samples: int = 512, grad_samples: int = 256) -> Any:
-    from ganlab_plugins.metric_diagnostics_impl import HeadDiagnostics
-
-    return HeadDiagnostics(samples, grad_samples)
+_PACKAGE = "ganlab_plugins.metrics"
 
 
 @hookimpl
 def register_metrics(register: Any) -> None:
     register(
-        "diagnostics", _diagnostics,
+        "diagnostics", f"{_PACKAGE}.diagnostics:HeadDiagnostics",
         summary="head diagnostics: p_real on real/fake, exact 0/1 outputs, entropy, G gradient norm",
         options={
             "samples": Option(int, 512, "real and generated samples per evaluation (capped by eval_samples)", min=1),
             "grad_samples": Option(int, 256, "generated samples for the generator-gradient norm", min=1),
+        },
+    )
+    register(
+        "modes", f"{_PACKAGE}.modes:ModesMetric",
+        summary="2-D mixtures: modes captured, % high-quality samples, KL(HQ mode histogram || uniform)",
+        options={
+            "samples": Option(int, 2500, "generated samples per evaluation (the protocol's 2500; "
+                              "independent of eval_samples)", min=1),
+            "hq_sigmas": Option(float, 3.0, "a sample is high quality within this many sigmas of its nearest mode",
+                                min=0.0, min_exclusive=True),
+        },
+        datasets=tuple(MIXTURES),
+    )
+    register(
+        "images", f"{_PACKAGE}.images:ImageMetrics",
+        summary="labelled images: Frechet LeNet distance, KID, class coverage and class KL, with real-vs-real floors",
+        options={
+            "samples": Option(int, 0, "generated and real samples per set (0: the run's eval_samples); "
+                              "capped by the sizes of the test and training splits", min=0),
+            "classifier_epochs": Option(int, 10, "epochs of the feature classifier's training (cached)", min=1),
+            "kid_subsets": Option(int, 100, "random subsets KID averages over", min=1),
+            "kid_subset_size": Option(int, 1000, "samples per KID subset (capped by the sample count)", min=2),
+            "coverage_threshold": Option(float, 0.1, "a class is covered when it gets at least this fraction of "
+                                         "its uniform share of predictions (0: predicted at least once)",
+                                         min=0.0, max=1.0),
+        },
+    )
+    register(
+        "anomaly", f"{_PACKAGE}.anomaly:AnomalyMetric",
+        summary="AUROC of D's 1 - p_real separating the held-out class (dataset.exclude_class) from the rest",
+        options={
+            "samples": Option(int, 0, "test images scored per evaluation (0: the whole test split; otherwise a "
+                              "fixed random subset)", min=0),
         },
     )

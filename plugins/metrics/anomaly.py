@@ -1,4 +1,4 @@
-"""The ``anomaly`` metric (torch code); see :mod:`ganlab_plugins.metric_anomaly`."""
+"""The ``anomaly`` metric (torch code); registered in :mod:`ganlab_plugins.metrics`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ganlab.errors import GanlabError
-from ganlab_plugins.metric_stats import auroc
+from ganlab_plugins.metrics.stats import auroc
 
 SUBSET_SEED = 0
 

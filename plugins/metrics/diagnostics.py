@@ -1,4 +1,4 @@
-"""Head diagnostics (torch code); see :mod:`ganlab_plugins.metric_diagnostics`."""
+"""Head diagnostics (torch code); registered in :mod:`ganlab_plugins.metrics`."""
 
 from __future__ import annotations
 

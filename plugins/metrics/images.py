@@ -1,4 +1,4 @@
-"""The ``images`` metric (torch code); see :mod:`ganlab_plugins.metric_images`.
+"""The ``images`` metric (torch code); registered in :mod:`ganlab_plugins.metrics`.
 
 Protocol, fixed per run and logged as ``images.*`` params:
 
@@ -29,8 +29,8 @@ from typing import Any
 import torch
 
 from ganlab.config import SETTINGS
-from ganlab_plugins import metric_images_classifier as clf
-from ganlab_plugins.metric_stats import frechet_distance, kernel_inception_distance, kl_to_uniform, mean_cov
+from ganlab_plugins.metrics import images_classifier as clf
+from ganlab_plugins.metrics.stats import frechet_distance, kernel_inception_distance, kl_to_uniform, mean_cov
 
 #: seed of the reference and floor subsets: the same images for every run on a dataset
 SUBSET_SEED = 0

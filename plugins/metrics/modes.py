@@ -1,8 +1,8 @@
-"""The ``modes`` metric (torch code); see :mod:`ganlab_plugins.metric_modes`.
+"""The ``modes`` metric (torch code); registered in :mod:`ganlab_plugins.metrics`.
 
 Definitions, for N generated samples and a mixture of K modes with means μ_k
 and common standard deviation σ (both from
-:func:`ganlab_plugins.data_mixtures_impl.mixture_modes`, never copied here):
+:func:`ganlab_plugins.datasets.mixtures.mixture_modes`, never copied here):
 
 * nearest mode of x: argmin_k ‖x − μ_k‖₂ (ties: the lowest index);
 * x is high quality (HQ) when ‖x − μ_nearest‖₂ ≤ ``hq_sigmas`` · σ (3σ);
@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from ganlab_plugins.data_mixtures_impl import mixture_modes
-from ganlab_plugins.metric_modes import MIXTURES
-from ganlab_plugins.metric_stats import kl_to_uniform
+from ganlab_plugins.datasets import MIXTURES
+from ganlab_plugins.datasets.mixtures import mixture_modes
+from ganlab_plugins.metrics.stats import kl_to_uniform
 
 
 def mode_statistics(samples: torch.Tensor, means: torch.Tensor, sigma: float,

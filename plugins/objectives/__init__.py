@@ -1,9 +1,10 @@
 """Built-in GAN objectives (nonsaturating, minimax) and the semi-supervised accuracy metric.
 
-Registration only: torch is imported by the factories. Both objectives take
-``labeled`` (0 = off): with N > 0, D becomes a K+1-class discriminator trained on
-N labelled examples (Salimans et al. 2016), and the ``ssl`` metric logs its
-test-set accuracy. See docs/heads.md.
+Registration only: the factories are ``"module:attr"`` strings into
+:mod:`ganlab_plugins.objectives.games`, imported when a run builds them. Both
+objectives take ``labeled`` (0 = off): with N > 0, D becomes a K+1-class
+discriminator trained on N labelled examples (Salimans et al. 2016), and the
+``ssl`` metric logs its test-set accuracy. See docs/heads.md.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ganlab import Option, hookimpl
+
+_TORCH = "ganlab_plugins.objectives.games"
 
 _SSL_OPTIONS = {
     "labeled": Option(
@@ -21,33 +24,15 @@ _SSL_OPTIONS = {
 }
 
 
-def _nonsaturating(labeled: int = 0, class_weight: float = 1.0) -> Any:
-    from ganlab_plugins.objectives_impl import NonSaturating
-
-    return NonSaturating(labeled, class_weight)
-
-
-def _minimax(labeled: int = 0, class_weight: float = 1.0) -> Any:
-    from ganlab_plugins.objectives_impl import Minimax
-
-    return Minimax(labeled, class_weight)
-
-
-def _ssl_accuracy(max_examples: int = 10000) -> Any:
-    from ganlab_plugins.objectives_impl import SemiSupervisedAccuracy
-
-    return SemiSupervisedAccuracy(max_examples)
-
-
 @hookimpl
 def register_losses(register: Any) -> None:
     register(
-        "nonsaturating", _nonsaturating,
+        "nonsaturating", f"{_TORCH}:NonSaturating",
         summary="non-saturating GAN game: G minimises the head's loss for 'real' on its samples",
         options=dict(_SSL_OPTIONS),
     )
     register(
-        "minimax", _minimax,
+        "minimax", f"{_TORCH}:Minimax",
         summary="original minimax game: G maximises D's loss for 'fake' (saturates)",
         options=dict(_SSL_OPTIONS),
     )
@@ -56,7 +41,7 @@ def register_losses(register: Any) -> None:
 @hookimpl
 def register_metrics(register: Any) -> None:
     register(
-        "ssl", _ssl_accuracy,
+        "ssl", f"{_TORCH}:SemiSupervisedAccuracy",
         summary="semi-supervised D's class accuracy on the test split (runs with loss.labeled > 0)",
         options={"max_examples": Option(int, 10000, "test examples to classify", min=1)},
     )

@@ -4,8 +4,8 @@ Every objective uses only ``head.real_loss`` / ``head.fake_loss`` (and, when
 semi-supervised, ``head.class_loss``), so each head works with each objective and
 sparse heads automatically train with their Fenchel–Young losses.
 
-Correct two-class game (SCIENCE.md §3; the seed article's §3.2 has the signs
-wrong): D minimises ``E_x ℓ(z(x); real) + E_z ℓ(z(G(z)); fake)``;
+Correct two-class game (docs/heads.md, "The seed article's formulas, corrected":
+its §3.2 has the signs wrong): D minimises ``E_x ℓ(z(x); real) + E_z ℓ(z(G(z)); fake)``;
 the non-saturating G minimises ``E_z ℓ(z(G(z)); real)``; the minimax G
 maximises D's fake term, i.e. minimises ``−E_z ℓ(z(G(z)); fake)``.
 

@@ -23,7 +23,7 @@ class BuildRaises:
 
 class CheckRaises:
     def __init__(self) -> None:
-        from ganlab_plugins.objectives_impl import NonSaturating
+        from ganlab_plugins.objectives.games import NonSaturating
 
         self.base = NonSaturating()
 

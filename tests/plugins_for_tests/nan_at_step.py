@@ -23,7 +23,7 @@ _RUN: dict[str, Any] = {}
 
 class NanAtStep:
     def __init__(self, step: int, value: str, target: str) -> None:
-        from ganlab_plugins.objectives_impl import NonSaturating
+        from ganlab_plugins.objectives.games import NonSaturating
 
         self.base = NonSaturating()
         self.step, self.value, self.target = step, value, target

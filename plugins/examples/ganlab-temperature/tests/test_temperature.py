@@ -18,7 +18,7 @@ from ganlab_temperature import plugin
 @pytest.fixture(scope="module")
 def registry():
     """Our plugin next to ganlab's built-in heads and objectives, and nothing else."""
-    return make_plugin_manager(plugin, builtins={"heads", "objectives", "mlp"}).registry
+    return make_plugin_manager(plugin, builtins={"heads", "objectives", "architectures"}).registry
 
 
 def make(registry, kind: str, name: str, **options):
@@ -100,7 +100,7 @@ def test_a_few_training_steps(registry):
     recorded = run_steps(
         head={"name": "temperature-sigmoid", "temperature": 2.0}, loss="hinge",
         dataset={"name": "moons", "samples": 256}, arch={"name": "mlp", "hidden_scale": 0.25},
-        steps=3, plugins=[plugin], builtins={"heads", "objectives", "mlp", "diagnostics"},
+        steps=3, plugins=[plugin], builtins={"heads", "objectives", "architectures", "metrics"},
         metrics="diagnostics",
     )
     assert recorded["step"] == [1.0, 2.0, 3.0]
