@@ -66,11 +66,13 @@ def create(plugins: PluginManager, config: RunConfig, section: str) -> tuple[Com
     return component, component.create(config.options_of(section))
 
 
-def call_plugin(component: Component, method: str, function: Callable[..., T], *args: Any) -> T:
+def call_plugin(component: Component, method: str, function: Callable[..., T], *args: Any,
+                failed: str | None = None) -> T:
     """Call a component's method; anything but a GanlabError it raises becomes one line naming whose it is.
 
     A plugin's exception is a fault of that plugin, not of ganlab: the user needs
     the component, the plugin, the method and what it said, not a traceback.
+    ``failed`` words the failure (default: "failed in METHOD()").
     """
     try:
         return function(*args)
@@ -78,8 +80,8 @@ def call_plugin(component: Component, method: str, function: Callable[..., T], *
         raise
     except (Exception, SystemExit) as exc:  # SystemExit: a plugin calling sys.exit() must not end ganlab silently
         raise PluginFailed(
-            f"{component.kind} '{component.name}' (plugin '{component.provenance.plugin}') failed in {method}(): "
-            f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no message'}"
+            f"{component.kind} '{component.name}' (plugin '{component.provenance.plugin}') "
+            f"{failed or f'failed in {method}()'}: {type(exc).__name__}: {' '.join(str(exc).split()) or 'no message'}"
         ) from exc
 
 
@@ -100,15 +102,7 @@ def load_data(component: Component, dataset: Any, options: dict[str, Any], reque
         if cached is not None:
             print(f"ganlab: dataset '{component.name}' loaded from cache {path}", file=sys.stderr)
             return cached, True
-    try:
-        data = dataset.load(request)
-    except GanlabError:
-        raise
-    except (Exception, SystemExit) as exc:  # SystemExit: a plugin calling sys.exit() must not end ganlab silently
-        raise PluginFailed(
-            f"dataset '{component.name}' (plugin '{component.provenance.plugin}') failed to load: "
-            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-        ) from exc
+    data = call_plugin(component, "load", dataset.load, request, failed="failed to load")
     if not isinstance(data, (TensorData, StreamingData)):
         raise ComponentError(
             f"dataset '{component.name}' returned {type(data).__name__}; expected ganlab.data.TensorData or StreamingData"

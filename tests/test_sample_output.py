@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TINY, make, run_cli
+from conftest import make, run_cli
+from test_sample import finished_run
 
 NO_RUN = "0123456789abcdef0123456789abcdef"  # no such run: a refusal must come before the run is looked up
 
@@ -37,14 +38,6 @@ def register_datasets(register):
     register("blobs", Blobs, summary="four Gaussian blobs in D dimensions",
              options={"dims": Option(int, 5, min=1), "samples": Option(int, 500, min=2)})
 '''
-
-
-def finished_run(cli_inproc, mlflow_client, *args: str):
-    assert cli_inproc(["run", *TINY, "--set", "metrics=none", "--experiment", "out", *args]) == 0
-    exp = mlflow_client.get_experiment_by_name("out")
-    run = mlflow_client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
-    assert run.info.status == "FINISHED"
-    return run
 
 
 @pytest.fixture

@@ -14,23 +14,8 @@ import pytest
 from ganlab.errors import GanlabError
 from ganlab.sweep_run import device_list, job_environment, visible_gpus
 from ganlab.sweep_spec import check_size, load_sweep
+from test_sweep import BASE, write
 
-BASE = '''
-[base]
-steps = 4
-batch_size = 16
-latent_dim = 8
-log_every = 2
-eval_every = 0
-sample_every = 0
-eval_samples = 200
-metrics = "diagnostics"
-'''
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
 
 
 def huge_grid(path: Path, per_axis: int = 1000) -> Path:
