@@ -65,19 +65,19 @@ def settings(args: argparse.Namespace, uri: str, tracking: bool) -> dict[str, An
 
 
 def in_process_run(args: argparse.Namespace, uri: str, tracking: bool) -> float:
-    from ganlab.build import build
+    from ganlab.train.build import build
     from ganlab.config import ConfigBuilder
-    from ganlab.engine import Trainer
+    from ganlab.train.engine import Trainer
     from ganlab.plugins import PluginManager
 
     plugins = PluginManager().load()
     config = ConfigBuilder().add_flags(settings(args, uri, tracking)).build(plugins.registry)
     store = None
     if tracking:
-        from ganlab.store_process import StoreProcess
-        from ganlab.tracking import MlflowTracker
+        from ganlab.record.store_process import StoreProcess
+        from ganlab.record.tracking import MlflowTracker
 
-        # as ganlab.runner does: the writer starts before the build and is ready before the loop
+        # as ganlab.train.runner does: the writer starts before the build and is ready before the loop
         # (in a real run it opens the store while torch is imported; started at fit() instead,
         # its imports would compete with the timed loop for the CPU)
         store = StoreProcess(uri)

@@ -7,7 +7,7 @@ rusage through a small launcher process, the figure ``/usr/bin/time -v``
 prints as "Maximum resident set size").
 For scale: the same run without a record, importing torch alone, and the
 article's loop on MNIST-shaped files. The record is written by a second process
-(ganlab/store_worker.py) that lives as long as the run: the launcher's figure
+(ganlab/record/store_worker.py) that lives as long as the run: the launcher's figure
 for ``ganlab run`` is the larger of the two peaks (Linux folds a reaped child's
 peak into its parent's), so that process's own peak is measured on its own, as
 it opens the store.
@@ -52,7 +52,7 @@ def main() -> None:
             f"ganlab run --steps {args.steps} (defaults, MLflow record)": run,
             f"ganlab run --steps {args.steps} --no-tracking": [*run, "--no-tracking"],
             "the record's writer process (MLflow imported, store open)": [
-                sys.executable, "-c", "from ganlab.store_worker import Session; "
+                sys.executable, "-c", "from ganlab.record.store_worker import Session; "
                 "Session().open('sqlite:///mlruns/mlflow.db')"],
             "article loop, MNIST-shaped, 200 steps": [
                 sys.executable, str(Path(__file__).with_name("article_loop.py")), "--data-root", str(root),

@@ -38,9 +38,9 @@ import benchlib
 def build_trainer(root: Path, arch: str, device: str, batch_size: int, sets: Sequence[str] = (),
                   **settings: Any) -> Any:
     """A Trainer built the way ``ganlab run`` builds one: registry, config validation, build()."""
-    from ganlab.build import build
+    from ganlab.train.build import build
     from ganlab.config import ConfigBuilder
-    from ganlab.engine import Trainer
+    from ganlab.train.engine import Trainer
     from ganlab.plugins import PluginManager
 
     plugins = PluginManager(warn=lambda message: None).load()

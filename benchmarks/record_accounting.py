@@ -9,7 +9,7 @@ one run instead, by timing (never changing) every place where the training
 process works for the record or waits for it:
 
 * starting the writer process, waiting for it to open the store, closing it
-  (``StoreProcess.__init__``, ``wait``, ``close``, called by ganlab.runner);
+  (``StoreProcess.__init__``, ``wait``, ``close``, called by ganlab.train.runner);
 * the tracker's hooks (``MlflowTracker.on_*``: metrics, images, outputs, the
   run's start and end, each round trip to the writer included);
 * checkpoints (``Trainer.save_checkpoint``), which only a recorded run writes;
@@ -31,9 +31,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ganlab import hookimpl
-from ganlab.engine import Trainer
-from ganlab.store_process import StoreProcess
-from ganlab.tracking import MlflowTracker
+from ganlab.train.engine import Trainer
+from ganlab.record.store_process import StoreProcess
+from ganlab.record.tracking import MlflowTracker
 
 OUTPUT = os.environ.get("GANLAB_RECORD_ACCOUNTING")
 spent: dict[str, float] = {}

@@ -1,5 +1,5 @@
 import sys
 
-from ganlab.cli import main
+from ganlab.cli.app import main
 
 sys.exit(main())

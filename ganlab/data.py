@@ -189,7 +189,7 @@ def save_cached(path: Path, data: TensorData) -> None:
     """
     import sys
 
-    from ganlab.checkpoint import write_torch_file
+    from ganlab.train.checkpoint import write_torch_file
 
     blob = {
         "x": data.x.cpu(), "y": None if data.y is None else data.y.cpu(), "num_classes": data.num_classes,

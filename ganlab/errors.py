@@ -31,6 +31,20 @@ class ComponentError(GanlabError):
     """A component refused its inputs (a shape it cannot serve, a bad combination)."""
 
 
+def one_line(exc: BaseException, plain_ganlab_errors: bool = False) -> str:
+    """An exception as one line: its type and its words, whitespace folded, at most 1000 characters.
+
+    ``plain_ganlab_errors``: a GanlabError's words alone (they are already written for people).
+    A SystemExit says what the code did, since its words are only an exit code.
+    """
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: it called sys.exit({exc.code!r})"
+    text = " ".join(str(exc).split())
+    if plain_ganlab_errors and isinstance(exc, GanlabError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:1000] if text else type(exc).__name__
+
+
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate most like ``name``, or None when nothing is close."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)

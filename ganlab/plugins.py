@@ -39,7 +39,7 @@ from typing import Any
 import pluggy
 
 from ganlab import PROJECT_NAME, __version__, hookspecs
-from ganlab.errors import GanlabError, PluginError, did_you_mean
+from ganlab.errors import GanlabError, PluginError, did_you_mean, one_line
 from ganlab.registry import Provenance, Registry
 
 ENTRY_POINT_GROUP = "ganlab"
@@ -90,12 +90,6 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"SystemExit: it called sys.exit({exc.code!r})"
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
 
 def _is_users_interrupt(exc: BaseException) -> bool:
     """Whether an exception out of a plugin's code must go on up instead of being reported as the plugin's fault.
@@ -106,7 +100,7 @@ def _is_users_interrupt(exc: BaseException) -> bool:
     Ctrl-C. Python raises a real Ctrl-C inside whatever code runs at that
     moment, often a plugin's, so the traceback cannot tell the two apart;
     telling them apart for sure would mean a SIGINT handler around every hook
-    call, fighting ganlab.signals.GracefulStop for the signal. Getting it wrong
+    call, fighting ganlab.train.signals.GracefulStop for the signal. Getting it wrong
     the other way would be worse: a Ctrl-C turned into a warning, and the run
     carrying on as if the user had not pressed it. A plugin that raises
     KeyboardInterrupt itself stops the command as Ctrl-C does, visibly (exit 130).
@@ -269,7 +263,7 @@ class PluginManager:
         except BaseException as exc:  # sys.exit() at import included: see _is_users_interrupt
             if _is_users_interrupt(exc):
                 raise
-            self._fail(info, f"failed to import: {_one_line(exc)}")
+            self._fail(info, f"failed to import: {one_line(exc)}")
             return
         other = next((name for name, known in self._objects.items() if known is plugin), None)
         if other is not None:  # pluggy would refuse it; a stand-in would hide that it is the same object
@@ -280,7 +274,7 @@ class PluginManager:
         try:
             self.pm.register(registered, name=info.name)
         except Exception as exc:
-            self._fail(info, f"invalid hook implementation: {_one_line(exc)}")
+            self._fail(info, f"invalid hook implementation: {one_line(exc)}")
             return
         unknown = [n for n in self._hookimpl_names(plugin) if n not in self._spec_names()]
         if unknown:
@@ -353,7 +347,7 @@ class PluginManager:
                 except BaseException as exc:
                     if _is_users_interrupt(exc):
                         raise
-                    self._fail(info, f"raised in {hook_name}: {_one_line(exc)}")
+                    self._fail(info, f"raised in {hook_name}: {one_line(exc)}")
                     continue
                 for (name, factory), kwargs in pending:
                     try:
@@ -410,7 +404,7 @@ class PluginManager:
 
         def failed(exc: BaseException) -> None:
             self._silenced.add(key)
-            self._fail(info, f"raised in {hook_name}: {_one_line(exc)}", loading=False)
+            self._fail(info, f"raised in {hook_name}: {one_line(exc)}", loading=False)
 
         is_wrapper = bool(opts.get("wrapper") or opts.get("hookwrapper"))
         if is_wrapper and not inspect.isgeneratorfunction(function):
@@ -442,7 +436,7 @@ class PluginManager:
             except BaseException as exc:
                 if _is_users_interrupt(exc) or info is None:
                     raise
-                self._fail(info, f"raised in register_commands: {_one_line(exc)}")
+                self._fail(info, f"raised in register_commands: {one_line(exc)}")
 
 
 class _StandIn:

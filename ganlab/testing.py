@@ -240,7 +240,7 @@ def run_steps(head: ComponentSpec = "sigmoid", loss: ComponentSpec = "nonsaturat
     """
     from ganlab.config import ConfigBuilder
     from ganlab.data import TensorData
-    from ganlab.runner import run
+    from ganlab.train.runner import run
 
     extra: dict[str, TensorData] = {}
     if isinstance(dataset, TensorData):

@@ -233,7 +233,7 @@ def run_cli(args: list[str], cwd: Path | None = None, env: dict[str, str] | None
 
 def cli_in_process(args: list[str]) -> int:
     """Run the CLI in this process (faster: torch and mlflow are already imported)."""
-    from ganlab.cli import main
+    from ganlab.cli.app import main
 
     return main(list(args))
 

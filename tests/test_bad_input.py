@@ -469,7 +469,7 @@ def test_plugins_load_only_from_entry_points_or_when_named(workdir: Path) -> Non
 def test_ui_binds_to_localhost_unless_told_otherwise() -> None:
     import typer.main
 
-    from ganlab.cli import build_app
+    from ganlab.cli.app import build_app
 
     commands = typer.main.get_command(build_app(["ui"])).commands
     if "ui" not in commands:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import cli_in_process
 
-from ganlab import checkpoint
+from ganlab.train import checkpoint
 from ganlab.errors import GanlabError
 
 ROOT = Path(__file__).resolve().parents[1]

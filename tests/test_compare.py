@@ -214,7 +214,7 @@ def test_no_store_is_not_created(tmp_path, monkeypatch, cli_inproc, capsys):
 
 
 def test_plotted_curve_is_the_mean_over_the_group_at_each_step(store):
-    from ganlab.compare_data import group_runs, history
+    from ganlab.compare.stats import group_runs, history
 
     exp = store.get_experiment_by_name("cmp").experiment_id
     runs = [r for r in store.search_runs([exp]) if r.info.status == "FINISHED"]

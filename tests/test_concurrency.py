@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ganlab.tracking import RetryingClient
+from ganlab.record.tracking import RetryingClient
 
 RUNS = 4
 STEPS = 20

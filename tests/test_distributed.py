@@ -20,7 +20,7 @@ import torch
 from conftest import run_cli
 
 from ganlab.data import ResidentBatches, StreamingData, TensorData
-from ganlab.distributed import (
+from ganlab.dist import (
     AgreedStop,
     ShardedBatches,
     ShardedStreamingBatches,
@@ -43,7 +43,7 @@ PROBE = '''
 import hashlib, json, os
 from pathlib import Path
 from ganlab import hookimpl
-from ganlab.distributed import rank
+from ganlab.dist import rank
 
 def digest(state):
     h = hashlib.sha256()

@@ -2,7 +2,7 @@
 
 The fault is injected by a test plugin (tests/plugins_for_tests/nan_at_step.py)
 selected like any objective: ``--loss nan-at-step --set loss.step=K``.
-These runs go through ``ganlab.cli.main`` in-process: the exit code is main()'s
+These runs go through ``ganlab.cli.app.main`` in-process: the exit code is main()'s
 return value, which the console script passes to ``sys.exit`` unchanged.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import cli_in_process
 
-from ganlab import checkpoint
+from ganlab.train import checkpoint
 
 NAN_PLUGIN = str(Path(__file__).parent / "plugins_for_tests" / "nan_at_step.py")
 TINY_RUN = ["--batch-size", "16", "--latent-dim", "8", "--eval-every", "0", "--sample-every", "0",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ganlab.evaluation import evaluation_mode
+from ganlab.train.evaluation import evaluation_mode
 
 
 def test_evaluation_mode_restores_buffers_and_disables_dropout():

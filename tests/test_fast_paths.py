@@ -17,11 +17,11 @@ import pytest
 import torch
 from conftest import TINY
 
-from ganlab.build import build
+from ganlab.train.build import build
 from ganlab.config import ConfigBuilder
-from ganlab.engine import Trainer, make_step_functions
+from ganlab.train.engine import Trainer, make_step_functions
 from ganlab.plugins import PluginManager
-from ganlab.runtime import autocast
+from ganlab.train.runtime import autocast
 
 CUDA = torch.cuda.is_available()
 TEST_PLUGINS = Path(__file__).parent / "plugins_for_tests"

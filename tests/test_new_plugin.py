@@ -24,7 +24,7 @@ KINDS = {"head": "my-head", "loss": "my-loss", "architecture": "my-arch", "datas
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ganlab.cli import main
+    from ganlab.cli.app import main
 
     parent = tmp_path_factory.mktemp("plugins")
     for kind, name in KINDS.items():

@@ -107,11 +107,11 @@ def newest_checkpoint(project: Path) -> int | None:
 
 
 def writer_of(pid: int) -> int:
-    """The record writer: the trainer's child process running ganlab.store_worker."""
+    """The record writer: the trainer's child process running ganlab.record.store_worker."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for child in map(int, children):
         try:
-            if b"ganlab.store_worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"ganlab.record.store_worker" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return child
         except OSError:
             continue
@@ -208,7 +208,7 @@ def test_experiment_names_cannot_put_artifacts_outside_the_store(tmp_path: Path,
 
     assert files_outside_the_store(tmp_path, project) == []
     assert not (tmp_path / "escaped_exp").exists() and not (project / "mlruns" / "x").exists()
-    from ganlab.tracking import local_artifact_dir
+    from ganlab.record.tracking import local_artifact_dir
 
     store = client(project)
     for name in runs:
@@ -286,8 +286,8 @@ seed = [1]
 
 
 def test_ganlab_experiments_are_marked_for_the_runs_view(workdir: Path, cli_inproc, mlflow_client) -> None:
-    from ganlab.cmd_ui import landing_page
-    from ganlab.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+    from ganlab.cli.ui import landing_page
+    from ganlab.record.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
     existing = mlflow_client.create_experiment("made-elsewhere")  # no kind yet: ganlab marks it when it runs there
     (workdir / "kind.toml").write_text(SWEEP)

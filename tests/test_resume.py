@@ -126,7 +126,7 @@ def test_resume_with_more_steps_extends_a_finished_run(workdir: Path, mlflow_cli
 
 def test_resume_refuses_a_run_whose_process_is_alive(workdir: Path, mlflow_client: Any,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from ganlab.heartbeat import heartbeat_tags, process_tags
+    from ganlab.record.heartbeat import heartbeat_tags, process_tags
 
     experiment = mlflow_client.create_experiment("live")
     # a run being written by this very process (alive, same host, same start time)

@@ -86,7 +86,7 @@ def test_batched_npy_equals_one_big_batch(tmp_path):
     """Batches of 512 streamed into a memory-mapped .npy: the same samples as one forward pass of all the noise."""
     import torch
 
-    from ganlab.cmd_sample import sample_batches, write_npy
+    from ganlab.cli.sample import sample_batches, write_npy
 
     torch.manual_seed(0)
     generator = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
@@ -106,7 +106,7 @@ def test_batched_npy_equals_one_big_batch(tmp_path):
 def test_cli_npy_is_batched_with_progress_and_matches_the_weights(ring_run, workdir):
     import torch
 
-    from ganlab.tracking import local_artifact_dir
+    from ganlab.record.tracking import local_artifact_dir
 
     n = 1300
     result = run_cli(["sample", ring_run.info.run_id, "--n", str(n), "--out", "many.npy", "--seed", "3"], cwd=workdir)
@@ -134,7 +134,7 @@ def test_a_npy_the_disk_cannot_hold_is_refused(ring_run, workdir, cli_inproc, ca
 
 # ---- what a plot of vector data shows -----------------------------------------------
 def test_a_2d_plot_draws_the_real_data_and_names_run_step_and_counts():
-    from ganlab.pictures import scatter_of
+    from ganlab.record.pictures import scatter_of
 
     rng = np.random.default_rng(0)
     samples, real = rng.normal(size=(300, 2)), rng.normal(size=(200, 2))
@@ -150,7 +150,7 @@ def test_a_2d_plot_draws_the_real_data_and_names_run_step_and_counts():
 
 
 def test_beyond_2d_the_plot_says_it_shows_a_projection():
-    from ganlab.pictures import scatter_of
+    from ganlab.record.pictures import scatter_of
 
     rng = np.random.default_rng(1)
     # real data on a tilted plane in 5-D: its first two principal components span that plane exactly
@@ -175,7 +175,7 @@ def test_beyond_2d_the_plot_says_it_shows_a_projection():
 def test_cli_2d_plot(ring_run, workdir):
     from PIL import Image
 
-    from ganlab.cmd_sample import run_label, run_step
+    from ganlab.cli.sample import run_label, run_step
 
     # the title's parts as the command makes them from the stored run
     assert run_step(ring_run) == 4

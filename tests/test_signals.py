@@ -17,7 +17,7 @@ import pytest
 from conftest import cli_in_process
 from test_resume import SLOW, artifacts, ganlab, history, the_run, wait_for
 
-from ganlab.heartbeat import (
+from ganlab.record.heartbeat import (
     TAG_HEARTBEAT,
     TAG_HOST,
     TAG_PID,
@@ -25,7 +25,7 @@ from ganlab.heartbeat import (
     liveness,
     process_tags,
 )
-from ganlab.signals import GracefulStop
+from ganlab.train.signals import GracefulStop
 
 STEPS = 25
 

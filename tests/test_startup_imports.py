@@ -31,7 +31,7 @@ class Watch:
         return None
 
 sys.meta_path.insert(0, Watch())
-from ganlab.cli import main
+from ganlab.cli.app import main
 
 try:
     code = main(sys.argv[1:])
@@ -73,7 +73,7 @@ def test_the_watcher_sees_a_heavy_import() -> None:
     # The check above is only as good as its watcher: an interpreter that does import
     # torch must be reported as such, with where it happened.
     probe = subprocess.run(
-        [sys.executable, "-c", WRAPPER.replace("from ganlab.cli import main", "import torch\nfrom ganlab.cli import main"),
+        [sys.executable, "-c", WRAPPER.replace("from ganlab.cli.app import main", "import torch\nfrom ganlab.cli.app import main"),
          "--help"],
         check=False, capture_output=True, text=True, timeout=120,
     )

@@ -18,13 +18,13 @@ import pytest
 import torch
 from conftest import TINY
 
-from ganlab.pictures import picture_of, tile
-from ganlab.store_process import StoreProcess, TrackingError
+from ganlab.record.pictures import picture_of, tile
+from ganlab.record.store_process import StoreProcess, TrackingError
 
 
 @pytest.fixture
 def store(workdir: Path, store_uri: str):
-    from ganlab.tracking import tracking_uri
+    from ganlab.record.tracking import tracking_uri
 
     handle = StoreProcess(tracking_uri(store_uri))
     yield handle
@@ -119,7 +119,7 @@ def test_tiles_match_torchvisions_make_grid() -> None:
 
 TRAINING_PROCESS_REPORT = r"""
 import json, sys
-from ganlab.cli import main
+from ganlab.cli.app import main
 code = main(sys.argv[1:])
 print("REPORT " + json.dumps({"code": code, "loaded": sorted(m for m in ("mlflow", "sqlalchemy") if m in sys.modules)}))
 """
@@ -147,7 +147,7 @@ def test_the_request_pipe_holds_several_sample_grids(store: StoreProcess) -> Non
 WRITER_WARM_UP_REPORT = r"""
 import json, sys
 import sqlalchemy
-from ganlab.store_worker import Session
+from ganlab.record.store_worker import Session
 session = Session()
 session.open(sys.argv[1])
 from mlflow.store.tracking.dbmodels.models import SqlParam
@@ -158,7 +158,7 @@ print(json.dumps({"pillow": "PIL.PngImagePlugin" in sys.modules,
 
 def test_opening_the_store_pays_first_use_costs_before_training_starts(workdir: Path, store_uri: str) -> None:
     # in a fresh process: the test process may have configured MLflow's mappers already
-    from ganlab.tracking import tracking_uri
+    from ganlab.record.tracking import tracking_uri
 
     result = subprocess.run([sys.executable, "-c", WRITER_WARM_UP_REPORT, tracking_uri(store_uri)], check=False,
                             capture_output=True, text=True, timeout=120)

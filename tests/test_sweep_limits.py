@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ganlab.errors import GanlabError
-from ganlab.sweep_run import device_list, job_environment, visible_gpus
-from ganlab.sweep_spec import check_size, load_sweep
+from ganlab.cli.sweep_jobs import device_list, job_environment, visible_gpus
+from ganlab.config.sweep import check_size, load_sweep
 from test_sweep import BASE, write
 
 
@@ -67,7 +67,7 @@ def test_check_size_counts_without_expanding_and_force_lets_it_through(workdir):
 
 def test_force_expands_a_grid_above_the_limit(workdir, cli_inproc, capsys, monkeypatch):
     """--force through the command: a grid just above a lowered limit is listed instead of refused."""
-    from ganlab import cmd_sweep
+    from ganlab.cli import sweep as cmd_sweep
 
     monkeypatch.setattr(cmd_sweep, "MAX_VARIANTS", 3)  # the real limit would take 10001 variants to cross
     sweep = write(workdir / "four.toml", BASE + '[grid]\nseed = [0, 1]\n"head.name" = ["sigmoid", "entmax"]\n')

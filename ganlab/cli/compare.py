@@ -1,0 +1,70 @@
+"""``ganlab compare``: variants side by side, mean ± standard error over seeds, from MLflow.
+
+Selection and statistics live in :mod:`ganlab.compare.stats`, output in
+:mod:`ganlab.compare.render`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ganlab.errors import GanlabError
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def compare(
+    experiment: Annotated[Optional[str], typer.Option("--experiment", "-e", help="Compare the runs of this MLflow experiment.")] = None,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="Compare the child runs of this sweep's parent run ('last': the latest sweep).")] = None,
+    group_by: Annotated[Optional[str], typer.Option("--group-by", "-g", help="Comma-separated params to group by. [default: the sweep's grid axes but seed; else head.name and any component param that differs]")] = None,
+    metrics: Annotated[Optional[str], typer.Option("--metrics", "-m", help="Comma-separated metrics, '*' patterns allowed, e.g. 'modes.*,diag.p_real_fake'. [default: all]")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or markdown.")] = "table",
+    rows: Annotated[str, typer.Option("--rows", help="table/markdown layout: groups or metrics down the rows; auto: whichever are more.")] = "auto",
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw metric curves per group into this .png/.svg/.pdf.")] = None,
+    plot_metric: Annotated[Optional[str], typer.Option("--plot-metric", help="Metric to plot. [default: the first compared metric]")] = None,
+    all_runs: Annotated[bool, typer.Option("--all-runs", help="Include runs that did not finish (FAILED, KILLED, RUNNING).")] = False,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
+) -> None:
+    """Compare runs grouped by params (default: head): mean ± standard error of final metric values."""
+    from ganlab.compare import stats as data
+    from ganlab.compare import render
+    from ganlab.compare.store import existing_store
+    from ganlab.record.tracking import client
+
+    if format not in render.FORMATS:
+        raise GanlabError(f"--format must be one of {', '.join(render.FORMATS)}, not '{format}'")
+    if rows not in render.ROWS:
+        raise GanlabError(f"--rows must be one of {', '.join(render.ROWS)}, not '{rows}'")
+    if plot is not None:
+        render.check_plot_path(plot)
+    uri = existing_store(tracking_uri)
+    mlflow_client = client(uri)
+    selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
+    keys = _split(group_by) or data.default_group_by(selection)
+    data.check_group_by(selection, keys)
+    chosen = data.choose_metrics(selection.runs, _split(metrics) or None)
+    if plot_metric is not None:
+        data.choose_metrics(selection.runs, [plot_metric])  # refuse an unknown one before printing anything
+    groups = data.compute(data.group_runs(selection.runs, keys), chosen)
+    if format == "table":
+        render.print_table(selection, groups, keys, chosen, rows)
+    elif format == "csv":
+        typer.echo(render.as_csv(groups, keys, chosen), nl=False)
+    elif format == "json":
+        typer.echo(render.as_json(selection, groups, keys, chosen))
+    else:
+        typer.echo(render.as_markdown(selection, groups, keys, chosen, rows), nl=False)
+    if plot is not None:
+        metric = plot_metric or chosen[0]
+        curves = render.plot(mlflow_client, selection, groups, keys, metric, plot)
+        print(f"ganlab: plot of {metric} ({curves} group curve(s)) written to {plot}", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare)

@@ -1,0 +1,369 @@
+"""``ganlab sample RUN_ID --n N --out FILE``: generated samples from a recorded run, for use outside ganlab.
+
+The generator is rebuilt from the run's ``config.toml`` artifact through the
+registry (so a third-party architecture needs its ``--plugin`` here too) and
+loaded from ``generator.pt`` with ``torch.load(weights_only=True)``, which
+refuses pickled code. The data shape comes from the run's ``data.shape``
+param, so the dataset is not loaded for images. Samples are drawn the way the
+run's own evaluations drew them (the generator in the mode it trained in,
+batches of 512), so they match what its metrics measured; ``--seed`` fixes the
+noise, which is one stream however the batches fall.
+
+``.npy``: float32 array (N, *shape) in data space, written batch by batch into
+a memory-mapped file, so any N that fits on the disk fits in memory.
+``.png``: images as a square grid; vector data as a scatter plot over the
+run's real data (a histogram for 1-D data, a projection onto the real data's
+first two principal components beyond 2-D); at most ``MAX_PNG_SAMPLES``.
+
+The output is checked before anything is loaded or generated (extension,
+directory, permission: a file is created beside it), written under a
+temporary name and renamed into place, so a failure never leaves half a file
+under the name asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ganlab.errors import GanlabError
+
+SUFFIXES = (".npy", ".png")
+#: Samples per forward pass: the batch the run's evaluations used (a BatchNorm generator
+#: in training mode normalises over the batch, so this is part of what a sample is).
+BATCH = 512
+#: The most samples a .png shows: a grid of more tiles or a scatter of more points is
+#: unreadable (and a grid of millions would not fit in memory). A .npy has no cap but the disk.
+MAX_PNG_SAMPLES = 10_000
+
+
+def sample(
+    run_id: Annotated[str, typer.Argument(help="The MLflow run whose generator to sample.")],
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help=f"How many samples (.png: at most {MAX_PNG_SAMPLES}).")] = 64,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (any data, any N) or .png (image grid, scatter of vector data over the real data).")] = Path("samples.npy"),
+    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
+    plugin: Annotated[Optional[list[str]], typer.Option("--plugin", "-p", help="Extra plugin providing the run's architecture (repeatable).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
+) -> None:
+    """Write N samples from a run's generator weights to a .npy array or a .png picture."""
+    from ganlab.plugins import load_plugins
+    from ganlab.compare.store import existing_store, get_run
+    from ganlab.record.tracking import client
+
+    suffix = check_output(out, n)
+    partial = reserve(out)
+    try:
+        uri = existing_store(tracking_uri)
+        mlflow_client = client(uri)
+        run = get_run(mlflow_client, run_id, uri)
+        files = _artifacts(mlflow_client, run, ("config.toml", "generator.pt"))
+        plugins = load_plugins(plugin)
+        model = _load(run, files, plugins, device)
+        if suffix == ".npy":
+            check_space(out, partial, n, model.shape)
+        # closing: an error or Ctrl-C while writing still ends the progress bar
+        with contextlib.closing(sample_batches(model.generator, n, model.latent_dim, seed)) as batches:
+            _write(batches, suffix, out, partial, model, run, plugins, n, seed)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"ganlab: wrote {n} samples of shape {tuple(model.shape)} from run {run_id} to {out}", file=sys.stderr)
+
+
+def _write(batches: Iterator[Any], suffix: str, out: Path, partial: Path, model: Model, run: Any, plugins: Any,
+           n: int, seed: int) -> None:
+    """Write the samples to ``partial``, then rename it to ``out``."""
+    try:
+        if suffix == ".npy":
+            write_npy(batches, partial, n, model.shape)
+        else:
+            _write_png(batches, model, run, plugins, n, seed, partial)
+        os.replace(partial, out)
+    except OSError as exc:
+        raise GanlabError(f"cannot write '{out}': {exc.strerror or exc}") from None
+
+
+# ---- the output file, checked before anything else ----------------------------
+def check_output(out: Path, n: int) -> str:
+    """The output's suffix, once ``out`` is a file name ganlab can write N samples to."""
+    suffix = out.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise GanlabError(f"cannot write '{out}': unsupported extension '{out.suffix or '(none)'}'; "
+                          f"use .npy (any data) or .png (images, 2-D points)")
+    if suffix == ".png" and n > MAX_PNG_SAMPLES:
+        raise GanlabError(f"--n {n} is above the cap of {MAX_PNG_SAMPLES} samples for a .png (a picture of "
+                          f"more is unreadable); write a .npy for more (written in batches, no cap)")
+    if out.is_dir():
+        raise GanlabError(f"cannot write '{out}': it is a directory; name a file, e.g. {out / ('samples' + suffix)}")
+    if out.exists() and not out.is_file():
+        raise GanlabError(f"cannot write '{out}': it exists and is not a regular file")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise GanlabError(f"cannot write '{out}': the file exists and is read-only")
+    parent = out.parent
+    if not parent.exists():
+        raise GanlabError(f"cannot write '{out}': directory {parent} does not exist")
+    if not parent.is_dir():
+        raise GanlabError(f"cannot write '{out}': {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GanlabError(f"cannot write '{out}': directory {parent} is not writable")
+    return suffix
+
+
+def reserve(out: Path) -> Path:
+    """Create the file the samples are first written to, beside ``out``: the proof that it can be written.
+
+    ``os.access`` can say yes where creating fails (root on /proc, some network file systems).
+    """
+    partial = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial{out.suffix}"
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise GanlabError(f"cannot write '{out}': cannot create a file in {out.parent}: "
+                          f"{exc.strerror or exc}") from None
+    return partial
+
+
+def check_space(out: Path, partial: Path, n: int, shape: tuple[int, ...]) -> None:
+    """Refuse a .npy the disk cannot hold (the memory-mapped file would fail part-way)."""
+    needed = n * math.prod(shape) * 4 + 4096  # float32, and a generous header
+    free = shutil.disk_usage(partial.parent).free
+    if needed > free:
+        raise GanlabError(f"cannot write '{out}': {n} samples of shape {tuple(shape)} take {_size(needed)}, "
+                          f"only {_size(free)} free in {out.parent}; ask for fewer with --n")
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if count < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    return ""
+
+
+# ---- the run's generator --------------------------------------------------------
+@dataclass
+class Model:
+    generator: Any
+    shape: tuple[int, ...]
+    latent_dim: int
+    config: Any
+
+
+def _artifacts(mlflow_client: Any, run: Any, names: tuple[str, ...]) -> dict[str, Path]:
+    """Local paths of the run's artifacts (downloaded when the store is remote)."""
+    from ganlab.record.tracking import local_artifact_dir
+
+    run_id = run.info.run_id
+    local = local_artifact_dir(run.info.artifact_uri)
+    found: dict[str, Path] = {}
+    for name in names:
+        path = local / name if local is not None else None
+        if path is None or not path.is_file():
+            try:
+                path = Path(mlflow_client.download_artifacts(run_id, name))
+            except Exception:
+                path = None
+        if path is None or not path.is_file():
+            what = "generator weights" if name == "generator.pt" else "resolved configuration"
+            raise GanlabError(f"run '{run_id}' ({run.info.run_name}, {run.info.status}) has no {what} "
+                              f"({name}) among its artifacts; it may have stopped before writing them")
+        found[name] = path
+    return found
+
+
+def _load(run: Any, files: dict[str, Path], plugins: Any, device: str) -> Model:
+    import torch
+
+    from ganlab.config import ConfigBuilder, read_toml
+    from ganlab.train.runtime import resolve_device
+
+    builder = ConfigBuilder().add_mapping(read_toml(files["config.toml"]), f"run {run.info.run_id} config.toml")
+    config = builder.build(plugins.registry)
+    shape = _data_shape(run, config, plugins)
+    arch = plugins.registry.get("architecture", config.name_of("arch")).create(config.options_of("arch"))
+    head = plugins.registry.get("head", config.name_of("head")).create(config.options_of("head"))
+    try:
+        num_logits = int(head.num_logits(1))  # D's width only; the generator does not depend on it
+    except Exception:
+        num_logits = 1
+    generator, _ = arch.build(shape, config.latent_dim, num_logits)
+    try:
+        state = torch.load(files["generator.pt"], map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise GanlabError(f"cannot read {files['generator.pt']}: {type(exc).__name__}: {exc}") from None
+    try:
+        generator.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise GanlabError(f"generator.pt of run '{run.info.run_id}' does not fit architecture "
+                          f"'{config.name_of('arch')}' as configured: {first}") from None
+    return Model(generator.to(resolve_device(device)), shape, config.latent_dim, config)
+
+
+def _data_shape(run: Any, config: Any, plugins: Any) -> tuple[int, ...]:
+    text = run.data.params.get("data.shape")
+    if text:
+        try:
+            return tuple(int(v) for v in json.loads(text))
+        except (ValueError, TypeError):
+            pass
+    # an older run without its data card: ask the dataset (slower)
+    return tuple(_dataset(config, plugins).shape)
+
+
+def _dataset(config: Any, plugins: Any) -> Any:
+    from ganlab.train.build import create, load_data
+    from ganlab.data import DataRequest, default_cache_dir
+
+    component, dataset = create(plugins, config, "dataset")
+    request = DataRequest(root=Path(config.data_root), download=False, seed=config.seed)
+    data, _ = load_data(component, dataset, config.options_of("dataset"), request, default_cache_dir())
+    return data
+
+
+# ---- generating and writing -------------------------------------------------------
+def sample_batches(generator: Any, n: int, latent_dim: int, seed: int, batch: int = BATCH) -> Iterator[Any]:
+    """N samples as CPU float tensors of up to ``batch`` each, with progress on stderr.
+
+    The noise is one stream from ``seed``: torch draws the same normal numbers for
+    ``randn(a)`` then ``randn(b)`` as for ``randn(a + b)`` when ``a`` is a multiple of 16, and
+    every batch but the last holds ``batch × latent_dim`` numbers, a multiple of 512.
+    """
+    import torch
+
+    noise_gen = torch.Generator().manual_seed(seed)
+    target = next(generator.parameters()).device
+    progress = Progress(n) if n > batch else None
+    try:
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            noise = torch.randn(size, latent_dim, generator=noise_gen).to(target)
+            with torch.no_grad():
+                samples = generator(noise).float().cpu()
+            yield samples
+            if progress is not None:
+                progress.update(start + size)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+class Progress:
+    """How far a long sampling is, on stderr: a bar on a terminal, else a plain line per tenth done."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.started, self.tenths = total, time.monotonic(), 0
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+            self.bar = Bar(TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                           TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("sampling", total=total)
+
+    def update(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+            return
+        tenths = done * 10 // self.total
+        if tenths > self.tenths:
+            self.tenths = tenths
+            elapsed = time.monotonic() - self.started
+            eta = elapsed * (self.total - done) / done
+            print(f"ganlab: sampled {done}/{self.total} ({done * 100 // self.total}%) in {elapsed:.1f}s, "
+                  f"ETA {eta:.0f}s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def write_npy(batches: Iterator[Any], path: Path, n: int, shape: tuple[int, ...]) -> None:
+    """Write the batches into a memory-mapped float32 .npy of shape (n, *shape): memory stays one batch."""
+    import numpy as np
+
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, *shape))
+    start = 0
+    for batch in batches:
+        array[start:start + len(batch)] = batch.numpy()
+        start += len(batch)
+    array.flush()
+    del array  # closes the mapping before the file is renamed
+
+
+def _write_png(batches: Iterator[Any], model: Model, run: Any, plugins: Any, n: int, seed: int, out: Path) -> None:
+    import torch
+
+    samples = torch.cat(list(batches))
+    shape = model.shape
+    if len(shape) == 3:
+        from PIL import Image
+        from torchvision.utils import make_grid
+
+        nrow = max(1, math.ceil(math.sqrt(len(samples))))
+        grid = make_grid(samples.clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
+        array = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(array if shape[0] == 3 else array[:, :, 0]).save(out, format="PNG")
+        return
+    if len(shape) == 1:
+        from ganlab.record.pictures import render_scatter, scatter_of
+
+        plot = scatter_of(samples.numpy(), _real_points(model.config, plugins, n, seed), run_label(run),
+                          run_step(run))
+        if plot.note:
+            print(f"ganlab: note: {plot.note}", file=sys.stderr)
+        render_scatter(plot).save(out, format="PNG")
+        return
+    raise GanlabError(f"cannot draw samples of shape {shape} as .png; use .npy")
+
+
+def _real_points(config: Any, plugins: Any, n: int, seed: int) -> Any:
+    """Up to N points of the run's training data (a seeded random subset), or None when it cannot be had."""
+    import torch
+
+    from ganlab.data import StreamingData
+
+    try:
+        data = _dataset(config, plugins)
+    except GanlabError as exc:
+        print(f"ganlab: note: the plot shows no real data: {exc}", file=sys.stderr)
+        return None
+    if isinstance(data, StreamingData):
+        data = data.preview
+        if data is None:
+            print("ganlab: note: the plot shows no real data: the dataset streams and has no preview",
+                  file=sys.stderr)
+            return None
+    chosen = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))[:n]
+    return data.x[chosen].float().reshape(len(chosen), -1).numpy()
+
+
+def run_label(run: Any) -> str:
+    """'run NAME (ID)': what a picture of the run calls it."""
+    return f"run {run.info.run_name} ({run.info.run_id})"
+
+
+def run_step(run: Any) -> int | None:
+    """The step the run's weights are from: the last it recorded, else its planned steps."""
+    for text in (run.data.tags.get("ganlab.step"), run.data.params.get("steps")):
+        if text and text.isdigit():
+            return int(text)
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sample")(sample)

@@ -1,0 +1,91 @@
+"""``ganlab sweep FILE.toml``: train every variant of a grid, recorded as one parent run with nested children.
+
+The file format is documented in :mod:`ganlab.config.sweep`; running and
+recording in :mod:`ganlab.cli.sweep_jobs`. Exit codes: 0 every variant finished,
+1 at least one variant failed (the others still ran), 2 the sweep was refused
+before anything was created (a bad file, key or value in any variant, or a
+grid of more than ``MAX_VARIANTS`` variants without ``--force``),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+#: The most variants a sweep expands without ``--force``: each is validated (and, without
+#: --dry-run, trained and recorded as a run) one by one, so a grid far past this is a mistake.
+MAX_VARIANTS = 10_000
+
+
+def sweep(
+    file: Annotated[Path, typer.Argument(help="Sweep file: [base] run configuration + [grid] of values (see experiments/).")],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Variants to train in parallel processes (1: one after another, in this process).")] = 1,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override KEY=VALUE in the base of every variant, e.g. steps=200 (repeatable).")] = None,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="Replace or add a grid axis, KEY=V1,V2,... e.g. seed=0,1 (repeatable).")] = None,
+    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment (default: the file's `experiment`, else its name).")] = None,
+    plugin: Annotated[Optional[list[str]], typer.Option("--plugin", "-p", help="Extra plugin: a path/to/file.py or an importable module (repeatable).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the variants (all validated) and exit.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=f"Expand a grid of more than {MAX_VARIANTS} variants.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Let MLflow log what it does (also in every variant's process).")] = False,
+) -> None:
+    """Train a grid of variants (e.g. heads x seeds) as one parent MLflow run with a child run each.
+
+    Exit code 0 when every variant finished, 1 when any failed, 2 when the sweep is refused before it starts.
+    """
+    if verbose:
+        # read by the record writer; variants' processes inherit it with the environment
+        os.environ["GANLAB_VERBOSE"] = "1"
+    from ganlab.plugins import load_plugins
+    from ganlab.config.sweep import check_axis, check_size, load_sweep, parse_grid_override, variants
+
+    spec = load_sweep(file, experiment)
+    for text in grid or []:
+        key, values = parse_grid_override(text)
+        spec.grid[key] = check_axis("--grid", key, values)
+    check_size(spec, MAX_VARIANTS, force)  # counted from the axes before a single variant is expanded
+    plugins = load_plugins(plugin)
+    found = variants(spec, set_ or [], plugins.registry, tracking_uri or "")
+    if dry_run:
+        _print_plan(spec, found)
+        return
+    from ganlab.cli.sweep_jobs import SweepInterrupted, SweepRunner
+    from ganlab.record.tracking import tracking_uri as resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    for variant in found:
+        variant.config = variant.config.replace(tracking_uri=uri)
+    runner = SweepRunner(spec, found, uri, plugin or [], jobs=jobs, sets=set_ or [])
+    try:
+        outcomes = runner.run()
+    except SweepInterrupted as exc:
+        print(f"ganlab: {exc}", file=sys.stderr)
+        raise typer.Exit(130) from None
+    failed = [o for o in outcomes if o.status != "FINISHED"]
+    verdict = "all finished" if not failed else f"{len(failed)} of {len(outcomes)} failed"
+    typer.echo(f"sweep '{spec.name}': {len(outcomes)} variant(s), {verdict}; parent run {runner.parent_id} "
+               f"in experiment '{spec.experiment}'")
+    for outcome in failed:
+        typer.echo(f"  {outcome.status}: {outcome.variant.name} (run {outcome.run_id}): {outcome.error}")
+    uri_flag = f" --tracking-uri {uri}" if tracking_uri else ""
+    typer.echo(f"compare: ganlab compare --sweep {runner.parent_id}{uri_flag}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_plan(spec: Any, found: list[Any]) -> None:
+    axes = " x ".join(f"{len(v)} {k}" for k, v in spec.grid.items()) or "no grid"
+    typer.echo(f"sweep '{spec.name}' -> experiment '{spec.experiment}': {len(found)} variant(s) ({axes}); "
+               f"all valid, nothing trained (--dry-run)")
+    for variant in found:
+        c = variant.config
+        typer.echo(f"{variant.index:4d}  {variant.name:<40}  {c.default_run_name()}  steps={c.steps} seed={c.seed}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep)

@@ -1,0 +1,1 @@
+"""Comparing runs: reading the store, statistics, rendering."""

@@ -1,0 +1,220 @@
+"""Which runs to compare, how to group them, and their statistics.
+
+A comparison takes the FINISHED runs of an experiment (sweep parent runs
+left out) or the child runs of one sweep, groups them by params (values as
+MLflow stores them: strings), and summarises each metric's final value per
+group by its mean and standard error, s / sqrt(n) with the sample standard
+deviation s (ddof = 1): the spread of the group's mean over seeds, as
+SCIENCE.md §5 asks for. A group of one run has no standard error.
+
+Default grouping: for a sweep, its grid axes except ``seed``; for an
+experiment, ``head.name`` plus every other component param (``dataset.name``,
+``head.alpha`` ...) that differs between the runs, so that runs of different
+datasets or options are never averaged together by accident.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from ganlab.compare.store import get_experiment, get_run, search_all
+from ganlab.config import SECTIONS
+from ganlab.errors import GanlabError, did_you_mean
+
+PARENT_TAG = "mlflow.parentRunId"
+ROLE_TAG = "ganlab.sweep.role"
+GRID_TAG = "ganlab.sweep.grid"
+MISSING = "-"
+
+
+@dataclass
+class Selection:
+    source: str
+    runs: list[Any]
+    left_out: dict[str, int] = field(default_factory=dict)  # status -> number of runs not compared
+    grid: dict[str, list[Any]] | None = None  # the sweep's grid, when comparing a sweep
+
+
+@dataclass
+class Stat:
+    n: int
+    mean: float
+    stderr: float | None
+
+
+@dataclass
+class Group:
+    values: tuple[str, ...]  # one per group-by param
+    runs: list[Any]
+    stats: dict[str, Stat] = field(default_factory=dict)
+
+
+# ---- selecting runs -----------------------------------------------------------
+def select(mlflow_client: Any, uri: str, experiment: str | None, sweep: str | None,
+           all_runs: bool = False) -> Selection:
+    if experiment and sweep:
+        raise GanlabError("give --experiment or --sweep, not both (a sweep already belongs to one experiment)")
+    if sweep:
+        return _select_sweep(mlflow_client, uri, sweep, all_runs)
+    if not experiment:
+        from ganlab.compare.store import experiment_names
+
+        names = [n for n in experiment_names(mlflow_client) if n != "Default"]
+        raise GanlabError(f"choose runs with --experiment NAME or --sweep RUN_ID|last "
+                          f"(experiments in {uri}: {', '.join(names) if names else 'none'})")
+    exp = get_experiment(mlflow_client, experiment, uri)
+    runs = [r for r in search_all(mlflow_client, [exp.experiment_id]) if r.data.tags.get(ROLE_TAG) != "parent"]
+    return _finished(Selection(f"experiment '{experiment}'", runs), all_runs)
+
+
+def _select_sweep(mlflow_client: Any, uri: str, sweep: str, all_runs: bool) -> Selection:
+    if sweep in ("last", "latest"):
+        experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+        parents = search_all(mlflow_client, experiments, f"tags.`{ROLE_TAG}` = 'parent'") if experiments else []
+        if not parents:
+            raise GanlabError(f"no sweep in the tracking store {uri} (run `ganlab sweep FILE` first)")
+        parent = max(parents, key=lambda r: r.info.start_time)
+    else:
+        parent = get_run(mlflow_client, sweep, uri)
+    children = search_all(mlflow_client, [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    if not children:
+        raise GanlabError(f"run '{parent.info.run_id}' ({parent.info.run_name}) has no child runs; is it a sweep?")
+    grid = None
+    if parent.data.tags.get(GRID_TAG):
+        try:
+            grid = json.loads(parent.data.tags[GRID_TAG])
+        except ValueError:
+            grid = None
+    source = f"sweep '{parent.info.run_name}' ({parent.info.run_id})"
+    return _finished(Selection(source, children, grid=grid), all_runs)
+
+
+def _finished(selection: Selection, all_runs: bool) -> Selection:
+    if all_runs:
+        return selection
+    kept = []
+    for run in selection.runs:
+        if run.info.status == "FINISHED":
+            kept.append(run)
+        else:
+            selection.left_out[run.info.status] = selection.left_out.get(run.info.status, 0) + 1
+    selection.runs = kept
+    if not kept:
+        left = ", ".join(f"{n} {s}" for s, n in selection.left_out.items())
+        raise GanlabError(f"{selection.source} has no FINISHED runs to compare"
+                          + (f" ({left}; --all-runs includes them)" if left else ""))
+    return selection
+
+
+# ---- grouping -------------------------------------------------------------------
+def default_group_by(selection: Selection) -> list[str]:
+    if selection.grid:
+        keys: list[str] = []
+        for axis, values in selection.grid.items():
+            if axis == "seed":
+                continue
+            if axis in SECTIONS:  # a component axis: its name and the options its tables set
+                keys.append(f"{axis}.name")
+                for value in values:
+                    if isinstance(value, dict):
+                        keys += [f"{axis}.{k}" for k in value if k != "name" and f"{axis}.{k}" not in keys]
+            else:
+                keys.append(axis)
+        if keys:
+            return keys
+    keys = ["head.name"]
+    for key in sorted({k for run in selection.runs for k in run.data.params}):
+        varies = len({run.data.params.get(key, MISSING) for run in selection.runs}) > 1
+        if key.split(".")[0] in SECTIONS and key not in keys and varies:
+            keys.append(key)
+    return keys
+
+
+def check_group_by(selection: Selection, group_by: list[str]) -> None:
+    params = sorted({k for run in selection.runs for k in run.data.params})
+    for key in group_by:
+        if key not in params:
+            raise GanlabError(f"--group-by '{key}' is not a param of any run in {selection.source}"
+                              f"{did_you_mean(key, params)}")
+
+
+def _sort_key(values: tuple[str, ...]) -> tuple[Any, ...]:
+    out = []
+    for value in values:
+        try:
+            out.append((0, float(value), ""))
+        except ValueError:
+            out.append((1, 0.0, value))
+    return tuple(out)
+
+
+def group_runs(runs: list[Any], group_by: list[str]) -> list[Group]:
+    groups: dict[tuple[str, ...], Group] = {}
+    for run in runs:
+        key = tuple(run.data.params.get(k, MISSING) for k in group_by)
+        groups.setdefault(key, Group(key, [])).runs.append(run)
+    return [groups[k] for k in sorted(groups, key=_sort_key)]
+
+
+# ---- metrics --------------------------------------------------------------------
+def _rank(key: str) -> tuple[int, str]:
+    # what a metric plugin measures first, then the head diagnostics, then the raw losses
+    prefix = key.split(".", 1)[0]
+    return ({"diag": 1, "loss": 2}.get(prefix, 0), key)
+
+
+def available_metrics(runs: list[Any]) -> list[str]:
+    keys = {k for run in runs for k in run.data.metrics if not k.startswith(("sweep.", "system/"))}
+    return sorted(keys, key=_rank)
+
+
+def choose_metrics(runs: list[Any], requested: list[str] | None) -> list[str]:
+    """All final metrics by default; otherwise the named ones, where ``*`` patterns are allowed."""
+    available = available_metrics(runs)
+    if not requested:
+        if not available:
+            raise GanlabError("the selected runs logged no metrics")
+        return available
+    chosen: list[str] = []
+    for pattern in requested:
+        matches = [k for k in available if fnmatch.fnmatchcase(k, pattern)]
+        if not matches:
+            raise GanlabError(f"no run logged a metric '{pattern}'{did_you_mean(pattern, available)} "
+                              f"(metrics: {', '.join(available) or 'none'})")
+        chosen += [m for m in matches if m not in chosen]
+    return chosen
+
+
+def summarise(values: list[float]) -> Stat | None:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    mean = statistics.fmean(finite)
+    stderr = statistics.stdev(finite) / math.sqrt(len(finite)) if len(finite) > 1 else None
+    return Stat(len(finite), mean, stderr)
+
+
+def compute(groups: list[Group], metrics: list[str]) -> list[Group]:
+    for group in groups:
+        for metric in metrics:
+            stat = summarise([run.data.metrics[metric] for run in group.runs if metric in run.data.metrics])
+            if stat is not None:
+                group.stats[metric] = stat
+    return groups
+
+
+def history(mlflow_client: Any, group: Group, metric: str) -> tuple[list[int], list[float], list[float | None]]:
+    """Mean (and standard error) of a metric over the group's runs at each logged step."""
+    by_step: dict[int, list[float]] = {}
+    for run in group.runs:
+        for m in mlflow_client.get_metric_history(run.info.run_id, metric):
+            if math.isfinite(m.value):
+                by_step.setdefault(int(m.step), []).append(float(m.value))
+    steps = sorted(by_step)
+    stats = [summarise(by_step[s]) for s in steps]
+    return steps, [s.mean for s in stats if s], [s.stderr for s in stats if s]

@@ -1,0 +1,294 @@
+"""Run configuration: TOML files, CLI flags, ``--set`` overrides, validation.
+
+A configuration file has training settings at the top level and one table per
+component, holding its name and its options::
+
+    steps = 2000
+    seed = 1
+    [head]
+    name = "entmax"
+    alpha = 1.25
+    [arch]
+    name = "dcgan"
+    ngf = 32
+
+Precedence: defaults < file < CLI flags < ``--set`` (applied in order given).
+Component options are checked against what the component declared; the
+result is a fully resolved, flat mapping that becomes the MLflow run's params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganlab.errors import ConfigError, did_you_mean
+from ganlab.options import Option
+
+#: config-file section -> registry kind
+SECTIONS = {"arch": "architecture", "head": "head", "loss": "loss", "dataset": "dataset"}
+
+DEFAULT_COMPONENTS = {"arch": "mlp", "head": "sigmoid", "loss": "nonsaturating", "dataset": "digits"}
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+#: Longest names MLflow keeps. An experiment's: the ``experiments.name`` column is VARCHAR(256)
+#: (MLflow's own check allows 500, which MySQL and PostgreSQL stores then refuse), and a local
+#: store makes the name a directory, which Linux and macOS allow 255 bytes.
+MAX_EXPERIMENT_NAME = 255
+#: A run's: the ``runs.name`` column is VARCHAR(250).
+MAX_RUN_NAME = 250
+
+
+def _name_check(what: str, limit: int, required: bool, directory: bool = False) -> Any:
+    """A check for an MLflow name: not empty (where required), at most ``limit`` characters (and, for a
+    name that becomes a directory, UTF-8 bytes), no control characters (a newline or NUL breaks the
+    store's listings, the UI and file names)."""
+
+    def check(name: str) -> str | None:
+        if required and not name:
+            return f"an MLflow {what} name cannot be empty"
+        if len(name) > limit:
+            return f"an MLflow {what} name has at most {limit} characters; this one has {len(name)}"
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if directory and size > limit:
+            return (f"an MLflow {what} name has at most {limit} bytes in UTF-8 (it names a directory "
+                    f"in the store); this one has {size}")
+        control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+        if control is not None:
+            return (f"an MLflow {what} name cannot contain control characters "
+                    f"(found {control!r} at position {name.index(control)})")
+        return None
+
+    return check
+
+
+#: The training settings every run has, with their declared types and ranges.
+SETTINGS: dict[str, Option] = {
+    "steps": Option(int, 1000, "generator updates", min=1),
+    "batch_size": Option(int, 64, "samples per batch (per process when distributed)", min=1),
+    "latent_dim": Option(int, 100, "size of the generator's noise input", min=1),
+    "lr_g": Option(float, 2e-4, "generator learning rate (Adam)", check=_positive),
+    "lr_d": Option(float, 2e-4, "discriminator learning rate (Adam)", check=_positive),
+    "beta1": Option(float, 0.5, "Adam beta1 for both networks", min=0.0, max=0.999999),
+    "beta2": Option(float, 0.999, "Adam beta2 for both networks", min=0.0, max=0.999999),
+    "d_steps": Option(int, 1, "discriminator updates per generator update", min=1),
+    "seed": Option(int, 0, "random seed", min=0),
+    "device": Option(str, "auto", "auto, cpu, cuda, cuda:N or mps"),
+    "precision": Option(str, "fp32", "network precision", choices=("fp32", "bf16", "fp16")),
+    "compile": Option(bool, False, "torch.compile the D and G steps"),
+    "deterministic": Option(bool, False, "use deterministic algorithms (bitwise-reproducible on CPU)"),
+    "sync_batchnorm": Option(bool, False, "distributed runs: BatchNorm statistics over the global batch "
+                             "(torch SyncBatchNorm, CUDA only); no effect in one process"),
+    "log_every": Option(int, 50, "steps between metric logging (and host syncs)", min=1),
+    "sample_every": Option(int, 250, "steps between sample grids (0: only at the end)", min=0),
+    "eval_every": Option(int, 500, "steps between evaluations (0: only at the end)", min=0),
+    "eval_samples": Option(int, 2500, "generated samples per evaluation", min=1),
+    "checkpoint_every": Option(int, 0, "steps between checkpoints (0: only at the end)", min=0),
+    "keep_checkpoints": Option(int, 2, "how many recent checkpoints to keep", min=1),
+    "experiment": Option(str, "ganlab", f"MLflow experiment name (at most {MAX_EXPERIMENT_NAME} characters)",
+                         check=_name_check("experiment", MAX_EXPERIMENT_NAME, required=True, directory=True)),
+    "run_name": Option(str, "", f"MLflow run name (default: built from the components; at most {MAX_RUN_NAME} "
+                       "characters)", check=_name_check("run", MAX_RUN_NAME, required=False)),
+    "tracking_uri": Option(str, "", "MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)"),
+    "tracking": Option(bool, True, "record the run in MLflow"),
+    "data_root": Option(str, "data", "where datasets' files live"),
+    "download": Option(bool, False, "allow datasets to download missing files"),
+    "metrics": Option(str, "auto", "comma-separated metric names, 'auto' (all that apply) or 'none'"),
+    "parent_run_id": Option(str, "", "MLflow run this run is nested under (set by `ganlab sweep`)"),
+}
+
+_DEVICE_PREFIXES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class RunConfig:
+    """A validated configuration. ``components[section]`` = {"name": ..., **options}."""
+
+    settings: dict[str, Any]
+    components: dict[str, dict[str, Any]]
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        settings = self.__dict__.get("settings", {})
+        if name in settings:
+            return settings[name]
+        raise AttributeError(name)
+
+    def name_of(self, section: str) -> str:
+        return self.components[section]["name"]
+
+    def options_of(self, section: str) -> dict[str, Any]:
+        return {k: v for k, v in self.components[section].items() if k != "name"}
+
+    @property
+    def metric_names(self) -> list[str] | None:
+        """Explicit metric names, or None for 'auto'."""
+        value = self.settings["metrics"].strip()
+        if value == "auto":
+            return None
+        if value in {"", "none"}:
+            return []
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    def default_run_name(self) -> str:
+        return "-".join(self.name_of(s) for s in ("arch", "head", "loss", "dataset"))
+
+    def flat(self) -> dict[str, Any]:
+        """The fully resolved configuration as flat params (``head.alpha`` = 1.25)."""
+        flat: dict[str, Any] = dict(self.settings)
+        for section, table in self.components.items():
+            for key, value in table.items():
+                flat[f"{section}.{key}"] = value
+        for metric, table in self.metric_options.items():
+            for key, value in table.items():
+                flat[f"metric.{metric}.{key}"] = value
+        return flat
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: v for k, v in self.settings.items()}
+        for section, table in self.components.items():
+            out[section] = dict(table)
+        if self.metric_options:
+            out["metric"] = {k: dict(v) for k, v in self.metric_options.items()}
+        return out
+
+    def to_toml(self) -> str:
+        """The configuration as a TOML file's text (what a run records as config.toml)."""
+        import tomli_w
+
+        return tomli_w.dumps(_without_none(self.to_toml_dict()))
+
+    def replace(self, **settings: Any) -> RunConfig:
+        return dataclasses.replace(self, settings={**self.settings, **settings})
+
+
+def _without_none(mapping: dict[str, Any]) -> dict[str, Any]:
+    """TOML has no null: unset values are left out."""
+    return {k: (_without_none(v) if isinstance(v, dict) else v) for k, v in mapping.items() if v is not None}
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def parse_assignment(text: str) -> tuple[list[str], str]:
+    """``head.alpha=1.25`` -> (["head", "alpha"], "1.25")."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. head.alpha=1.25), got '{text}'")
+    key, value = text.split("=", 1)
+    parts = [p.strip() for p in key.strip().split(".")]
+    if not all(parts):
+        raise ConfigError(f"--set has an empty key in '{text}'")
+    return parts, value.strip()
+
+
+class ConfigBuilder:
+    """Collects layers (file, flags, --set) into a raw nested mapping, then validates."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, Any] = {}
+        self.source: dict[str, str] = {}
+
+    def add_mapping(self, mapping: Mapping[str, Any], source: str) -> ConfigBuilder:
+        for key, value in mapping.items():
+            if key in SECTIONS:
+                table = self.raw.setdefault(key, {})
+                if isinstance(value, str):
+                    table["name"] = value
+                elif isinstance(value, Mapping):
+                    table.update(value)
+                else:
+                    raise ConfigError(f"{source}: '{key}' must be a component name or a table, not {value!r}")
+            elif key == "metric":
+                if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+                    raise ConfigError(f"{source}: [metric.NAME] tables expected for metric options")
+                for metric, table in value.items():
+                    self.raw.setdefault("metric", {}).setdefault(metric, {}).update(table)
+            elif key == "metrics" and isinstance(value, list):
+                self.raw["metrics"] = ",".join(str(v) for v in value) or "none"
+            else:
+                self.raw[key] = value
+            self.source[key] = source
+        return self
+
+    def add_file(self, path: str | Path) -> ConfigBuilder:
+        return self.add_mapping(read_toml(path), str(path))
+
+    def add_flags(self, flags: Mapping[str, Any]) -> ConfigBuilder:
+        """CLI flags; None means 'not given'. Component flags set the component's name."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        return self.add_mapping(given, "command line")
+
+    def add_sets(self, assignments: Iterable[str]) -> ConfigBuilder:
+        for text in assignments:
+            parts, value = parse_assignment(text)
+            if parts[0] in SECTIONS:
+                if len(parts) != 2:
+                    raise ConfigError(f"--set {'.'.join(parts)}: expected {parts[0]}.OPTION=VALUE")
+                self.raw.setdefault(parts[0], {})[parts[1]] = value
+            elif parts[0] == "metric":
+                if len(parts) != 3:
+                    raise ConfigError(f"--set {'.'.join(parts)}: expected metric.NAME.OPTION=VALUE")
+                self.raw.setdefault("metric", {}).setdefault(parts[1], {})[parts[2]] = value
+            elif len(parts) == 1:
+                self.raw[parts[0]] = value
+            else:
+                raise ConfigError(f"unknown setting '{'.'.join(parts)}'{did_you_mean(parts[0], [*SETTINGS, *SECTIONS])}")
+        return self
+
+    def build(self, registry: Any) -> RunConfig:
+        """Validate everything against SETTINGS and the components' declared options."""
+        settings: dict[str, Any] = {}
+        known = {*SETTINGS, *SECTIONS, "metric"}
+        for key in self.raw:
+            if key not in known:
+                raise ConfigError(
+                    f"unknown setting '{key}'{did_you_mean(key, known)} (see `ganlab run --help`)"
+                )
+        for key, option in SETTINGS.items():
+            value = option.coerce(key, self.raw[key]) if key in self.raw else option.default
+            settings[key] = option.default if value is None else value
+        _check_device(settings["device"])
+        components: dict[str, dict[str, Any]] = {}
+        for section, kind in SECTIONS.items():
+            table = dict(self.raw.get(section, {}))
+            name = table.pop("name", None) or DEFAULT_COMPONENTS[section]
+            if not isinstance(name, str):
+                raise ConfigError(f"{section}.name must be a string, not {name!r}")
+            component = registry.get(kind, name)
+            components[section] = {"name": name, **component.resolve(table)}
+        metric_options: dict[str, dict[str, Any]] = {}
+        for metric, table in self.raw.get("metric", {}).items():
+            component = registry.get("metric", metric)
+            metric_options[metric] = {
+                k: v for k, v in component.resolve(table).items()
+            }
+        config = RunConfig(settings, components, metric_options)
+        for metric in config.metric_names or []:
+            registry.get("metric", metric)
+        return config
+
+
+def _check_device(device: str) -> None:
+    base = device.split(":", 1)[0]
+    if base not in _DEVICE_PREFIXES or (":" in device and (base != "cuda" or not device.split(":", 1)[1].isdigit())):
+        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, not '{device}'")

@@ -1,0 +1,1 @@
+"""The run's MLflow record: the tracker (a lifecycle plugin), the writer process, liveness, pictures."""

@@ -1,0 +1,130 @@
+"""Templates behind ``ganlab new-plugin``: a working plugin package per component kind.
+
+A generated package is what docs/plugins.md describes: a ``pyproject.toml``
+with one entry point in the ``ganlab`` group, a light registration module
+(``plugin.py``), the component's implementation in a module the factory
+imports (``impl.py``), a README and a test written with :mod:`ganlab.testing`
+that passes as soon as the package is installed.
+
+The templates are files under ``templates/``: ``shared/`` for the files every
+kind has, ``<kind>/`` for the implementation, the test body and a few values
+(``values.toml``). They use :class:`string.Template` (``$name``) so that the
+Python code in them needs no brace escaping. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from string import Template
+
+from ganlab import __version__
+from ganlab.errors import GanlabError, did_you_mean
+
+KINDS = ("head", "loss", "architecture", "dataset", "metric")
+KIND_ALIASES = {"arch": "architecture", "objective": "loss", "data": "dataset"}
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_MAX_NAME = 40
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every name derived from the one the user typed."""
+
+    component: str  # "fancy-head": the component and entry-point name
+    distribution: str  # "ganlab-fancy-head": the directory and the pip name
+    package: str  # "ganlab_fancy_head": the import package
+
+
+def names_for(name: str) -> Names:
+    """Validate ``name`` and derive the package's names; refuse with one clear line."""
+    base = name[len("ganlab-"):] if name.startswith("ganlab-") else name
+    if not _NAME.match(base) or len(base) > _MAX_NAME:
+        raise GanlabError(
+            f"plugin name '{name}' is not valid: use lowercase letters, digits and single hyphens, "
+            f"starting with a letter, at most {_MAX_NAME} characters (e.g. 'tempered-softmax')"
+        )
+    return Names(component=base, distribution=f"ganlab-{base}", package=f"ganlab_{base.replace('-', '_')}")
+
+
+def normalise_kind(kind: str) -> str:
+    kind = KIND_ALIASES.get(kind, kind)
+    if kind not in KINDS:
+        raise GanlabError(f"unknown plugin kind '{kind}'{did_you_mean(kind, KINDS)} (valid: {', '.join(KINDS)})")
+    return kind
+
+
+def _template(*parts: str) -> str:
+    """A template file's text: ``templates/shared/...`` or ``templates/<kind>/...``, beside this module."""
+    return files(__name__).joinpath("templates", *parts).read_text(encoding="utf-8")
+
+
+def render(names: Names, kind: str) -> dict[str, str]:
+    """The package's files, relative path -> text."""
+    major_minor = ".".join(__version__.split(".")[:2])
+    values = {
+        "name": names.component, "dist": names.distribution, "package": names.package, "kind": kind,
+        "ganlab_min": major_minor,
+    }
+    kind_values = {**tomllib.loads(_template(kind, "values.toml")), "test_body": _template(kind, "test_body.py.tmpl")}
+    values.update({key: Template(text).substitute(values) for key, text in kind_values.items()})
+    values["test_imports"] = _test_imports(values["test_body"])
+    templates = {
+        "pyproject.toml": _template("shared", "pyproject.toml.tmpl"),
+        "README.md": _template("shared", "README.md.tmpl"),
+        f"src/{names.package}/__init__.py": _template("shared", "__init__.py.tmpl"),
+        f"src/{names.package}/plugin.py": _template("shared", "plugin.py.tmpl"),
+        f"src/{names.package}/impl.py": _template(kind, "impl.py.tmpl"),
+        f"tests/test_{names.package}.py": _template("shared", "test.py.tmpl"),
+    }
+    return {path: Template(text).substitute(values) for path, text in templates.items()}
+
+
+def write_package(names: Names, kind: str, parent: Path) -> Path:
+    """Write the package as ``parent/<distribution>``; never touch an existing directory.
+
+    Files go to a temporary sibling first and are renamed into place, so an
+    interrupted scaffold leaves nothing half-written behind.
+    """
+    target = parent / names.distribution
+    if target.exists() or target.is_symlink():
+        raise GanlabError(f"{target} already exists; remove it or choose another NAME or --dir (nothing was written)")
+    if not parent.is_dir():
+        raise GanlabError(f"--dir {parent} is not a directory")
+    files = render(names, kind)
+    staging = Path(tempfile.mkdtemp(prefix=f".{names.distribution}-", dir=parent))
+    try:
+        package = staging / names.distribution  # made by mkdir, so it gets the user's umask, not 0700
+        for relative, text in files.items():
+            path = package / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        os.rename(package, target)  # atomic, and fails rather than merging if target appeared meanwhile
+        staging.rmdir()
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise GanlabError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _test_imports(body: str) -> str:
+    """The standard-library and third-party imports a generated test uses, and no others."""
+    lines = ["import math"] if "math." in body else []
+    lines.append("from importlib.metadata import entry_points")
+    if "Path(" in body:
+        lines.append("from pathlib import Path")
+    third_party = [f"import {module}" for module in ("pytest", "torch") if f"{module}." in body]
+    if third_party:
+        lines += ["", *third_party]
+    return "\n".join(lines)
+
+

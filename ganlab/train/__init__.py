@@ -1,0 +1,1 @@
+"""Training: build the components, the loop, evaluation, checkpoints, runtime, signals, progress."""

@@ -1,0 +1,395 @@
+"""The training loop.
+
+One D step and one G step, alternating, with everything else (tracking,
+progress, samples, evaluation, checkpoints) hanging off lifecycle hooks. The
+step functions return detached loss tensors and never synchronise with the
+device; the loop looks at values only every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ganlab.train import checkpoint
+from ganlab.train.build import Built, call_plugin, scores_samples_independently
+from ganlab.context import RunContext
+from ganlab.errors import GanlabError
+from ganlab.plugins import PluginManager
+from ganlab.train.signals import GracefulStop
+
+
+class Diverged(GanlabError):
+    """A loss or a parameter became NaN or Inf."""
+
+    exit_code = 3
+
+    def __init__(self, what: str, step: int, kept: str = "the last good checkpoint is kept") -> None:
+        super().__init__(f"training diverged: {what} is not finite at step {step}; {kept}")
+        self.what, self.step = what, step
+
+
+class OutOfMemory(GanlabError):
+    """A training step, a sample grid or an evaluation did not fit in the device's memory."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the run stopped after a checkpoint."""
+
+    def __init__(self, signum: int, checkpoint: Path | None = None) -> None:
+        written = f"; checkpoint {checkpoint}" if checkpoint is not None else "; no checkpoint (tracking is off)"
+        super().__init__(f"interrupted by signal {signum} at a step boundary{written}")
+        self.signum = signum
+        self.checkpoint = checkpoint
+        self.exit_code = 128 + signum
+
+
+def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The loss computations of one D step and one G step (compilable)."""
+    from ganlab.train.runtime import autocast
+
+    config, G, D, head, objective = b.config, b.generator, b.discriminator, b.head, b.objective
+    device, latent = b.device, config.latent_dim
+    # distributed: gradients are averaged through DDP wrappers (ganlab.dist); the G step
+    # scores fakes with the bare D, whose gradients there are discarded and need no all-reduce
+    G_sync, D_sync = b.wrapped if b.wrapped is not None else (G, D)
+    one_d_call = scores_samples_independently(b.architecture)
+
+    def d_loss_fn(real: Any, real_labels: Any) -> Any:
+        import torch
+
+        with autocast(device, config.precision):
+            noise = torch.randn(real.shape[0], latent, device=device)
+            with torch.no_grad():
+                fake = G(noise)
+            if one_d_call:
+                # one call on both halves: larger matrix products and half the kernel launches
+                # (measured in docs/benchmarks.md)
+                real_scores, fake_scores = D_sync(torch.cat((real, fake.to(real.dtype)))).split(real.shape[0])
+            else:
+                # BatchNorm and the like: each batch must see only its own statistics
+                real_scores, fake_scores = D_sync(real), D_sync(fake)
+        return objective.d_loss(head, real_scores, fake_scores, real_labels)
+
+    def g_loss_fn(batch_size: int) -> Any:
+        import torch
+
+        with autocast(device, config.precision):
+            fake = G_sync(torch.randn(batch_size, latent, device=device))
+            fake_scores = D(fake)
+        return objective.g_loss(head, fake_scores)
+
+    return d_loss_fn, g_loss_fn
+
+
+def maybe_compile(fn: Callable[..., Any], enabled: bool, label: str) -> Callable[..., Any]:
+    """torch.compile ``fn``; if compilation fails at its first call, warn once and run eagerly."""
+    if not enabled:
+        return fn
+    import torch
+
+    compiled = torch.compile(fn)
+    state = {"fn": compiled, "checked": False}
+
+    def call(*args: Any) -> Any:
+        if state["checked"]:
+            return state["fn"](*args)
+        try:
+            out = state["fn"](*args)
+        except Exception as exc:
+            reason = " ".join(str(exc).split())[:160]
+            print(f"ganlab: warning: torch.compile of the {label} step failed ({type(exc).__name__}: {reason}); "
+                  f"continuing uncompiled", file=sys.stderr)
+            state["fn"] = fn
+            out = fn(*args)
+        state["checked"] = True
+        return out
+
+    return call
+
+
+class Trainer:
+    """Owns a run's state and runs its loop; plugins observe it through hooks."""
+
+    def __init__(self, built: Built, plugins: PluginManager) -> None:
+        import torch
+
+        from ganlab.data import ResidentBatches, StreamingBatches, TensorData
+
+        self.b = built
+        self.plugins = plugins
+        config = built.config
+        self.batches = (
+            ResidentBatches(built.data, config.batch_size, config.seed)
+            if isinstance(built.data, TensorData)
+            else StreamingBatches(built.data, config.batch_size, config.seed, built.device)
+        )
+        self.scaler = torch.amp.GradScaler(built.device.type, enabled=config.precision == "fp16")
+        # images: one 8x8 grid; vectors (2-D mixtures): enough points for a scatter plot
+        n_fixed = 64 if len(built.data.shape) > 1 else 1000
+        self.fixed_noise = torch.randn(
+            n_fixed, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 1)
+        ).to(built.device)
+        d_fn, g_fn = make_step_functions(built)
+        self.d_trainable = [p for p in built.discriminator.parameters() if p.requires_grad]
+        self.d_loss_fn = maybe_compile(d_fn, config.compile, "discriminator")
+        self.g_loss_fn = maybe_compile(g_fn, config.compile, "generator")
+        self.ctx = RunContext(
+            config=config, device=built.device, generator=built.generator, discriminator=built.discriminator,
+            head=built.head, objective=built.objective, data=built.data, data_shape=tuple(built.data.shape),
+            num_classes=built.num_classes, components=built.components,
+        )
+        self.ctx.extras["metrics"] = {}
+        self.ctx.extras["dataset"] = built.dataset
+        if hasattr(built.objective, "setup"):  # e.g. the semi-supervised objective picks its labelled subset
+            call_plugin(built.components["loss"], "setup", built.objective.setup, self.ctx)
+        self.stop = GracefulStop()
+        self.last_checkpoint: Path | None = None
+        # set on every rank of a distributed run (ganlab.dist): rank 0 alone samples and evaluates
+        self.dist: Any = None
+
+    # ---- one step --------------------------------------------------------
+    def train_step(self) -> dict[str, Any]:
+        b, cfg = self.b, self.b.config
+        for _ in range(cfg.d_steps):
+            real, labels = self.batches.next()
+            b.opt_d.zero_grad(set_to_none=True)
+            d_loss = self.d_loss_fn(real, labels)
+            self.scaler.scale(d_loss).backward()
+            self.scaler.step(b.opt_d)
+            self.scaler.update()
+        b.opt_g.zero_grad(set_to_none=True)
+        # The G step needs gradients through D, not of D's weights: with D's parameters
+        # frozen for the forward, backward skips those products (measured in docs/benchmarks.md).
+        for p in self.d_trainable:
+            p.requires_grad_(False)
+        try:
+            g_loss = self.g_loss_fn(cfg.batch_size)
+        finally:
+            for p in self.d_trainable:
+                p.requires_grad_(True)
+        self.scaler.scale(g_loss).backward()
+        self.scaler.step(b.opt_g)
+        self.scaler.update()
+        return {"loss.d": d_loss.detach(), "loss.g": g_loss.detach()}
+
+    # ---- the loop ----------------------------------------------------------
+    def fit(self) -> RunContext:
+        ctx = self.ctx
+        self.select_metrics()
+        with self.stop:
+            status, error = "FINISHED", None
+            try:
+                self.plugins.notify("on_run_start", ctx=ctx)
+                self._train()
+            except Interrupted as exc:
+                status, error = "KILLED", exc
+                raise
+            except KeyboardInterrupt as exc:
+                status, error = "KILLED", exc
+                raise
+            except BaseException as exc:
+                status, error = "FAILED", exc
+                raise
+            finally:
+                self._end(status, error)
+        return ctx
+
+    def _train(self) -> None:
+        """The loop, with running out of memory said in one line (the run then ends FAILED with it)."""
+        failure = None
+        try:
+            self._loop()
+        except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            failure = self._out_of_memory(exc)
+            if failure is None:
+                raise
+        # raised here, outside the handler: the failed step's frames (and their tensors) are freed first
+        if failure is not None:
+            raise failure
+
+    def _out_of_memory(self, exc: BaseException) -> OutOfMemory | None:
+        from ganlab.train.runtime import out_of_memory
+
+        detail = out_of_memory(exc)
+        if detail is None:
+            return None
+        cfg = self.b.config
+        return OutOfMemory(
+            f"out of memory on {self.b.device} after {self.ctx.step} of {cfg.steps} steps with batch size "
+            f"{cfg.batch_size}: {detail}; use a smaller --batch-size"
+        )
+
+    def _end(self, status: str, error: BaseException | None) -> None:
+        """Tell the plugins the run ended. If that fails too while a failure is already on its way
+        out, the first failure is the one to report (e.g. a full disk: the checkpoint, then the weights)."""
+        try:
+            self.plugins.notify("on_run_end", ctx=self.ctx, status=status, error=error)
+        except Exception as exc:
+            if error is None:
+                raise
+            print(f"ganlab: warning: ending the run's record failed as well: {type(exc).__name__}: "
+                  f"{' '.join(str(exc).split())[:300]}", file=sys.stderr)
+
+    def _loop(self) -> None:
+        cfg, ctx = self.b.config, self.ctx
+        while ctx.step < cfg.steps:
+            losses = self.train_step()
+            ctx.step += 1
+            step = ctx.step
+            last = step == cfg.steps
+            if step % cfg.log_every == 0 or last:
+                self.check_finite(losses, step)
+            if self.dist is not None:  # the ranks' per-step collectives, before any plugin reads the losses
+                self.dist.step_end(self, step, losses)
+            self.plugins.notify("on_step_end", ctx=ctx, step=step, losses=losses)
+            main = self.dist is None or self.dist.is_main
+            if main and (last or (cfg.sample_every and step % cfg.sample_every == 0)):
+                with self._alone():
+                    samples = self.samples()
+                self.plugins.notify("on_samples", ctx=ctx, step=step, samples=samples)
+            if main and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
+                with self._alone():
+                    metrics = self.evaluate(step)
+                self.plugins.notify("on_evaluate", ctx=ctx, step=step, metrics=metrics)
+            saved = last or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+            if saved:
+                self.save_checkpoint(losses)
+            if self.stop.signum is not None and not last:
+                path = self.save_checkpoint(losses) if not saved else self.last_checkpoint
+                raise Interrupted(self.stop.signum, path)
+
+    # ---- pieces the loop calls ---------------------------------------------
+    def _alone(self) -> contextlib.AbstractContextManager[Any]:
+        """Rank 0's own forward passes in a distributed run: see ``Distributed.alone``."""
+        return self.dist.alone() if self.dist is not None else contextlib.nullcontext()
+
+    def check_finite(self, losses: dict[str, Any], step: int) -> None:
+        import torch
+
+        for name, value in losses.items():
+            if not bool(torch.isfinite(value).all()):
+                raise Diverged(name, step, self.kept_checkpoint())
+        for role, net in (("generator", self.b.generator), ("discriminator", self.b.discriminator)):
+            for pname, param in net.named_parameters():
+                if not bool(torch.isfinite(param).all()):
+                    raise Diverged(f"{role} parameter '{pname}'", step, self.kept_checkpoint())
+
+    def kept_checkpoint(self) -> str:
+        """Which checkpoint a failed run leaves to resume from, said for its error line."""
+        if not self.b.config.tracking:
+            return "no checkpoint is kept (tracking is off, and checkpoints are written only with tracking)"
+        if self.ctx.workdir is None:  # a distributed run's other ranks: rank 0 writes the checkpoints
+            return "rank 0 keeps the last good checkpoint, if any"
+        found = checkpoint.list_checkpoints(Path(self.ctx.workdir) / "checkpoints")
+        if not found:
+            return ("no checkpoint was written before it, so there is none to resume from "
+                    "(--checkpoint-every N writes one every N steps)")
+        return f"the last good checkpoint, step {checkpoint.step_of(found[-1])}, is kept: {found[-1]}"
+
+    def samples(self) -> Any:
+        import torch
+
+        from ganlab.train.runtime import autocast
+
+        from ganlab.train.evaluation import evaluation_mode
+
+        with torch.no_grad(), autocast(self.b.device, self.b.config.precision), evaluation_mode(self.b.generator):
+            return self.b.generator(self.fixed_noise).float().cpu()
+
+    def select_metrics(self) -> None:
+        explicit = self.b.config.metric_names
+        chosen = {}
+        for name, metric in self.b.metrics.items():
+            component = self.b.metric_components.get(name)
+            applies = bool(metric.applies_to(self.ctx) if component is None else
+                           call_plugin(component, "applies_to", metric.applies_to, self.ctx))
+            if applies:
+                chosen[name] = metric
+            elif explicit is not None:
+                raise GanlabError(
+                    f"metric '{name}' does not apply to dataset '{self.b.config.name_of('dataset')}' "
+                    f"with head '{self.b.config.name_of('head')}' and loss '{self.b.config.name_of('loss')}'"
+                )
+        self.ctx.extras["metrics"] = chosen
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        from ganlab.train.evaluation import evaluate
+
+        # evaluate() forks torch's RNG; numpy's and Python's are restored here, so a metric
+        # drawing from them cannot move training off the trajectory a resume reproduces
+        import random
+
+        import numpy as np
+
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            return evaluate(self, step)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        from ganlab.train.runtime import rng_state
+
+        b = self.b
+        return {
+            "step": self.ctx.step,
+            "generator": b.generator.state_dict(),
+            "discriminator": b.discriminator.state_dict(),
+            "opt_g": b.opt_g.state_dict(),
+            "opt_d": b.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "data_order": self.batches.state_dict(),
+            "config": b.config.to_toml_dict(),
+            "objective": b.objective.state_dict() if hasattr(b.objective, "state_dict") else {},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from ganlab.train.runtime import set_rng_state
+
+        b = self.b
+        b.generator.load_state_dict(state["generator"])
+        b.discriminator.load_state_dict(state["discriminator"])
+        b.opt_g.load_state_dict(state["opt_g"])
+        b.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.batches.load_state_dict(state["data_order"])
+        if hasattr(b.objective, "load_state_dict") and state.get("objective"):
+            b.objective.load_state_dict(state["objective"])
+        set_rng_state(state["rng"])
+        self.ctx.step = int(state["step"])
+        self.ctx.resumed_from = self.ctx.step
+
+    def save_checkpoint(self, losses: dict[str, Any]) -> Path | None:
+        # distributed: every rank takes part, rank 0's checkpoint holds each rank's RNG state
+        extra = self.dist.checkpoint_state() if self.dist is not None else {}
+        directory = self.ctx.workdir
+        if directory is None:
+            return None
+        self.check_finite(losses, self.ctx.step)  # never write a diverged state over a good one
+        # the record first: a checkpoint whose steps the record lacks would make resume skip them
+        self.plugins.notify("before_checkpoint", ctx=self.ctx, step=self.ctx.step)
+        state = {**self.state_dict(), **extra}
+        try:
+            path = checkpoint.save_atomic(state, Path(directory) / "checkpoints", self.ctx.step,
+                                          self.b.config.keep_checkpoints)
+        except checkpoint.CheckpointWriteError as exc:
+            if exc.previous is None or self.ctx.run_id is None:
+                raise
+            raise checkpoint.CheckpointWriteError(
+                exc.path, exc.error, exc.previous,
+                also=f"once there is room, `ganlab resume {self.ctx.run_id}` continues from it") from None
+        self.last_checkpoint = path
+        self.plugins.notify("on_checkpoint", ctx=self.ctx, step=self.ctx.step, path=path)
+        return path
+
+
+def resume_state(directory: Path) -> dict[str, Any] | None:
+    found = checkpoint.list_checkpoints(directory / "checkpoints")
+    return checkpoint.load(found[-1]) if found else None
+

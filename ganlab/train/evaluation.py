@@ -1,0 +1,114 @@
+"""Running the metrics of a run at one step, without disturbing training.
+
+Evaluation forks the RNG state, so drawing noise for metrics never changes
+the training trajectory, and uses a noise stream seeded the same way at every
+evaluation, so values are comparable across steps. The networks keep using
+batch statistics, as in training (a GAN's BatchNorm running averages mix real
+and fake batches and describe neither), but dropout is off and every buffer a
+forward pass would update is restored afterwards: evaluating changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from ganlab.context import EvalContext
+from ganlab.data import TensorData
+from ganlab.errors import GanlabError
+
+# ``trainer`` below is the run's ganlab.train.engine.Trainer, typed loosely: the engine imports this
+# module, and importing the engine back here, even for type checking, would close a cycle.
+
+
+def make_eval_context(trainer: Any, step: int) -> EvalContext:
+    import torch
+
+    from ganlab.data import default_cache_dir
+    from ganlab.train.runtime import autocast
+
+    b, cfg = trainer.b, trainer.b.config
+    device = b.device
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 7919)
+    data = b.data if isinstance(b.data, TensorData) else getattr(b.data, "preview", None)
+
+    def generate(n: int) -> torch.Tensor:
+        chunks = []
+        with torch.no_grad(), autocast(device, cfg.precision):
+            for start in range(0, n, 512):
+                size = min(512, n - start)
+                noise = torch.randn(size, cfg.latent_dim, generator=noise_gen).to(device)
+                chunks.append(b.generator(noise).float())
+        return torch.cat(chunks)
+
+    def discriminate(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), autocast(device, cfg.precision):
+            return torch.cat([b.discriminator(x[i : i + 512].to(device)).float() for i in range(0, len(x), 512)])
+
+    real_gen = torch.Generator().manual_seed(cfg.seed + 104729)
+
+    def real_batch(n: int) -> torch.Tensor:
+        if data is None:
+            x, _ = trainer.batches.next()
+            return x[:n]
+        idx = torch.randint(len(data), (n,), generator=real_gen).to(data.x.device)
+        return data.x[idx]
+
+    return EvalContext(
+        step=step, device=device, dataset_name=cfg.name_of("dataset"), data=data, head=b.head,
+        generator=b.generator, discriminator=b.discriminator, latent_dim=cfg.latent_dim, seed=cfg.seed,
+        cache_dir=default_cache_dir(), generate=generate, discriminate=discriminate, real_batch=real_batch,
+        objective=b.objective, run=trainer.ctx, config=cfg,
+    )
+
+
+@contextlib.contextmanager
+def evaluation_mode(*networks: Any) -> Iterator[None]:
+    """Dropout off, BatchNorm on batch statistics, buffers restored on exit."""
+    import torch
+
+    saved = [{k: v.clone() for k, v in net.state_dict().items() if k in dict(net.named_buffers())} for net in networks]
+    dropouts = [m for net in networks for m in net.modules()
+                if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training]
+    for module in dropouts:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module in dropouts:
+            module.train()
+        with torch.no_grad():
+            for net, buffers in zip(networks, saved):
+                current = dict(net.named_buffers())
+                for name, value in buffers.items():
+                    current[name].copy_(value)
+
+
+def evaluate(trainer: Any, step: int) -> dict[str, float]:
+    import torch
+
+    metrics: dict[str, Any] = trainer.ctx.extras.get("metrics", {})
+    if not metrics:
+        return {}
+    devices = [trainer.b.device] if trainer.b.device.type == "cuda" else []
+    results: dict[str, float] = {}
+    with torch.random.fork_rng(devices=devices), evaluation_mode(trainer.b.generator, trainer.b.discriminator):
+        ectx = make_eval_context(trainer, step)
+        for name, metric in metrics.items():
+            try:
+                values = metric.evaluate(ectx)
+            except GanlabError:
+                raise
+            except Exception as exc:
+                component = trainer.plugins.registry.get("metric", name)
+                if component.provenance.builtin:
+                    raise
+                print(f"ganlab: warning: metric '{name}' (plugin '{component.provenance.plugin}') failed: "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
+            for key, value in (values or {}).items():
+                results[key] = float(value)
+        trainer.ctx.extras.setdefault("metric_params", {}).update(ectx.params)
+    return results
