@@ -70,7 +70,8 @@ def test_bf16_runs_networks_in_bf16_and_losses_in_float32() -> None:
 
 @pytest.mark.parametrize("head", ["sigmoid", "softmax", "entmax"])
 def test_heads_compute_in_float32_under_autocast(head: str) -> None:
-    # entmax with alpha != 1.5 uses bisection, which returns NaN in bf16 (SCIENCE.md §2)
+    # entmax with alpha != 1.5 uses bisection, which returns NaN in bf16
+    # (docs/heads.md, "Proper losses: cross-entropy and Fenchel–Young")
     trainer = make_trainer(head=head, precision="bf16", sets=["head.alpha=1.3"] if head == "entmax" else [])
     b = trainer.b
     x = b.data.x[:16]

@@ -232,7 +232,7 @@ def test_head_methods_run_in_float32_with_autocast_off():
 
 
 # --------------------------------------------------------------------------------------
-# two-class closed forms (SCIENCE.md §1) for every head
+# two-class closed forms (docs/heads.md, "The heads") for every head
 # --------------------------------------------------------------------------------------
 T = torch.tensor([-1e4, -50.0, -3.0, -2.0, -1.5, -1.0, -0.7, -0.2, 0.0, 0.3, 0.99, 1.0, 1.7, 2.0, 2.5, 40.0, 1e4])
 

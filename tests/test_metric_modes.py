@@ -1,4 +1,4 @@
-"""The ``modes`` metric against hand-computed cases (SCIENCE.md §5 protocol).
+"""The ``modes`` metric against hand-computed cases (docs/heads.md, "Evaluation protocols").
 
 Each case calls the metric's real ``evaluate`` with an EvalContext whose
 ``generate`` returns chosen points, so the numbers below are exact.

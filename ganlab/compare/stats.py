@@ -5,7 +5,8 @@ left out) or the child runs of one sweep, groups them by params (values as
 MLflow stores them: strings), and summarises each metric's final value per
 group by its mean and standard error, s / sqrt(n) with the sample standard
 deviation s (ddof = 1): the spread of the group's mean over seeds, as
-SCIENCE.md §5 asks for. A group of one run has no standard error.
+docs/heads.md, "Evaluation protocols" (comparing runs), asks for. A group of
+one run has no standard error.
 
 Default grouping: for a sweep, its grid axes except ``seed``; for an
 experiment, ``head.name`` plus every other component param (``dataset.name``,

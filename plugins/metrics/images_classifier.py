@@ -124,7 +124,7 @@ def accuracy(net: FeatureNet, x: torch.Tensor, y: torch.Tensor, classes: torch.T
 
 
 def train(x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, seed: int, device: Any) -> FeatureNet:
-    """Adam, cross-entropy, minibatches of 128 from a seeded permutation; no augmentation.
+    """Adam, cross-entropy, minibatches of BATCH (64) from a seeded permutation; no augmentation.
 
     Initialisation and shuffling draw from their own seeded RNG, and the global
     RNG state is restored afterwards: training the classifier never changes
