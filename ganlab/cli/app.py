@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,6 +19,7 @@ import typer
 
 from ganlab import HOOKSPEC_VERSION, __version__
 from ganlab.errors import GanlabError
+from ganlab.cli.flags import with_setting_flags
 from ganlab.plugins import load_plugins
 
 APP_SETTINGS: dict[str, Any] = dict(
@@ -70,49 +72,25 @@ def error(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.command()
-def run(
-    arch: Annotated[Optional[str], typer.Option(help="Architecture (see `ganlab components architecture`).")] = None,
-    head: Annotated[Optional[str], typer.Option(help="Discriminator output head.")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="GAN objective.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Generator updates. [default: 1000]")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size. [default: 64]")] = None,
-    latent_dim: Annotated[Optional[int], typer.Option(help="Latent size. [default: 100]")] = None,
-    lr_g: Annotated[Optional[float], typer.Option(help="Generator learning rate. [default: 2e-4]")] = None,
-    lr_d: Annotated[Optional[float], typer.Option(help="Discriminator learning rate. [default: 2e-4]")] = None,
-    d_steps: Annotated[Optional[int], typer.Option(help="D updates per G update. [default: 1]")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed. [default: 0]")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto|cpu|cuda|cuda:N|mps. [default: auto]")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="fp32|bf16|fp16. [default: fp32]")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the steps.")] = None,
-    deterministic: Annotated[Optional[bool], typer.Option("--deterministic/--no-deterministic", help="Deterministic algorithms.")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Steps between evaluations (0: end only).")] = None,
-    sample_every: Annotated[Optional[int], typer.Option(help="Steps between sample grids (0: end only).")] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="Steps between logged losses.")] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints (0: end only).")] = None,
+def _run_options(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override KEY=VALUE, e.g. head.alpha=1.25 (repeatable).")] = None,
     plugin: PluginOpt = None,
-    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name. [default: ganlab]")] = None,
-    run_name: Annotated[Optional[str], typer.Option(help="MLflow run name.")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
-    tracking: Annotated[Optional[bool], typer.Option("--tracking/--no-tracking", help="Record the run in MLflow.")] = None,
-    data_root: Annotated[Optional[str], typer.Option(help="Where dataset files live. [default: data]")] = None,
-    download: Annotated[Optional[bool], typer.Option("--download/--no-download", help="Allow datasets to download.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
     nproc: NprocOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
+    """The options of ``ganlab run`` that are not settings (those come from ganlab.config.SETTINGS)."""
+
+
+@app.command()
+@partial(with_setting_flags, own=_run_options)
+def run(**arguments: Any) -> None:
     """Train one GAN and record it in MLflow."""
-    flags = {
-        "arch": arch, "head": head, "loss": loss, "dataset": dataset, "steps": steps, "batch_size": batch_size,
-        "latent_dim": latent_dim, "lr_g": lr_g, "lr_d": lr_d, "d_steps": d_steps, "seed": seed, "device": device,
-        "precision": precision, "compile": compile, "deterministic": deterministic, "eval_every": eval_every,
-        "sample_every": sample_every, "log_every": log_every, "checkpoint_every": checkpoint_every,
-        "experiment": experiment, "run_name": run_name, "tracking_uri": tracking_uri, "tracking": tracking,
-        "data_root": data_root, "download": download,
-    }
+    config, set_, plugin = arguments.pop("config"), arguments.pop("set_"), arguments.pop("plugin")
+    dry_run, nproc = arguments.pop("dry_run"), arguments.pop("nproc")
+    arguments.pop("verbose")  # acted on by its callback, before the command runs
+    flags = arguments  # the component names and the settings given as flags (None: not given)
     plugins = load_plugins(plugin)
     resolved = resolve_config(plugins, config, flags, set_ or [])
     if dry_run:

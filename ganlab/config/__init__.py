@@ -106,6 +106,14 @@ SETTINGS: dict[str, Option] = {
     "parent_run_id": Option(str, "", "MLflow run this run is nested under (set by `ganlab sweep`)"),
 }
 
+#: The settings that also have a flag of their own on ``ganlab run`` (the rest: ``--set KEY=VALUE``).
+#: Their type, default and help come from SETTINGS: the flags are generated from it (ganlab.cli.flags).
+FLAG_SETTINGS = (
+    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "d_steps", "seed", "device", "precision", "compile",
+    "deterministic", "eval_every", "sample_every", "log_every", "checkpoint_every", "experiment", "run_name",
+    "tracking_uri", "tracking", "data_root", "download",
+)
+
 _DEVICE_PREFIXES = ("auto", "cpu", "cuda", "mps")
 
 
