@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU check for ganlab: DCGAN fp32 eager vs bf16 + compile + channels_last, and the
-# article-loop comparison, on MNIST-shaped data. Prints a table with the card's name.
+# GPU check for ganlab: DCGAN fp32 eager vs bf16 + compile + channels_last, the
+# article-loop comparison, on MNIST-shaped data, and population runs (N seeds as one
+# vectorised model). Prints tables with the card's name.
 #
 #   bash benchmarks/gpu_check.sh               # on a CUDA machine, from the repository root
 #   bash benchmarks/gpu_check.sh --cpu-smoke   # anywhere: tiny sizes on the CPU, checks the script
@@ -52,7 +53,16 @@ fi
 
 echo "== benchmark (progress on stderr, table at the end)"
 export PYTHONUNBUFFERED=1
-timeout 480 "$PY" benchmarks/bench_gpu.py "$@"
+timeout 360 "$PY" benchmarks/bench_gpu.py "$@"
 status=$?
-[ $status -eq 124 ] && echo "bench_gpu.py ran past 480 s and was stopped"
+[ $status -eq 124 ] && echo "bench_gpu.py ran past 360 s and was stopped"
+
+echo "== population runs (--seeds): N replicas against N times one single run, training steps"
+if [ "${1:-}" = "--cpu-smoke" ]; then
+    timeout 120 "$PY" benchmarks/bench_population.py --figure step --cases ring8-small --ns 1,2 --blocks 2 --steps-per-block 3
+else
+    timeout 180 "$PY" benchmarks/bench_population.py --figure step --device cuda --cases ring8-article,digits-dcgan \
+        --ns 1,8,16,32,64 --blocks 5 --steps-per-block 20
+fi
+[ $? -eq 124 ] && echo "bench_population.py ran past its time and was stopped"
 exit $status

@@ -97,12 +97,17 @@ class ResidentBatches:
 
         return torch.randperm(len(self.data), generator=self.generator).to(self.data.x.device)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def next_indices(self) -> torch.Tensor:
+        """The dataset rows of the next batch (a population gathers all replicas' rows in one go)."""
         if self._pos + self.batch_size > len(self.data):
             self._perm = self._new_perm()
             self._pos = 0
         idx = self._perm[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
+        return idx
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = self.next_indices()
         y = self.data.y[idx] if self.data.y is not None else None
         return self.data.x[idx], y
 

@@ -14,7 +14,16 @@ from typing import Any
 
 from ganlab.errors import ConfigError, did_you_mean
 
-_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str"}
+
+class IntTuple(tuple):  # type: ignore[type-arg]
+    """The type of an option holding a sequence of ints (e.g. layer widths), resolved to a tuple.
+
+    A TOML file gives an array (``widths = [400, 400]``); ``--set`` gives text, ``400,400`` or
+    ``[400, 400]``. ``min``/``max`` apply to each element. Only the marker: values are plain tuples.
+    """
+
+
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", IntTuple: "list of ints"}
 #: a refused value is quoted up to this many characters (a 5000-character name must not fill the screen)
 _SHOWN_CHARS = 60
 
@@ -53,16 +62,20 @@ class Option:
             raise ConfigError(
                 f"{where} must be one of {allowed}, not {shown(value)}{did_you_mean(str(value), map(str, self.choices))}"
             )
-        if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
-            bound = f"> {self.min}" if self.min_exclusive else f">= {self.min}"
-            raise ConfigError(f"{where} must be {bound}, not {value!r}")
-        if self.max is not None and value > self.max:
-            raise ConfigError(f"{where} must be <= {self.max}, not {value!r}")
+        for item in value if self.type is IntTuple else (value,):
+            self._check_range(where, item)
         if self.check is not None:
             problem = self.check(value)
             if problem:
                 raise ConfigError(f"{where}: {problem} (got {shown(value)})")
         return value
+
+    def _check_range(self, where: str, value: Any) -> None:
+        if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
+            bound = f"> {self.min}" if self.min_exclusive else f">= {self.min}"
+            raise ConfigError(f"{where} must be {bound}, not {value!r}")
+        if self.max is not None and value > self.max:
+            raise ConfigError(f"{where} must be <= {self.max}, not {value!r}")
 
 
 def shown(value: Any) -> str:
@@ -75,6 +88,8 @@ def shown(value: Any) -> str:
 
 
 def _coerce(where: str, kind: type, type_name: str, value: Any) -> Any:
+    if kind is IntTuple:
+        return _int_tuple(where, value)
     if isinstance(value, str) and kind is not str:
         text = value.strip()
         if text.lower() in {"none", "null"}:
@@ -102,6 +117,28 @@ def _coerce(where: str, kind: type, type_name: str, value: Any) -> Any:
     if kind in _TYPE_NAMES and not isinstance(value, kind):
         raise ConfigError(f"{where} must be {_article(type_name)}, not {shown(value)}")
     return value
+
+
+def _int_tuple(where: str, value: Any) -> tuple[int, ...] | None:
+    """A TOML array or a list's text (``400,400``, ``[400, 400]``) -> a tuple of ints."""
+    items: Any = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in {"none", "null"}:
+            return None
+        if text[:1] + text[-1:] in {"[]", "()"}:
+            text = text[1:-1]
+        items = [part.strip() for part in text.split(",")] if text.strip() else []
+        try:
+            items = [int(part) for part in items]
+        except ValueError:
+            items = None
+    if value is None:
+        return None
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in items):
+        raise ConfigError(f"{where} must be a list of ints (e.g. [400, 400] in TOML, 400,400 with --set), "
+                          f"not {shown(value)}")
+    return tuple(items)
 
 
 def _article(type_name: str) -> str:

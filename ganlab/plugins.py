@@ -247,6 +247,14 @@ class PluginManager:
                           distribution=BUILTIN_DISTRIBUTION if builtin else None)
         self._load(info, lambda: plugin)
 
+    def unregister_object(self, name: str) -> None:
+        """Take back an object registered for one run (its tracker, its progress display), so that
+        the next run in this process can register its own under the same name."""
+        if name in self._objects:
+            self.pm.unregister(name=name)
+            del self._objects[name]
+        self.infos.pop(name, None)
+
     def _load(self, info: PluginInfo, importer: Callable[[], Any]) -> None:
         existing = self.infos.get(info.name)
         if existing is not None and not existing.error:

@@ -189,3 +189,82 @@ def test_plugin_modules_import_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "", f"plugin modules imported {out.stdout.strip()}"
+
+
+# ---- mlp options: widths, D's activation, Dropout (PacGAN's 2-D networks) --------
+PACGAN = {"g_widths": (400, 400, 400, 400), "d_widths": (200, 200, 200), "d_activation": "relu", "dropout": 0.0}
+
+
+def dense_parameters(widths: list[int]) -> int:
+    """Weights and biases of a chain of Linear layers through ``widths`` (input first, output last)."""
+    return sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
+def test_mlp_options_build_pacgans_networks(registry):
+    generator, discriminator = arch(registry, "mlp", **PACGAN).build((2,), 2, 1)
+    assert sum(p.numel() for p in generator.parameters()) == dense_parameters([2, 400, 400, 400, 400, 2]) == 483_202
+    assert sum(p.numel() for p in discriminator.parameters()) == dense_parameters([2, 200, 200, 200, 1]) == 81_201
+    d_layers = list(discriminator.main)
+    assert sum(type(m) is nn.ReLU for m in d_layers) == 3 and not any(isinstance(m, nn.LeakyReLU) for m in d_layers)
+    assert all(m.p == 0.0 for m in d_layers if isinstance(m, nn.Dropout))
+    assert isinstance(d_layers[-1], nn.Linear) and isinstance(list(generator.main)[-1], nn.Linear)
+    check_shapes(*arch(registry, "mlp", **PACGAN).build((2,), LATENT, 1), (2,), 1)
+
+
+def test_mlp_hidden_scale_multiplies_the_given_widths(registry):
+    _, discriminator = arch(registry, "mlp", d_widths=(200, 100), hidden_scale=0.5).build((2,), 2, 1)
+    assert [m.out_features for m in discriminator.modules() if isinstance(m, nn.Linear)] == [100, 50, 1]
+
+
+def test_mlp_default_options_are_the_articles_layers_initialised_in_the_same_order(registry):
+    """Bit-identical to the network before the options existed: same layers, drawn from the RNG in the same order."""
+    from ganlab_plugins.architectures.mlp import ARTICLE_D_WIDTHS, ARTICLE_G_WIDTHS
+
+    declared = registry.get("architecture", "mlp").options
+    assert declared["g_widths"].default == ARTICLE_G_WIDTHS and declared["d_widths"].default == ARTICLE_D_WIDTHS
+    assert declared["d_activation"].default == "leaky_relu" and declared["dropout"].default == 0.3
+    torch.manual_seed(7)
+    generator, discriminator = arch(registry, "mlp").build((1, 8, 8), LATENT, 1)
+    torch.manual_seed(7)
+    sizes = [(LATENT, 256), (256, 512), (512, 1024), (1024, 64), (64, 1024), (1024, 512), (512, 256), (256, 1)]
+    reference = [nn.Linear(a, b) for a, b in sizes]  # G's layers, then D's, input side first
+    built = [m for net in (generator, discriminator) for m in net.modules() if isinstance(m, nn.Linear)]
+    assert len(built) == len(reference)
+    for mine, theirs in zip(built, reference):
+        assert torch.equal(mine.weight, theirs.weight) and torch.equal(mine.bias, theirs.bias)
+
+
+@pytest.mark.parametrize("given", ["400,400,400", "[400, 400, 400]", " (400,400,400) ", [400, 400, 400]])
+def test_mlp_widths_accept_a_toml_array_or_its_text(registry, given):
+    resolved = registry.get("architecture", "mlp").resolve({"g_widths": given})
+    assert resolved["g_widths"] == (400, 400, 400)
+
+
+@pytest.mark.parametrize("given, says", [
+    ("400,x", "arch.d_widths must be a list of ints"),
+    ([200, 2.5], "arch.d_widths must be a list of ints"),
+    ([200, True], "arch.d_widths must be a list of ints"),
+    (200, "arch.d_widths must be a list of ints"),
+    ("200,0", "arch.d_widths must be >= 1, not 0"),
+    ("", "arch.d_widths: needs at least one hidden layer"),
+])
+def test_mlp_bad_widths_are_refused_by_name(registry, given, says):
+    with pytest.raises(ConfigError) as info:
+        registry.get("architecture", "mlp").resolve({"d_widths": given})
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_mlp_bad_activation_is_refused_with_the_choices(registry):
+    with pytest.raises(ConfigError, match="arch.d_activation must be one of 'leaky_relu', 'relu'"):
+        registry.get("architecture", "mlp").resolve({"d_activation": "gelu"})
+
+
+def test_mlp_widths_survive_the_recorded_configuration(registry, tmp_path):
+    """A run's config.toml (what resume and `ganlab sample` rebuild from) gives back the same widths."""
+    from ganlab.config import ConfigBuilder
+
+    config = ConfigBuilder().add_sets(["arch.g_widths=400,400", "arch.d_widths=[200]"]).build(registry)
+    (tmp_path / "config.toml").write_text(config.to_toml())
+    again = ConfigBuilder().add_file(tmp_path / "config.toml").build(registry)
+    assert again.options_of("arch") == config.options_of("arch")
+    assert config.options_of("arch")["g_widths"] == (400, 400) and config.flat()["arch.d_widths"] == (200,)

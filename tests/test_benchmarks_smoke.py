@@ -20,7 +20,7 @@ SCRIPTS = sorted(p.name for p in BENCH.glob("bench_*.py"))
 
 def test_every_benchmark_is_listed() -> None:
     assert {"bench_overhead.py", "bench_article.py", "bench_logging.py", "bench_startup.py",
-            "bench_memory.py", "bench_gpu.py"} <= set(SCRIPTS)
+            "bench_memory.py", "bench_gpu.py", "bench_population.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -29,6 +29,14 @@ def test_benchmark_script_starts(script: str) -> None:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--quick" in result.stdout or "--cpu-smoke" in result.stdout
+
+
+def test_population_benchmark_measures_both_sides() -> None:
+    result = subprocess.run([sys.executable, str(BENCH / "bench_population.py"), "--quick", "--figure", "step"],
+                            check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "ring8-small" in line]
+    assert len(rows) == 2 and all("x (" in row for row in rows), result.stdout
 
 
 def test_gpu_check_is_valid_bash() -> None:

@@ -224,3 +224,39 @@ def test_plotted_curve_is_the_mean_over_the_group_at_each_step(store):
     for offset, mean, error in zip((2, 1, 0), means, errors):
         _, m, se = expected([8 + offset, 6 + offset, 7 + offset])
         assert mean == pytest.approx(m) and error == pytest.approx(se)
+
+
+def test_sweep_of_populations_compares_the_replicas_as_seed_runs(workdir, mlflow_client, cli_inproc, capsys):
+    """A sweep variant trained as a population is a parent run of its own: its replicas (the
+    children of a child) are what gets averaged, each group holding all of a variant's seeds."""
+    exp = mlflow_client.create_experiment("pop")
+    grid = {"head.name": ["sigmoid", "entmax"], "seeds": ["0-1"]}
+    sweep = mlflow_client.create_run(exp, run_name="study", tags={
+        "ganlab.sweep.role": "parent", "ganlab.sweep.grid": json.dumps(grid)}).info.run_id
+    values = {"sigmoid": [1.0, 3.0], "entmax": [5.0, 9.0]}
+    for head, finals in values.items():
+        population = log_run(mlflow_client, exp, f"{head}-population", {"head.name": head, "seeds": "0-1"},
+                             {"modes.captured": 100.0}, tags={"mlflow.parentRunId": sweep})
+        for seed, value in enumerate(finals):
+            log_run(mlflow_client, exp, f"{head}-{seed}",
+                    {"head.name": head, "seed": seed, "seeds": "0-1", "parent_run_id": population},
+                    {"modes.captured": value}, tags={"mlflow.parentRunId": population})
+    # the same variant trained as one plain run: a replicate like any other
+    log_run(mlflow_client, exp, "sigmoid-2", {"head.name": "sigmoid", "seed": 2, "seeds": "", "parent_run_id": ""},
+            {"modes.captured": 2.0})
+    mlflow_client.set_terminated(sweep, "FINISHED")
+
+    code, out, err = compare(cli_inproc, capsys, "--sweep", sweep, "-f", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["group_by"] == ["head.name"]
+    got = {g["group"]["head.name"]: g["metrics"]["modes.captured"] for g in data["groups"]}
+    assert got == {h: {"n": 2, "mean": pytest.approx(statistics.fmean(v)), "stderr": pytest.approx(1.0 if h == "sigmoid" else 2.0)}
+                   for h, v in values.items()}
+    code, out, err = compare(cli_inproc, capsys, "-e", "pop", "-f", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["group_by"] == ["head.name"]
+    got = {g["group"]["head.name"]: g["metrics"]["modes.captured"] for g in data["groups"]}
+    assert got["sigmoid"]["n"] == 3 and got["sigmoid"]["mean"] == pytest.approx(2.0)
+    assert got["entmax"]["n"] == 2 and got["entmax"]["mean"] == pytest.approx(7.0)

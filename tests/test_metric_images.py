@@ -18,13 +18,13 @@ import pytest
 import scipy.linalg
 import torch
 
-from conftest import TINY
+from conftest import TINY, make
 from ganlab.config import RunConfig
 from ganlab.context import EvalContext, RunContext
 from ganlab.data import DataRequest, TensorData
 from ganlab_plugins.datasets.digits import Digits
 from ganlab_plugins.metrics import images_classifier as clf
-from ganlab_plugins.metrics.images import ImageMetrics, class_histogram, coverage
+from ganlab_plugins.metrics.images import COVERAGE_THRESHOLD, ImageMetrics, class_histogram, coverage
 from ganlab_plugins.metrics.stats import (
     frechet_distance,
     frechet_distance_features,
@@ -132,10 +132,26 @@ def test_class_histogram_coverage_and_kl_on_hand_made_predictions() -> None:
     assert coverage(counts, 0.0) == 0.75  # predicted at least once
     assert coverage(counts, 1.0) == 0.25  # at least the uniform share (2.5 of 10): only class 0
     assert coverage(counts, 0.5) == 0.75
+    assert coverage(counts) == 0.75  # the default: half the fair share
     p = [0.6, 0.2, 0.2]
     assert kl_to_uniform(counts) == pytest.approx(sum(q * math.log(4 * q) for q in p), abs=1e-12)
     assert kl_to_uniform(torch.tensor([5, 5, 5, 5])) == 0.0
     assert kl_to_uniform(torch.tensor([0, 7, 0, 0])) == pytest.approx(math.log(4))
+
+
+def test_coverage_counts_a_class_from_half_its_fair_share_by_default() -> None:
+    """Ten classes, 1,000 predictions: the fair share is 100, half of it 50 (1/(2K) of the samples)."""
+    assert COVERAGE_THRESHOLD == 0.5
+    # the registration (which imports no torch, so repeats the number) and the class agree
+    assert make("metric", "images").coverage_threshold == COVERAGE_THRESHOLD == ImageMetrics().coverage_threshold
+    collapsed = torch.tensor([2, 110, 111, 111, 111, 111, 111, 111, 111, 111])  # class 0 at 0.2 %
+    assert collapsed.sum() == 1000
+    assert coverage(collapsed) == 0.9
+    assert coverage(collapsed, 0.0) == 1.0  # "any sample" would count it
+    at_half = torch.tensor([50, 106, 106, 106, 106, 106, 105, 105, 105, 105])  # exactly 1/(2K)
+    below_half = torch.tensor([49, 106, 106, 106, 106, 106, 106, 105, 105, 105])
+    assert at_half.sum() == below_half.sum() == 1000
+    assert coverage(at_half) == 1.0 and coverage(below_half) == 0.9
 
 
 # ---- the metric on digits, with its cached classifier -----------------------------
@@ -168,8 +184,8 @@ def first_evaluation(digits: TensorData) -> dict:
 
 def test_real_vs_real_distances_are_near_zero_and_far_below_a_noised_set(digits, first_evaluation) -> None:
     out, params = first_evaluation["out"], first_evaluation["params"]
-    n = params["images.samples"]
-    assert n == 360  # capped by the digits test split
+    # generated samples are capped by the training split (1,437 digits), the reference by the test split
+    assert params["images.samples"] == 1437 and params["images.reference_samples"] == 360
     # generated = training images: the model's values sit at the real-vs-real floor
     assert out["images.fld"] < 3 * out["images.fld_real"]
     assert abs(out["images.kid"]) < 0.05 and abs(out["images.kid_real"]) < 0.05
@@ -193,7 +209,7 @@ def test_protocol_params_are_recorded(first_evaluation) -> None:
     assert 0.7 < params["images.classifier_test_accuracy"] <= 1.0
     assert params["images.classifier_epochs"] == EPOCHS
     assert "test-split" in params["images.reference"] and "training-split" in params["images.floor"]
-    assert params["images.kid"].endswith("1 subsets of 360")
+    assert params["images.kid"].endswith("100 subsets of 360")  # 1,437 generated vs 360 reference images
 
 
 def test_sample_count_follows_eval_samples_or_the_option(digits, first_evaluation) -> None:

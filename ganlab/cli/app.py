@@ -96,11 +96,18 @@ def run(**arguments: Any) -> None:
     if dry_run:
         typer.echo(resolved.to_toml(), nl=False)
         return
+    if nproc is not None and resolved.seeds:
+        raise GanlabError("a population (--seeds) runs in one process; drop --nproc (or --seeds)")
     if nproc is not None:  # checked here, once, then the same command line minus --nproc in every rank
         from ganlab.dist import launch, preflight, without_nproc
 
         preflight(resolved, nproc)  # refuses --nproc < 1 too
         raise typer.Exit(launch(nproc, without_nproc(_invocation)))
+    if resolved.seeds:
+        from ganlab.train.population.launch import run_population
+
+        run_population(resolved, plugins)
+        return
     from ganlab.train.runner import run as run_training
 
     run_training(resolved, plugins)
@@ -198,9 +205,9 @@ def resume(
 
         check_resume_processes(run_id, tracking_uri, nproc)
         raise typer.Exit(launch(nproc, without_nproc(_invocation)))
-    from ganlab.train.resume import resume_run
+    from ganlab.train.population.resume import resume_run_or_population
 
-    resume_run(run_id, load_plugins(plugin), tracking_uri, steps)
+    resume_run_or_population(run_id, load_plugins(plugin), tracking_uri, steps)
 
 
 def _argv_plugins(argv: list[str]) -> list[str]:
@@ -308,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # an interrupted run carries its exit code
         code = getattr(exc, "exit_code", None)
-        if type(exc).__name__ == "Interrupted" and isinstance(code, int):
+        if any(c.__name__ == "Interrupted" for c in type(exc).__mro__) and isinstance(code, int):
             print(f"ganlab: {exc}", file=sys.stderr)
             return code
         raise

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -22,7 +22,8 @@ def _split(text: str | None) -> list[str]:
 def compare(
     experiment: Annotated[Optional[str], typer.Option("--experiment", "-e", help="Compare the runs of this MLflow experiment.")] = None,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="Compare the child runs of this sweep's parent run ('last': the latest sweep).")] = None,
-    group_by: Annotated[Optional[str], typer.Option("--group-by", "-g", help="Comma-separated params to group by. [default: the sweep's grid axes but seed; else head.name and any component param that differs]")] = None,
+    group_by: Annotated[Optional[str], typer.Option("--group-by", "-g", help="Comma-separated params to group by; any other param that differs within a group (but the seed) is added, with a note on stderr. [default: the sweep's grid axes but seed; else head.name and any component param that differs; then every other param that differs]")] = None,
+    pool: Annotated[Optional[str], typer.Option("--pool", help="Comma-separated params to average over although they differ between runs (the caption names them), e.g. 'device,log_every'.")] = None,
     metrics: Annotated[Optional[str], typer.Option("--metrics", "-m", help="Comma-separated metrics, '*' patterns allowed, e.g. 'modes.*,diag.p_real_fake'. [default: all]")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or markdown.")] = "table",
     rows: Annotated[str, typer.Option("--rows", help="table/markdown layout: groups or metrics down the rows; auto: whichever are more.")] = "auto",
@@ -31,7 +32,7 @@ def compare(
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Include runs that did not finish (FAILED, KILLED, RUNNING).")] = False,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
 ) -> None:
-    """Compare runs grouped by params (default: head): mean ± standard error of final metric values."""
+    """Compare runs grouped by params (default: head, and any other param that differs but the seed): mean ± standard error of final metric values."""
     from ganlab.compare import stats as data
     from ganlab.compare import render
     from ganlab.compare.store import existing_store
@@ -46,8 +47,7 @@ def compare(
     uri = existing_store(tracking_uri)
     mlflow_client = client(uri)
     selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
-    keys = _split(group_by) or data.default_group_by(selection)
-    data.check_group_by(selection, keys)
+    keys = _grouping(selection, _split(group_by), _split(pool))
     chosen = data.choose_metrics(selection.runs, _split(metrics) or None)
     if plot_metric is not None:
         data.choose_metrics(selection.runs, [plot_metric])  # refuse an unknown one before printing anything
@@ -64,6 +64,33 @@ def compare(
         metric = plot_metric or chosen[0]
         curves = render.plot(mlflow_client, selection, groups, keys, metric, plot)
         print(f"ganlab: plot of {metric} ({curves} group curve(s)) written to {plot}", file=sys.stderr)
+
+
+def _grouping(selection: Any, group_by: list[str], pool: list[str]) -> list[str]:
+    """The params to group by: never a group of runs whose other params differ (but the seed)."""
+    from ganlab.compare import stats as data
+
+    data.check_pool(selection, group_by, pool)
+    if not group_by:
+        keys = data.default_group_by(selection, pool)
+        data.check_group_by(selection, keys)
+    else:
+        data.check_group_by(selection, group_by)
+        added, differing = data.splitting_params(selection.runs, group_by, pool)
+        if added:
+            print(_split_note(group_by, added, differing), file=sys.stderr)
+        keys = group_by + added
+    selection.pooled = data.pooled_params(selection.runs, keys, pool)
+    return keys
+
+
+def _split_note(group_by: list[str], added: list[str], differing: list[str]) -> str:
+    """One line: which params split the user's groups, and how to average over them instead."""
+    along = [k for k in differing if k not in added]
+    also = f" (and {', '.join(along)} with them)" if along else ""
+    return (f"ganlab: note: runs with the same {', '.join(group_by)} differ in {', '.join(added)}{also}; "
+            f"grouped by {', '.join(added)} too, so unlike runs are not averaged "
+            f"(--pool {','.join(differing)} averages over them)")
 
 
 def register(app: typer.Typer) -> None:

@@ -177,6 +177,12 @@ class SweepRunner:
         deterministic = torch.are_deterministic_algorithms_enabled()
         plugins = PluginManager().load(self.plugin_specs)
         try:
+            if config.seeds:  # population = true: the variant is a population, its run the parent
+                from ganlab.train.population.launch import run_population
+
+                contexts = run_population(config, plugins)
+                return Outcome(variant, "FINISHED", contexts[0].config.parent_run_id or None,
+                               time.monotonic() - started)
             ctx = run_training(config, plugins)
             return Outcome(variant, "FINISHED", ctx.run_id, time.monotonic() - started)
         except (KeyboardInterrupt, SweepInterrupted):

@@ -37,8 +37,9 @@ def cell(stat: Stat | None, group_n: int) -> str:
 def caption(selection: Selection, group_by: list[str]) -> str:
     left = ", ".join(f"{n} {status}" for status, n in sorted(selection.left_out.items()))
     note = f"; left out: {left} (--all-runs includes them)" if left else ""
+    pooled = f" (averaged over differing {', '.join(selection.pooled)}: --pool)" if selection.pooled else ""
     return (f"{selection.source}: {len(selection.runs)} runs grouped by {', '.join(group_by)}; "
-            f"final values, mean ± standard error over runs{note}")
+            f"final values, mean ± standard error over runs{pooled}{note}")
 
 
 def as_csv(groups: list[Group], group_by: list[str], metrics: list[str]) -> str:
@@ -61,6 +62,7 @@ def as_json(selection: Selection, groups: list[Group], group_by: list[str], metr
         "group_by": group_by,
         "metrics": metrics,
         "left_out": selection.left_out,
+        "pooled": selection.pooled,
         "groups": [
             {
                 "group": dict(zip(group_by, group.values)),

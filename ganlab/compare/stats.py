@@ -8,10 +8,16 @@ deviation s (ddof = 1): the spread of the group's mean over seeds, as
 docs/heads.md, "Evaluation protocols" (comparing runs), asks for. A group of
 one run has no standard error.
 
-Default grouping: for a sweep, its grid axes except ``seed``; for an
-experiment, ``head.name`` plus every other component param (``dataset.name``,
-``head.alpha`` ...) that differs between the runs, so that runs of different
-datasets or options are never averaged together by accident.
+Grouping never averages unlike runs: every param that differs between the
+runs splits the groups, except those in :data:`NOT_A_VARIANT` (the seed, and
+params that only name or place a run or that follow from its seed). The
+default grouping starts from a sweep's grid axes except ``seed`` or, for an
+experiment, from ``head.name`` plus every component param that differs; a
+user's ``--group-by`` is the start instead. Then each other differing param
+(``steps``, ``lr_d`` ...) is added where it would otherwise mix runs within a
+group; ``--pool`` names params to average over all the same. Runs that are
+the parents of other runs (a sweep's parent, a population's parent) are
+containers, not replicates: their leaf runs are compared instead.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganlab.compare.store import get_experiment, get_run, search_all
-from ganlab.config import SECTIONS
+from ganlab.config import SECTIONS, SETTINGS
 from ganlab.errors import GanlabError, did_you_mean
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -33,12 +39,32 @@ GRID_TAG = "ganlab.sweep.grid"
 MISSING = "-"
 
 
+#: Params that never make two runs unlike, and why: compare averages over them. Found by
+#: diffing the params of real runs that differ only in their seed (ring8, digits), plus
+#: those that only name a run or say where it and its inputs are kept.
+NOT_A_VARIANT: dict[str, str] = {
+    "seed": "the replicate itself",
+    "parent_run_id": "the sweep or population the run belongs to",
+    "seeds": "the population the run was trained in, one replica of several",
+    "run_name": "a label",
+    "experiment": "where the run is recorded",
+    "tracking_uri": "where the run is recorded",
+    "tracking": "whether the run is recorded",
+    "data_root": "where the dataset's files are found, not which data",
+    "download": "whether missing dataset files may be fetched",
+    # ring8/grid25 write the seed their pool was drawn with (the run's own unless
+    # dataset.seed, a param of its own, fixes it) into this description
+    "data.source": "a description of the data that names the run's seed",
+}
+
+
 @dataclass
 class Selection:
     source: str
     runs: list[Any]
     left_out: dict[str, int] = field(default_factory=dict)  # status -> number of runs not compared
     grid: dict[str, list[Any]] | None = None  # the sweep's grid, when comparing a sweep
+    pooled: list[str] = field(default_factory=list)  # --pool params that do differ within a group
 
 
 @dataclass
@@ -69,8 +95,32 @@ def select(mlflow_client: Any, uri: str, experiment: str | None, sweep: str | No
         raise GanlabError(f"choose runs with --experiment NAME or --sweep RUN_ID|last "
                           f"(experiments in {uri}: {', '.join(names) if names else 'none'})")
     exp = get_experiment(mlflow_client, experiment, uri)
-    runs = [r for r in search_all(mlflow_client, [exp.experiment_id]) if r.data.tags.get(ROLE_TAG) != "parent"]
+    runs = search_all(mlflow_client, [exp.experiment_id])
+    parents = {r.data.tags.get(PARENT_TAG) for r in runs}
+    # a sweep's or a population's parent run holds no replicate of its own
+    runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent" and r.info.run_id not in parents]
     return _finished(Selection(f"experiment '{experiment}'", runs), all_runs)
+
+
+def _leaves(runs: list[Any], root: str) -> list[Any]:
+    """The runs under ``root`` that have no children themselves: a sweep's variants, or the
+    replicas of a variant that was trained as a population (children of a child)."""
+    children: dict[str, list[Any]] = {}
+    for run in runs:
+        parent = run.data.tags.get(PARENT_TAG)
+        if parent:
+            children.setdefault(parent, []).append(run)
+    leaves, todo, seen = [], [root], {root}
+    while todo:
+        for run in children.get(todo.pop(), []):
+            if run.info.run_id in seen:
+                continue
+            seen.add(run.info.run_id)
+            if run.info.run_id in children:
+                todo.append(run.info.run_id)
+            else:
+                leaves.append(run)
+    return sorted(leaves, key=lambda r: r.info.start_time or 0)
 
 
 def _select_sweep(mlflow_client: Any, uri: str, sweep: str, all_runs: bool) -> Selection:
@@ -82,7 +132,7 @@ def _select_sweep(mlflow_client: Any, uri: str, sweep: str, all_runs: bool) -> S
         parent = max(parents, key=lambda r: r.info.start_time)
     else:
         parent = get_run(mlflow_client, sweep, uri)
-    children = search_all(mlflow_client, [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    children = _leaves(search_all(mlflow_client, [parent.info.experiment_id]), parent.info.run_id)
     if not children:
         raise GanlabError(f"run '{parent.info.run_id}' ({parent.info.run_name}) has no child runs; is it a sweep?")
     grid = None
@@ -113,11 +163,18 @@ def _finished(selection: Selection, all_runs: bool) -> Selection:
 
 
 # ---- grouping -------------------------------------------------------------------
-def default_group_by(selection: Selection) -> list[str]:
+def default_group_by(selection: Selection, pool: list[str] | None = None) -> list[str]:
+    """The grid axes (or head.name and the component params that differ), then every
+    other param that would otherwise mix unlike runs in a group."""
+    keys = [k for k in _preferred_keys(selection) if k not in (pool or [])]
+    return keys + splitting_params(selection.runs, keys, pool or [])[0]
+
+
+def _preferred_keys(selection: Selection) -> list[str]:
     if selection.grid:
         keys: list[str] = []
         for axis, values in selection.grid.items():
-            if axis == "seed":
+            if axis in NOT_A_VARIANT:  # seed, seeds: the replicates to average over
                 continue
             if axis in SECTIONS:  # a component axis: its name and the options its tables set
                 keys.append(f"{axis}.name")
@@ -130,18 +187,75 @@ def default_group_by(selection: Selection) -> list[str]:
             return keys
     keys = ["head.name"]
     for key in sorted({k for run in selection.runs for k in run.data.params}):
-        varies = len({run.data.params.get(key, MISSING) for run in selection.runs}) > 1
-        if key.split(".")[0] in SECTIONS and key not in keys and varies:
+        if key.split(".")[0] in SECTIONS and key not in keys and _varies(selection.runs, key):
             keys.append(key)
     return keys
 
 
-def check_group_by(selection: Selection, group_by: list[str]) -> None:
+def _value(run: Any, key: str) -> str:
+    return run.data.params.get(key, MISSING)
+
+
+def _varies(runs: list[Any], key: str) -> bool:
+    return len({_value(run, key) for run in runs}) > 1
+
+
+def _candidates(runs: list[Any]) -> list[str]:
+    """Params that differ between the runs and can make them unlike: component options
+    first, then the training settings in their declared order, then the rest (data card,
+    metric settings), so that the param named for a split is the one a user chose."""
+    differing = {k for run in runs for k in run.data.params if k not in NOT_A_VARIANT and _varies(runs, k)}
+    components = sorted(k for k in differing if k.split(".")[0] in SECTIONS)
+    settings = [k for k in SETTINGS if k in differing]
+    rest = sorted(differing - set(components) - set(settings))
+    return components + settings + rest
+
+
+def _mixed(runs: list[Any], keys: list[str], param: str) -> bool:
+    """Whether ``param`` takes more than one value among runs that agree on ``keys``."""
+    seen: dict[tuple[str, ...], str] = {}
+    for run in runs:
+        group = tuple(_value(run, k) for k in keys)
+        if seen.setdefault(group, _value(run, param)) != _value(run, param):
+            return True
+    return False
+
+
+def splitting_params(runs: list[Any], keys: list[str], pool: list[str]) -> tuple[list[str], list[str]]:
+    """The params to group by besides ``keys`` so that no group mixes unlike runs, and
+    every param that differs within a group of ``keys`` alone (the first list in order).
+
+    A param is added only where it still splits a group: params that change together
+    (``dataset.name`` and ``data.size``) add one column, and the groups are those of
+    grouping by every differing param.
+    """
+    candidates = [k for k in _candidates(runs) if k not in keys and k not in pool]
+    differing = [k for k in candidates if _mixed(runs, keys, k)]
+    added: list[str] = []
+    for param in differing:
+        if _mixed(runs, keys + added, param):
+            added.append(param)
+    return added, differing
+
+
+def pooled_params(runs: list[Any], keys: list[str], pool: list[str]) -> list[str]:
+    """The ``--pool`` params that do differ within a group, which the output then names."""
+    return [k for k in pool if k not in NOT_A_VARIANT and _mixed(runs, keys, k)]
+
+
+def check_group_by(selection: Selection, group_by: list[str], option: str = "--group-by") -> None:
     params = sorted({k for run in selection.runs for k in run.data.params})
     for key in group_by:
         if key not in params:
-            raise GanlabError(f"--group-by '{key}' is not a param of any run in {selection.source}"
+            raise GanlabError(f"{option} '{key}' is not a param of any run in {selection.source}"
                               f"{did_you_mean(key, params)}")
+
+
+def check_pool(selection: Selection, group_by: list[str], pool: list[str]) -> None:
+    check_group_by(selection, pool, "--pool")
+    both = [k for k in pool if k in group_by]
+    if both:
+        raise GanlabError(f"{', '.join(both)} cannot be both grouped by (--group-by) and averaged over (--pool)")
 
 
 def _sort_key(values: tuple[str, ...]) -> tuple[Any, ...]:

@@ -40,6 +40,39 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be > 0"
 
 
+#: More seeds than this in one population is refused: every replica is a child run in the store.
+MAX_POPULATION = 1024
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-7"``, ``"0,3,5"`` or ``"0-3,8"`` -> the seeds, in the order given; ValueError says what is wrong."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-")
+        if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
+            raise ValueError(f"'{part}' is not a seed (N) or a range of seeds (A-B)")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"the range '{part}' runs backwards")
+        if len(seeds) + last - first + 1 > MAX_POPULATION:
+            raise ValueError(f"a population has at most {MAX_POPULATION} seeds")
+        seeds.extend(range(first, last + 1))
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seed {repeated[0]} is listed twice")
+    return seeds
+
+
+def _seeds_check(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        parse_seeds(text)
+    except ValueError as exc:
+        return f"{exc} (write e.g. 0-7 or 0,3,5)"
+    return None
+
+
 #: Longest names MLflow keeps. An experiment's: the ``experiments.name`` column is VARCHAR(256)
 #: (MLflow's own check allows 500, which MySQL and PostgreSQL stores then refuse), and a local
 #: store makes the name a directory, which Linux and macOS allow 255 bytes.
@@ -81,6 +114,8 @@ SETTINGS: dict[str, Option] = {
     "beta1": Option(float, 0.5, "Adam beta1 for both networks", min=0.0, max=0.999999),
     "beta2": Option(float, 0.999, "Adam beta2 for both networks", min=0.0, max=0.999999),
     "d_steps": Option(int, 1, "discriminator updates per generator update", min=1),
+    "pack": Option(int, 1, "PacGAN packing: D scores this many samples jointly (1: no packing; must "
+                   "divide batch_size)", min=1),
     "seed": Option(int, 0, "random seed", min=0),
     "device": Option(str, "auto", "auto, cpu, cuda, cuda:N or mps"),
     "precision": Option(str, "fp32", "network precision", choices=("fp32", "bf16", "fp16")),
@@ -104,14 +139,16 @@ SETTINGS: dict[str, Option] = {
     "download": Option(bool, False, "allow datasets to download missing files"),
     "metrics": Option(str, "auto", "comma-separated metric names, 'auto' (all that apply) or 'none'"),
     "parent_run_id": Option(str, "", "MLflow run this run is nested under (set by `ganlab sweep`)"),
+    "seeds": Option(str, "", "train these seeds as one population, e.g. 0-7 or 0,3,5: one vectorised model, "
+                    "each seed recorded as a child run (default: one run with --seed)", check=_seeds_check),
 }
 
 #: The settings that also have a flag of their own on ``ganlab run`` (the rest: ``--set KEY=VALUE``).
 #: Their type, default and help come from SETTINGS: the flags are generated from it (ganlab.cli.flags).
 FLAG_SETTINGS = (
-    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "d_steps", "seed", "device", "precision", "compile",
+    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "d_steps", "pack", "seed", "device", "precision", "compile",
     "deterministic", "eval_every", "sample_every", "log_every", "checkpoint_every", "experiment", "run_name",
-    "tracking_uri", "tracking", "data_root", "download",
+    "tracking_uri", "tracking", "data_root", "download", "seeds",
 )
 
 _DEVICE_PREFIXES = ("auto", "cpu", "cuda", "mps")

@@ -16,6 +16,10 @@ A sweep file is TOML::
     "head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]
     seed = [0, 1, 2]
 
+With ``population = true`` at the top, the ``seed`` axis is not expanded: each
+variant trains all its seeds as one population (``seeds = "0,1,2"``, see
+``ganlab.train.population``), a parent run with one child run per seed.
+
 A grid key is any key ``--set`` accepts: a setting (``seed``, ``lr_d``), a
 component's name or option (``head.name``, ``head.alpha``, ``dataset.size``) or
 a metric option (``metric.modes.samples``). A component's own key (``head``)
@@ -59,7 +63,7 @@ from ganlab.config import (
 from ganlab.errors import ConfigError, GanlabError, did_you_mean
 
 #: Top-level keys of a sweep file.
-SWEEP_KEYS = ("experiment", "name", "description", "base", "grid")
+SWEEP_KEYS = ("experiment", "name", "description", "population", "base", "grid")
 #: Settings the sweep owns for every variant; a grid or --set may not change them.
 RESERVED = ("experiment", "run_name", "tracking", "tracking_uri", "parent_run_id")
 
@@ -125,7 +129,24 @@ def load_sweep(path: str | Path, experiment: str | None = None) -> SweepSpec:
                      base=base, grid={})
     for key, values in grid.items():
         spec.grid[key] = check_axis(f"{path} [grid]", key, values)
+    population = raw.get("population", False) if ("base" in raw or "grid" in raw) else False
+    if not isinstance(population, bool):
+        raise ConfigError(f"{path}: 'population' must be true or false, not {population!r}")
+    if population:
+        vectorise_seed_axis(spec)
     return spec
+
+
+def vectorise_seed_axis(spec: SweepSpec) -> None:
+    """``population = true``: the seed axis becomes every variant's ``seeds`` (one population each)."""
+    seeds = spec.grid.pop("seed", None)
+    if seeds is None:
+        raise ConfigError(f"{spec.path}: population = true needs a seed axis in [grid] (e.g. seed = [0, 1, 2])")
+    if "seeds" in spec.base or "seeds" in spec.grid:
+        raise ConfigError(f"{spec.path}: population = true makes 'seeds' from the seed axis; do not set it too")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ConfigError(f"{spec.path}: the seed axis of a population holds seeds (integers >= 0), not {seeds!r}")
+    spec.base["seeds"] = ",".join(str(s) for s in seeds)
 
 
 def check_axis(where: str, key: str, values: Any) -> list[Any]:

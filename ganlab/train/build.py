@@ -147,7 +147,12 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
         raise ComponentError(f"head '{config.name_of('head')}' with loss '{config.name_of('loss')}': {exc}") from None
 
     shape = tuple(data.shape)
-    networks = call_plugin(architecture, "build", arch.build, shape, config.latent_dim, num_logits)
+    from ganlab.train import packing  # PacGAN: with pack > 1, D is built for packs (pack 1: unchanged)
+
+    packing.check_pack(config.pack, config.batch_size, len(data), num_classes, config.name_of("loss"))
+    networks = packing.build_networks(
+        lambda built_for: call_plugin(architecture, "build", arch.build, built_for, config.latent_dim, num_logits),
+        shape, config.pack)
     if not (isinstance(networks, (tuple, list)) and len(networks) == 2):
         raise ComponentError(f"architecture '{config.name_of('arch')}' build() returned {type(networks).__name__}; "
                              "expected a (generator, discriminator) pair of torch.nn.Module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganlab.config import RunConfig
+from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
 from ganlab.train.signals import GracefulStop
 
@@ -21,8 +22,11 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
     from ganlab.train.build import build
     from ganlab.train.engine import Trainer
 
+    if config.seeds:
+        raise GanlabError("a population (seeds = ...) is run by ganlab.train.population.launch.run_population")
     dist = distributed.setup(config)  # None unless started by torchrun
     store = None
+    registered: list[str] = []
     try:
         distributed.check_resume(resume_state, dist, resume_run_id)
         main = dist is None or dist.is_main
@@ -55,10 +59,12 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
             distributed.restore(trainer, dist, resume_state)
         if tracker is not None:
             plugins.register_object(tracker, "ganlab.tracking")
+            registered.append("ganlab.tracking")
         if progress and main:
             from ganlab.train.progress import ProgressBar
 
             plugins.register_object(ProgressBar(), "ganlab.progress")
+            registered.append("ganlab.progress")
         return _fit(trainer, tracker)
     except Exception as exc:
         explained = distributed.explain(exc, dist)  # another rank's failure, said in one line
@@ -69,6 +75,8 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
         # Training is over, but a signal now (torchrun's SIGTERM to the ranks that outlive a
         # failed one, a late Ctrl-C) must not cut the record's last writes, nor the process's
         # own one-line account of how the run ended, short.
+        for name in registered:  # the next run in this process (a sequential population) registers its own
+            plugins.unregister_object(name)
         with GracefulStop(doing="closing the run's record first"):
             if store is not None:
                 store.close()  # waits until the record is written

@@ -118,6 +118,9 @@ class DCGANArchitecture:
     """The ``dcgan`` architecture: square images (C, S, S) with S in SUPPORTED_SIZES."""
 
     convolutional = True
+    # a population (`--seeds`) may stack its replicas: each replica's BatchNorm keeps its own
+    # running statistics (stacked buffers) and normalises over its own batch, as a single run does
+    vectorisable = True
 
     def __init__(self, ngf: int = 64, ndf: int = 64) -> None:
         self.ngf = ngf

@@ -9,6 +9,11 @@ One deliberate departure: for vector data (``data_shape == (D,)``, the 2-D
 mixtures) G's output is linear by default. Those samples are not scaled to
 [-1, 1] (grid25's modes sit at ±4), so a Tanh would make the outer modes
 unreachable. ``output="tanh"`` restores the article's layer everywhere.
+
+Options express other fully connected GANs, e.g. PacGAN's 2-D networks (Lin et al.
+2018: G 4 x 400 ReLU, D 3 x 200 ReLU, no Dropout): ``g_widths=(400, 400, 400, 400)``,
+``d_widths=(200, 200, 200)``, ``d_activation="relu"``, ``dropout=0``. With no options
+the modules, and the order in which they are initialised, are the article's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from ganlab_plugins.architectures.common import check_build_args
 
 ARTICLE_G_WIDTHS = (256, 512, 1024)
 ARTICLE_D_WIDTHS = (1024, 512, 256)
+#: D's hidden activation by option value; LeakyReLU(0.2) is the article's
+D_ACTIVATIONS = ("leaky_relu", "relu")
 
 
 class MLPGenerator(nn.Module):
@@ -43,12 +50,15 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, data_shape: tuple[int, ...], widths: tuple[int, ...], dropout: float, num_logits: int) -> None:
+    def __init__(self, data_shape: tuple[int, ...], widths: tuple[int, ...], dropout: float, num_logits: int,
+                 activation: str = "leaky_relu") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         fan_in = math.prod(data_shape)
         for width in widths:
-            layers += [nn.Linear(fan_in, width), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout)]
+            act = nn.ReLU(inplace=True) if activation == "relu" else nn.LeakyReLU(0.2, inplace=True)
+            # Dropout(0) stays a module: a dropout=0 run's state_dict keys are those of earlier runs
+            layers += [nn.Linear(fan_in, width), act, nn.Dropout(dropout)]
             fan_in = width
         layers.append(nn.Linear(fan_in, num_logits))
         self.main = nn.Sequential(*layers)
@@ -64,11 +74,20 @@ class MLPArchitecture:
     convolutional = False
     # no batch statistics in D (Dropout is per element): real and fake can share one D call
     samplewise_discriminator = True
+    # a population (`--seeds`) may stack its replicas: Dropout is replayed per replica
+    vectorisable = True
 
-    def __init__(self, hidden_scale: float = 1.0, dropout: float = 0.3, output: str = "auto") -> None:
+    def __init__(self, hidden_scale: float = 1.0, dropout: float = 0.3, output: str = "auto",
+                 g_widths: tuple[int, ...] = ARTICLE_G_WIDTHS, d_widths: tuple[int, ...] = ARTICLE_D_WIDTHS,
+                 d_activation: str = "leaky_relu") -> None:
+        if d_activation not in D_ACTIVATIONS:
+            raise ValueError(f"d_activation must be one of {D_ACTIVATIONS}, not {d_activation!r}")
         self.hidden_scale = hidden_scale
         self.dropout = dropout
         self.output = output
+        self.g_widths = tuple(int(w) for w in g_widths)
+        self.d_widths = tuple(int(w) for w in d_widths)
+        self.d_activation = d_activation
 
     def _widths(self, base: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(max(1, round(w * self.hidden_scale)) for w in base)
@@ -77,7 +96,8 @@ class MLPArchitecture:
         data_shape = tuple(int(d) for d in data_shape)
         check_build_args("mlp", data_shape, latent_dim, num_logits)
         tanh = self.output == "tanh" or (self.output == "auto" and len(data_shape) > 1)
-        generator = MLPGenerator(latent_dim, data_shape, self._widths(ARTICLE_G_WIDTHS), tanh)
-        discriminator = MLPDiscriminator(data_shape, self._widths(ARTICLE_D_WIDTHS), self.dropout, num_logits)
+        generator = MLPGenerator(latent_dim, data_shape, self._widths(self.g_widths), tanh)
+        discriminator = MLPDiscriminator(data_shape, self._widths(self.d_widths), self.dropout, num_logits,
+                                         self.d_activation)
         return generator, discriminator
 

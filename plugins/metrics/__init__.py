@@ -66,14 +66,15 @@ def register_metrics(register: Any) -> None:
         "images", f"{_PACKAGE}.images:ImageMetrics",
         summary="labelled images: Frechet LeNet distance, KID, class coverage and class KL, with real-vs-real floors",
         options={
-            "samples": Option(int, 0, "generated and real samples per set (0: the run's eval_samples); "
-                              "capped by the sizes of the test and training splits", min=0),
+            "samples": Option(int, 0, "samples per set (0: the run's eval_samples): generated samples and the "
+                              "floor's training images capped by the training split, reference images by "
+                              "the test split", min=0),
             "classifier_epochs": Option(int, 10, "epochs of the feature classifier's training (cached)", min=1),
             "kid_subsets": Option(int, 100, "random subsets KID averages over", min=1),
             "kid_subset_size": Option(int, 1000, "samples per KID subset (capped by the sample count)", min=2),
-            "coverage_threshold": Option(float, 0.1, "a class is covered when it gets at least this fraction of "
-                                         "its uniform share of predictions (0: predicted at least once)",
-                                         min=0.0, max=1.0),
+            "coverage_threshold": Option(float, 0.5, "a class is covered when it gets at least this fraction of "
+                                         "its fair share 1/K of the predictions (0.5: from 1/(2K) of the samples; "
+                                         "0: predicted at least once)", min=0.0, max=1.0),
         },
     )
     register(

@@ -6,7 +6,8 @@
 * ``target="loss"`` (default): D's loss of step 7 is NaN (``value="inf"``: +Inf);
 * ``target="generator"``: after step 7 the first generator weight is
   overwritten with NaN (losses of step 7 stay finite, so only the parameter
-  check can notice).
+  check can notice); ``--set loss.seed=K`` does it only in the run with seed K
+  (one replica of a population).
 
 The objective learns the current step from this module's lifecycle hooks,
 since objectives are not told the step.
@@ -42,7 +43,7 @@ class NanAtStep:
         return self.base.g_loss(head, fake_logits)
 
 
-def _make(step: int, value: str, target: str) -> Any:
+def _make(step: int, value: str, target: str, seed: int = -1) -> Any:
     return NanAtStep(step, value, target)
 
 
@@ -55,6 +56,7 @@ def register_losses(register: Any) -> None:
             "step": Option(int, 5, "the step that diverges", min=1),
             "value": Option(str, "nan", "nan or inf", choices=("nan", "inf")),
             "target": Option(str, "loss", "loss or generator (a parameter)", choices=("loss", "generator")),
+            "seed": Option(int, -1, "target generator: only the run with this seed (-1: every run)", min=-1),
         },
     )
 
@@ -69,6 +71,7 @@ def on_step_end(ctx: Any, step: int, losses: Any) -> None:
     import torch
 
     options = ctx.config.options_of("loss") if ctx.config.name_of("loss") == "nan-at-step" else None
-    if options and options["target"] == "generator" and step == options["step"]:
+    if (options and options["target"] == "generator" and step == options["step"]
+            and options["seed"] in (-1, ctx.config.seed)):
         with torch.no_grad():
             next(ctx.generator.parameters()).fill_(float(options["value"]))

@@ -1,0 +1,141 @@
+"""The MLflow record of a population: a parent run, and one ordinary child run per replica.
+
+Every replica's record is written by an ordinary ``MlflowTracker`` (the one a
+single run uses), all of them through one store process. The parent run holds
+the population's configuration (``seeds``) and how it ended; the children
+carry MLflow's ``mlflow.parentRunId`` tag, so the UI nests them, and their
+params are those of a single run with their seed, so ``compare``, ``sample``
+and ``resume`` treat them as ordinary runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ganlab import hookimpl
+
+#: tags of a population's parent run
+POPULATION_TAG = "ganlab.population"
+SEEDS_TAG = "ganlab.population.seeds"
+MODE_TAG = "ganlab.population.mode"
+
+
+class ByReplica:
+    """One plugin that hands each lifecycle call to the object serving that replica.
+
+    Registering N trackers as N plugins would call each of them for every
+    replica's hooks (N² calls per step); this routes each call to one.
+    """
+
+    def __init__(self, targets: dict[int, Any]) -> None:
+        self.targets = targets  # id(ctx) -> the replica's tracker
+
+    def _for(self, ctx: Any) -> Any:
+        return self.targets.get(id(ctx))
+
+    @hookimpl
+    def on_run_start(self, ctx: Any) -> None:
+        if (target := self._for(ctx)) is not None:
+            target.on_run_start(ctx=ctx)
+
+    @hookimpl
+    def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
+        if (target := self._for(ctx)) is not None:
+            target.on_step_end(ctx=ctx, step=step, losses=losses)
+
+    @hookimpl
+    def on_samples(self, ctx: Any, step: int, samples: Any) -> None:
+        if (target := self._for(ctx)) is not None:
+            target.on_samples(ctx=ctx, step=step, samples=samples)
+
+    @hookimpl
+    def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float]) -> None:
+        if (target := self._for(ctx)) is not None:
+            target.on_evaluate(ctx=ctx, step=step, metrics=metrics)
+
+    @hookimpl
+    def before_checkpoint(self, ctx: Any, step: int) -> None:
+        if (target := self._for(ctx)) is not None:
+            target.before_checkpoint(ctx=ctx, step=step)
+
+    @hookimpl
+    def on_checkpoint(self, ctx: Any, step: int, path: Any) -> None:
+        if (target := self._for(ctx)) is not None:
+            target.on_checkpoint(ctx=ctx, step=step, path=path)
+
+    @hookimpl
+    def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:
+        if (target := self._for(ctx)) is not None:
+            target.on_run_end(ctx=ctx, status=status, error=error)
+
+
+class PopulationProgress:
+    """One progress display for the population: it follows the first replica still training,
+    and says how each replica ended."""
+
+    def __init__(self, replicas: Sequence[Any], bar: Any) -> None:
+        self.replicas = list(replicas)
+        self.bar = bar
+        self.started = False
+
+    def _lead(self) -> Any:
+        return next((r.ctx for r in self.replicas if not r.ended), None)
+
+    @hookimpl
+    def on_run_start(self, ctx: Any) -> None:
+        if not self.started:
+            self.started = True
+            self.bar.on_run_start(ctx=ctx)
+
+    @hookimpl
+    def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
+        if ctx is self._lead():
+            self.bar.on_step_end(ctx=ctx, step=step, losses=losses)
+
+    @hookimpl
+    def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:
+        self.bar.on_run_end(ctx=ctx, status=status, error=error)
+
+
+class ParentRun:
+    """The population's own MLflow run: created before the replicas start, ended after they all have."""
+
+    def __init__(self, store: Any, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    @classmethod
+    def start(cls, store: Any, config: Any, seeds: Sequence[int], mode: str, tags: dict[str, str]) -> ParentRun:
+        from ganlab.record.heartbeat import process_tags
+        from ganlab.record.tracking import _param_value
+
+        name = config.run_name or f"{config.default_run_name()} seeds {config.seeds}"
+        all_tags = {**tags, POPULATION_TAG: str(len(seeds)), SEEDS_TAG: config.seeds, MODE_TAG: mode,
+                    **process_tags()}
+        parent = config.settings.get("parent_run_id")
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        params = {k: _param_value(v) for k, v in config.flat().items()}
+        run_id, _ = store.call("start_run", config.experiment, name, all_tags, params)
+        return cls(store, run_id)
+
+    @classmethod
+    def resumed(cls, store: Any, run_id: str, step: int) -> ParentRun:
+        store.call("resume_run", run_id, {"ganlab.resumed_at_step": str(step)})
+        return cls(store, run_id)
+
+    def end(self, status: str, tags: dict[str, str]) -> None:
+        self.store.call("end_run", self.run_id, status, tags)
+
+
+def component_tags(components: dict[str, Any]) -> dict[str, str]:
+    """The component tags a single run carries (``ganlab.arch`` = mlp, its plugin and version)."""
+    from ganlab import __version__
+
+    tags = {"ganlab.version": __version__}
+    for section, component in components.items():
+        tags[f"ganlab.{section}"] = component.name
+        tags[f"ganlab.{section}.plugin"] = component.provenance.plugin
+        tags[f"ganlab.{section}.version"] = component.provenance.version or "unknown"
+    return tags

@@ -1,0 +1,339 @@
+"""The training loop of a population: N replicas, one vectorised step.
+
+Every replica starts as an ordinary single run (``ganlab.train.build.build``
+and ``ganlab.train.engine.Trainer`` with its own seed): the same
+initialisation, data, fixed noise, metrics and context. ``PopulationTrainer``
+then stacks the replicas' networks (``stacked.StackedNetwork``) and trains
+them together; each replica draws its noise and dropout masks from its own
+generator, which holds the state the global generator of the single run would
+have, so replica i follows the single run with seed i (tests/test_population.py).
+
+Hooks are called once per replica with that replica's context: a plugin sees
+N ordinary runs. Sampling, evaluation and checkpoints go through each
+replica's own ``Trainer`` methods, so they are exactly a single run's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.func import vmap
+
+from ganlab.errors import GanlabError
+from ganlab.plugins import PluginManager
+from ganlab.train.build import Built, make_adam, scores_samples_independently
+from ganlab.train.engine import Diverged, Interrupted, OutOfMemory, Trainer
+from ganlab.train.population.optim import ReplicaOptimizer
+from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork
+from ganlab.train.signals import GracefulStop
+
+
+class ReplicaTrainer(Trainer):
+    """One replica: a single run's Trainer whose random stream is a generator of its own.
+
+    ``generator`` starts in the state the global generator has after the single
+    run's build, and stands in for it in checkpoints: a replica's checkpoint is
+    a single run's checkpoint, and the other way round.
+    """
+
+    def __init__(self, built: Built, plugins: PluginManager) -> None:
+        super().__init__(built, plugins)
+        device = built.device
+        self.generator = torch.Generator(device=device)
+        self.generator.set_state(_global_state(device))
+        self.index = 0
+        self.ended = False
+        #: why the replica stopped early, when it diverged
+        self.divergence: Diverged | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        _put_generator_state(state["rng"], self.b.device, self.generator.get_state())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.generator.set_state(_take_generator_state(state["rng"], self.b.device))
+
+
+def _global_state(device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    return torch.get_rng_state()
+
+
+def _put_generator_state(rng: dict[str, Any], device: torch.device, state: torch.Tensor) -> None:
+    if device.type == "cuda":
+        cuda = list(rng.get("cuda") or torch.cuda.get_rng_state_all())
+        cuda[device.index or 0] = state
+        rng["cuda"] = cuda
+    else:
+        rng["torch"] = state
+
+
+def _take_generator_state(rng: dict[str, Any], device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        return rng["cuda"][device.index or 0]
+    return rng["torch"]
+
+
+class ReplicaLosses:
+    """The objective's loss for every replica: vectorised where the head and objective allow it.
+
+    ``vmap`` runs the objective's code once for all replicas. A head built on an
+    ``autograd.Function`` without a vmap rule (the entmax package's maps) cannot
+    be vectorised; then the loss is computed replica by replica, which gives the
+    same values at the cost of N calls. The choice is made at the first call.
+    """
+
+    def __init__(self, loss: Callable[..., torch.Tensor]) -> None:
+        self.loss = loss
+        self.vectorised: bool | None = None
+
+    def __call__(self, *args: torch.Tensor | None) -> torch.Tensor:
+        if self.vectorised is not False:
+            in_dims = tuple(None if a is None else 0 for a in args)
+            try:
+                values = vmap(self.loss, in_dims=in_dims)(*args)
+                self.vectorised = True
+                return values
+            except Exception:
+                if self.vectorised:
+                    raise
+                self.vectorised = False
+        n = next(a for a in args if a is not None).shape[0]
+        return torch.stack([self.loss(*(None if a is None else a[i] for a in args)) for i in range(n)])
+
+
+class PopulationTrainer:
+    """Trains the replicas together; each is recorded, sampled, evaluated and checkpointed as its own run."""
+
+    def __init__(self, replicas: Sequence[ReplicaTrainer], plugins: PluginManager) -> None:
+        self.replicas = list(replicas)
+        self.plugins = plugins
+        first = self.replicas[0].b
+        self.config, self.device = first.config, first.device
+        for i, replica in enumerate(self.replicas):
+            replica.index = i
+        self.randomness = ReplicaRandomness([r.generator for r in self.replicas])
+        self.G = StackedNetwork([r.b.generator for r in self.replicas], self.randomness)
+        self.D = StackedNetwork([r.b.discriminator for r in self.replicas], self.randomness)
+        betas = (self.config.beta1, self.config.beta2)
+        self.opt_g = make_adam(self.G, self.config.lr_g, betas, self.device)
+        self.opt_d = make_adam(self.D, self.config.lr_d, betas, self.device)
+        for i, replica in enumerate(self.replicas):
+            replica.b.opt_g = ReplicaOptimizer(self.opt_g, i)
+            replica.b.opt_d = ReplicaOptimizer(self.opt_d, i)
+        self.x, self.y, self.offsets = _population_data([r.b.data for r in self.replicas])
+        self.one_d_call = scores_samples_independently(first.architecture)
+        head, objective = first.head, first.objective
+        self.d_losses = ReplicaLosses(lambda r, f, y: objective.d_loss(head, r, f, y))
+        self.g_losses = ReplicaLosses(lambda f: objective.g_loss(head, f))
+        self.stop = GracefulStop()
+        self.step = self.replicas[0].ctx.step
+
+    # ---- the replicas ------------------------------------------------------
+    def active(self) -> list[ReplicaTrainer]:
+        return [r for r in self.replicas if not r.ended]
+
+    # ---- one step --------------------------------------------------------
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = torch.stack([r.batches.next_indices() for r in self.replicas])
+        rows = (idx + self.offsets).flatten() if self.offsets is not None else idx.flatten()
+        x = self.x.index_select(0, rows).view(*idx.shape, *self.x.shape[1:])
+        y = self.y.index_select(0, rows).view(idx.shape) if self.y is not None else None
+        return x, y
+
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        from ganlab.train.runtime import autocast
+
+        cfg, device = self.config, self.device
+        for _ in range(cfg.d_steps):
+            real, labels = self.next_batch()
+            self.opt_d.zero_grad(set_to_none=True)
+            with autocast(device, cfg.precision):
+                noise = self.randomness.normal(real.shape[1], cfg.latent_dim, device)
+                with torch.no_grad():
+                    fake = self.G(noise)
+                if self.one_d_call:
+                    scores = self.D(torch.cat((real, fake.to(real.dtype)), dim=1))
+                    real_scores, fake_scores = scores.split(real.shape[1], dim=1)
+                else:
+                    real_scores, fake_scores = self.D(real), self.D(fake)
+                d_losses = self.d_losses(real_scores, fake_scores, labels)
+            d_losses.sum().backward()
+            self.opt_d.step()
+        self.opt_g.zero_grad(set_to_none=True)
+        with autocast(device, cfg.precision):
+            fake = self.G(self.randomness.normal(cfg.batch_size, cfg.latent_dim, device))
+            g_losses = self.g_losses(self.D(fake, frozen=True))
+        g_losses.sum().backward()
+        self.opt_g.step()
+        return d_losses.detach(), g_losses.detach()
+
+    # ---- the loop ----------------------------------------------------------
+    def fit(self) -> list[Any]:
+        """Train every replica to the end; returns their contexts.
+
+        Raises PopulationDiverged when some replicas diverged and the others
+        finished; any other failure ends every replica still training.
+        """
+        with self.stop:
+            started: list[ReplicaTrainer] = []
+            try:
+                for replica in self.replicas:
+                    replica.select_metrics()
+                for replica in self.replicas:
+                    started.append(replica)
+                    self.plugins.notify("on_run_start", ctx=replica.ctx)
+                self._train()
+            except (Interrupted, KeyboardInterrupt) as exc:
+                self._end_all(started, "KILLED", exc)
+                raise
+            except BaseException as exc:
+                self._end_all(started, "FAILED", exc)
+                raise
+            self._end_all(started, "FINISHED", None)
+        diverged = [r for r in self.replicas if r.divergence is not None]
+        if diverged:
+            raise PopulationDiverged([(r.b.config.seed, r.divergence) for r in diverged  # type: ignore[misc]
+                                      ], len(self.replicas))
+        return [r.ctx for r in self.replicas]
+
+    def _end_all(self, replicas: Sequence[ReplicaTrainer], status: str, error: BaseException | None) -> None:
+        for replica in replicas:
+            if not replica.ended:
+                replica.ended = True
+                replica._end(status, error)
+
+    def _train(self) -> None:
+        failure = None
+        try:
+            self._loop()
+        except (RuntimeError, MemoryError) as exc:
+            from ganlab.train.runtime import out_of_memory
+
+            detail = out_of_memory(exc)
+            if detail is None:
+                raise
+            cfg = self.config
+            failure = OutOfMemory(
+                f"out of memory on {self.device} after {self.step} of {cfg.steps} steps with "
+                f"{len(self.replicas)} replicas of batch size {cfg.batch_size}: {detail}; "
+                "use fewer seeds or a smaller --batch-size")
+        if failure is not None:
+            raise failure
+
+    def _loop(self) -> None:
+        cfg = self.config
+        while self.step < cfg.steps and self.active():
+            d_losses, g_losses = self.train_step()
+            self.step += 1
+            step = self.step
+            last = step == cfg.steps
+            for replica in self.active():
+                replica.ctx.step = step
+            if step % cfg.log_every == 0 or last:
+                self.check_finite(d_losses, g_losses, step)
+            for replica in self.active():
+                losses = {"loss.d": d_losses[replica.index], "loss.g": g_losses[replica.index]}
+                self.plugins.notify("on_step_end", ctx=replica.ctx, step=step, losses=losses)
+            if last or (cfg.sample_every and step % cfg.sample_every == 0):
+                for replica in self.active():
+                    self.plugins.notify("on_samples", ctx=replica.ctx, step=step, samples=replica.samples())
+            if last or (cfg.eval_every and step % cfg.eval_every == 0):
+                for replica in self.active():
+                    metrics = replica.evaluate(step)
+                    self.plugins.notify("on_evaluate", ctx=replica.ctx, step=step, metrics=metrics)
+            saved = last or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+            if saved or (self.stop.signum is not None and not last):
+                paths = [self._checkpoint(r, d_losses, g_losses) for r in self.active()]
+                if self.stop.signum is not None and not last:
+                    raise PopulationInterrupted(self.stop.signum, [p for p in paths if p is not None])
+
+    def _checkpoint(self, replica: ReplicaTrainer, d_losses: torch.Tensor, g_losses: torch.Tensor) -> Any:
+        i = replica.index
+        return replica.save_checkpoint({"loss.d": d_losses[i], "loss.g": g_losses[i]})
+
+    def check_finite(self, d_losses: torch.Tensor, g_losses: torch.Tensor, step: int) -> None:
+        """End every replica whose losses or weights stopped being finite; the others go on."""
+        ok = torch.isfinite(d_losses) & torch.isfinite(g_losses) & self.G.finite() & self.D.finite()
+        if bool(ok.all()):
+            return
+        for replica in self.active():
+            if bool(ok[replica.index]):
+                continue
+            i = replica.index
+            try:
+                replica.check_finite({"loss.d": d_losses[i], "loss.g": g_losses[i]}, step)
+            except Diverged as exc:
+                error = exc
+            else:  # the stacked check and the replica's own look at the same numbers
+                raise AssertionError(f"replica {i} is finite and not finite at step {step}")
+            replica.divergence = error
+            replica.ended = True
+            replica._end("FAILED", error)
+            self._quiet(i)
+
+    @torch.no_grad()
+    def _quiet(self, index: int) -> None:
+        """Zero a diverged replica's weights and optimiser state: it keeps being computed with the
+        others (removing it would mean restacking), and must not feed NaN into any operation."""
+        for stack, opt in ((self.G, self.opt_g), (self.D, self.opt_d)):
+            for tensor in stack.params.values():
+                tensor[index].zero_()
+                for name, value in opt.state.get(tensor, {}).items():
+                    if name != "step" and isinstance(value, torch.Tensor):
+                        value[index].zero_()
+            for tensor in stack.buffers.values():
+                if tensor.is_floating_point():
+                    tensor[index].zero_()
+
+    def load_state_dicts(self, states: Sequence[dict[str, Any] | None]) -> None:
+        """Resume: each replica from its own (single-run format) checkpoint."""
+        steps = {int(s["step"]) for s in states if s is not None}
+        if len(steps) > 1:
+            raise GanlabError(f"the replicas' checkpoints are at different steps ({sorted(steps)}); "
+                              "a population resumes from one step")
+        for replica, state in zip(self.replicas, states):
+            if state is not None:
+                replica.load_state_dict(state)
+        self.step = steps.pop() if steps else self.step
+
+
+class PopulationInterrupted(Interrupted):
+    """SIGINT or SIGTERM: every replica still training wrote a checkpoint and ends KILLED."""
+
+    def __init__(self, signum: int, checkpoints: Sequence[Any]) -> None:
+        super().__init__(signum, checkpoints[0] if checkpoints else None)
+        written = (f"; a checkpoint for each of {len(checkpoints)} replicas" if checkpoints
+                   else "; no checkpoint (tracking is off)")
+        self.args = (f"interrupted by signal {signum} at a step boundary{written}",)
+        self.checkpoints = list(checkpoints)
+
+
+class PopulationDiverged(GanlabError):
+    """Some replicas diverged; the others finished."""
+
+    exit_code = 3
+
+    def __init__(self, diverged: Sequence[tuple[int, Diverged]], total: int) -> None:
+        parts = [f"seed {seed} ({exc.what} at step {exc.step})" for seed, exc in diverged]
+        finished = total - len(diverged)
+        super().__init__(f"{len(diverged)} of {total} replicas diverged: {'; '.join(parts)}; "
+                         f"the other {finished} finished")
+        self.seeds = [seed for seed, _ in diverged]
+
+
+def _population_data(datasets: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The replicas' training tensors as one: a shared tensor when every replica has the same data;
+    else the replicas' tensors end to end (a dataset drawn with the run's seed, such as the 2-D
+    mixtures) and the (N, 1) offsets of each replica's rows."""
+    first = datasets[0]
+    if all(d is first for d in datasets):
+        return first.x, first.y, None
+    offsets = torch.arange(len(datasets), device=first.x.device).unsqueeze(1) * len(first.x)
+    return (torch.cat([d.x for d in datasets]),
+            torch.cat([d.y for d in datasets]) if first.y is not None else None, offsets)
