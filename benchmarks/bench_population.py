@@ -12,12 +12,14 @@ measured in the same invocation:
   0-(N-1)`` against N ``ganlab run --seed i`` one after another (start-up,
   data, record and final evaluation included).
 
-Cases: ring8 with the article's mlp at ``hidden_scale=0.125`` (batch 256,
-overhead-bound: where vectorising pays), ring8 with the article's widths
+Cases: ring8 with the article's mlp at ``hidden_scale=0.125`` (batch 256;
+the issue expected it overhead-bound, where vectorising pays), the same without
+its Dropout, ring8 with the article's widths
 (compute-bound on a small CPU), and digits with dcgan.
 
     python benchmarks/bench_population.py                    # both figures, every case, N = 1 4 8 16
     python benchmarks/bench_population.py --figure step --cases ring8-small --ns 8
+    python benchmarks/bench_population.py --figure bound --cases ring8-small --ns 8   # the best possible
     python benchmarks/bench_population.py --figure step --device cuda --ns 1,8,16,32,64   # gpu_check.sh
 """
 
@@ -36,6 +38,8 @@ import benchlib
 
 CASES: dict[str, dict[str, Any]] = {
     "ring8-small": {"dataset": {"name": "ring8"}, "arch": {"name": "mlp", "hidden_scale": 0.125}, "batch_size": 256},
+    "ring8-small-nodropout": {"dataset": {"name": "ring8"}, "arch": {"name": "mlp", "hidden_scale": 0.125, "dropout": 0.0},
+                              "batch_size": 256},
     "ring8-article": {"dataset": {"name": "ring8"}, "arch": {"name": "mlp"}, "batch_size": 256},
     "digits-dcgan": {"dataset": {"name": "digits"}, "arch": {"name": "dcgan", "ngf": 32, "ndf": 32}, "batch_size": 64},
 }
@@ -113,6 +117,29 @@ def step_figure(case_name: str, ns: Sequence[int], steps_per_block: int, blocks:
     return rows
 
 
+def bound_figure(case_name: str, ns: Sequence[int], steps: int) -> list[list[str]]:
+    """The best a population could do: a single run's step at batch 8 is what does not grow with the
+    batch (dispatch, autograd, Adam); the rest a population pays once per replica."""
+    import torch
+
+    from ganlab.plugins import load_plugins
+    from ganlab.train.build import build
+    from ganlab.train.engine import Trainer
+
+    if DEVICE == "cpu":
+        torch.set_num_threads(benchlib.usable_cores())
+    plugins = load_plugins(None)
+    case = CASES[case_name]
+    times = {}
+    for batch in (8, case["batch_size"]):
+        trainer = Trainer(build(plugins, config(plugins, {**case, "batch_size": batch}, seed=0)), plugins)
+        time_steps(trainer.train_step, 10)
+        times[batch] = benchlib.median([time_steps(trainer.train_step, steps) for _ in range(3)])
+    fixed, full = times[8], times[case["batch_size"]]
+    return [[case_name, str(n), f"{1e3 * fixed:.2f}", f"{1e3 * full:.2f}",
+             f"{n * full / (fixed + n * (full - fixed)):.2f}x"] for n in ns]
+
+
 def run_figure(case_name: str, ns: Sequence[int], steps: int) -> list[list[str]]:
     """Seeds per hour of whole commands: one population against N single runs in turn."""
     case = CASES[case_name]
@@ -139,8 +166,10 @@ def run_figure(case_name: str, ns: Sequence[int], steps: int) -> list[list[str]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--figure", choices=("step", "run", "both"), default="both")
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--figure", choices=("step", "run", "bound", "both"), default="both",
+                        help="step, run (both: the two), or bound: the best speed-up a population could reach")
+    parser.add_argument("--cases", default="ring8-small,ring8-article,digits-dcgan",
+                        help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--ns", default="1,4,8,16", help="population sizes")
     parser.add_argument("--steps-per-block", type=int, default=20)
     parser.add_argument("--blocks", type=int, default=7)
@@ -169,6 +198,13 @@ def main() -> None:
         print("\ntraining steps, in-process\n" + benchlib.table(headers, rows))
         results["step"] = {"headers": headers, "rows": rows, "steps_per_block": args.steps_per_block,
                            "blocks": args.blocks}
+    if args.figure == "bound":
+        rows = [row for case in cases for row in bound_figure(case, ns, max(args.steps_per_block, 50))]
+        headers = ["case", "N", "single ms/step at batch 8", "single ms/step at the case's batch",
+                   "best possible speed-up"]
+        print("\nthe bound: what does not grow with the batch is paid once, the rest N times\n"
+              + benchlib.table(headers, rows))
+        results["bound"] = {"headers": headers, "rows": rows}
     if args.figure in ("run", "both"):
         rows = [row for case in cases for row in run_figure(case, ns, args.run_steps)]
         headers = ["case", "N", "N single runs, s", "one population, s", "seeds/h (single runs)",

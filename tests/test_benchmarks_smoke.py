@@ -31,14 +31,6 @@ def test_benchmark_script_starts(script: str) -> None:
     assert "--quick" in result.stdout or "--cpu-smoke" in result.stdout
 
 
-def test_population_benchmark_measures_both_sides() -> None:
-    result = subprocess.run([sys.executable, str(BENCH / "bench_population.py"), "--quick", "--figure", "step"],
-                            check=False, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if "ring8-small" in line]
-    assert len(rows) == 2 and all("x (" in row for row in rows), result.stdout
-
-
 def test_gpu_check_is_valid_bash() -> None:
     result = subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

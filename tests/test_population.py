@@ -76,7 +76,7 @@ def test_each_replica_follows_its_single_run_dcgan_digits(head: str) -> None:
     50-step check runs dcgan's own networks in float64 (tests/plugins_for_tests/float64_dcgan.py),
     where the replica must match its single run to float32 precision (relative 1e-6)."""
     population, singles = _population_and_singles(
-        "0-2", head={"name": head}, dataset={"name": "digits"}, arch={"name": "dcgan64"})
+        "0-1", head={"name": head}, dataset={"name": "digits"}, arch={"name": "dcgan64"})
     for replica, single in zip(population, singles):
         reference = _weights(single)
         gap = float((_weights(replica) - reference).norm() / reference.norm())
@@ -233,6 +233,10 @@ def test_sigint_kills_every_replica_and_resuming_the_parent_ends_where_an_uninte
     stopped = {c.data.tags["ganlab.killed_at_step"] for c in children}
     assert len(stopped) == 1 and 4 <= int(stopped.pop()) < 24
 
+    listed = run_cli(["runs"], cwd=workdir, env={"COLUMNS": "400"})
+    line = next(row for row in listed.stdout.splitlines() if parent.info.run_id in row)
+    assert "population of seeds 0-1" in line and f"ganlab resume {parent.info.run_id}" in line, listed.stdout
+
     resumed = run_cli(["resume", parent.info.run_id, "--plugin", slow], cwd=workdir, env={"GANLAB_TEST_STEP_SLEEP": "0"})
     assert resumed.returncode == 0, resumed.stderr
     assert mlflow_client.get_run(parent.info.run_id).info.status == "FINISHED"
@@ -260,6 +264,7 @@ def test_unvectorisable_architecture_falls_back_to_sequential_runs(workdir: Path
     assert len(notices) == 1 and "does not declare vectorisable = True" in notices[0]
     parent, children = _parent_and_children(mlflow_client)
     assert parent.data.tags["ganlab.population.mode"] == "sequential"
+    assert parent.data.tags["ganlab.arch"] == "unvectorised-mlp"
     assert sorted(children) == [3, 5] and {c.info.status for c in children.values()} == {"FINISHED"}
 
 

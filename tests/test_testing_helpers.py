@@ -142,7 +142,9 @@ def test_run_steps_on_given_data_with_sets_and_plugins():
     data = tiny_vector_data(40, dim=3, classes=2)
     run_steps(dataset=data, arch="mlp", sets=["arch.hidden_scale=0.125", "batch_size=8"], steps=1,
               plugins=[Watcher()], metrics="none")
-    assert seen == [((3,), 1, 8, {"hidden_scale": 0.125, "dropout": 0.3, "output": "auto"})]
+    (shape, classes, batch, arch_options), = seen
+    assert (shape, classes, batch) == ((3,), 1, 8)
+    assert arch_options["hidden_scale"] == 0.125 and arch_options["dropout"] == 0.3  # the set one, and a default
 
 
 def test_run_steps_refuses_bad_options_by_name():

@@ -113,6 +113,7 @@ def describe(run: Any, experiments: dict[str, str], stale_after: float) -> dict[
         "last_seen": seen,
         "writer": state.detail if run.info.status == "RUNNING" else "",
         "failure": tags.get("ganlab.failure_reason") or tags.get("ganlab.error") or "",
+        "population": tags.get("ganlab.population.seeds", ""),  # a population's parent run: its seeds
     }
 
 
@@ -141,7 +142,9 @@ def show(rows: list[dict[str, Any]], uri: str) -> None:
     for r in rows:
         step = "-" if r["step"] is None else (f"{r['step']}/{r['steps']}" if r["steps"] else str(r["step"]))
         note = r["writer"] or r["failure"]
-        if r["status"] in ("STALE", "KILLED", "FAILED") and r["checkpoint_step"] is not None:
+        if r.get("population"):
+            note = "; ".join(filter(None, [f"population of seeds {r['population']}", note]))
+        if r["status"] in ("STALE", "KILLED", "FAILED") and (r["checkpoint_step"] is not None or r.get("population")):
             note = f"{note}; ganlab resume {r['run_id']}" if note else f"ganlab resume {r['run_id']}"
         colour = colours.get(r["status"], "white")
         table.add_row(r["run_id"], r["experiment"], r["name"], f"[{colour}]{r['status']}[/{colour}]", step,

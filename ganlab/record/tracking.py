@@ -585,12 +585,7 @@ class MlflowTracker:
         self.last_flush = self.last_beat = time.monotonic()
 
     def tags(self, ctx: Any) -> dict[str, str]:
-        tags = {"ganlab.version": __version__}
-        for section, component in ctx.components.items():
-            prov = component.provenance
-            tags[f"ganlab.{section}"] = component.name
-            tags[f"ganlab.{section}.plugin"] = prov.plugin
-            tags[f"ganlab.{section}.version"] = prov.version or "unknown"
+        tags = component_tags(ctx.components)
         commit = git_commit()
         if commit:
             tags["ganlab.git_commit"] = commit
@@ -615,6 +610,16 @@ class MlflowTracker:
         if self.upload_dir is not None:
             for name in ("config.toml", "generator.pt", "discriminator.pt"):
                 self.store.send("log_artifact", self.run_id, str(workdir / name))
+
+
+def component_tags(components: dict[str, Any]) -> dict[str, str]:
+    """The tags naming a run's components, their plugins and versions (``ganlab.arch`` = mlp ...)."""
+    tags = {"ganlab.version": __version__}
+    for section, component in components.items():
+        tags[f"ganlab.{section}"] = component.name
+        tags[f"ganlab.{section}.plugin"] = component.provenance.plugin
+        tags[f"ganlab.{section}.version"] = component.provenance.version or "unknown"
+    return tags
 
 
 class RecordFailure(GanlabError):

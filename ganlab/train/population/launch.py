@@ -35,7 +35,9 @@ def run_population(config: RunConfig, plugins: PluginManager, progress: bool = T
             from ganlab.train.population.sequential import run_sequentially
 
             print(f"ganlab: {reason}: training the {len(seeds)} seeds one after another", file=sys.stderr)
-            return run_sequentially(config, plugins, seeds, store, progress, resume)
+            from ganlab.record.tracking import component_tags
+
+            return run_sequentially(config, plugins, seeds, store, progress, resume, component_tags(first.components))
         from ganlab.train.population.vectorised import run_vectorised
 
         return run_vectorised(config, plugins, seeds, first, store, progress, resume)

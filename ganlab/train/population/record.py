@@ -127,15 +127,3 @@ class ParentRun:
 
     def end(self, status: str, tags: dict[str, str]) -> None:
         self.store.call("end_run", self.run_id, status, tags)
-
-
-def component_tags(components: dict[str, Any]) -> dict[str, str]:
-    """The component tags a single run carries (``ganlab.arch`` = mlp, its plugin and version)."""
-    from ganlab import __version__
-
-    tags = {"ganlab.version": __version__}
-    for section, component in components.items():
-        tags[f"ganlab.{section}"] = component.name
-        tags[f"ganlab.{section}.plugin"] = component.provenance.plugin
-        tags[f"ganlab.{section}.version"] = component.provenance.version or "unknown"
-    return tags

@@ -17,7 +17,7 @@ from ganlab.train.population.record import ParentRun
 
 
 def run_sequentially(config: RunConfig, plugins: PluginManager, seeds: Sequence[int], store: Any,
-                     progress: bool, resume: Any = None) -> list[Any]:
+                     progress: bool, resume: Any = None, tags: dict[str, str] | None = None) -> list[Any]:
     from ganlab.train.engine import Diverged
     from ganlab.train.runner import run
     from ganlab.train.population.trainer import PopulationDiverged
@@ -26,7 +26,7 @@ def run_sequentially(config: RunConfig, plugins: PluginManager, seeds: Sequence[
     if store is not None:
         store.wait()
         if resume is None:
-            parent = ParentRun.start(store, config, seeds, "sequential", {})
+            parent = ParentRun.start(store, config, seeds, "sequential", tags or {})
         else:
             parent = ParentRun.resumed(store, resume.parent_id, 0)
     contexts: list[Any] = []

@@ -11,7 +11,7 @@ from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
 from ganlab.train.build import Built
 from ganlab.train.population.setup import replica_config
-from ganlab.train.population.record import ByReplica, ParentRun, PopulationProgress, component_tags
+from ganlab.train.population.record import ByReplica, ParentRun, PopulationProgress
 from ganlab.train.population.trainer import PopulationDiverged, PopulationTrainer, ReplicaTrainer
 
 
@@ -74,6 +74,8 @@ def run_vectorised(config: RunConfig, plugins: PluginManager, seeds: Sequence[in
 
             store.wait()
             if resume is None:
+                from ganlab.record.tracking import component_tags
+
                 parent = ParentRun.start(store, config, seeds, "vectorised", component_tags(first.components))
             else:
                 parent = ParentRun.resumed(store, resume.parent_id, population.step)
