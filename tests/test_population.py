@@ -196,6 +196,15 @@ def test_one_diverging_replica_stops_alone(workdir: Path, mlflow_client: Any) ->
     assert parent.info.status == "FINISHED" and parent.data.tags["ganlab.population.diverged"] == "1"
 
 
+def test_a_population_whose_every_replica_diverges_fails(workdir: Path, mlflow_client: Any) -> None:
+    done = run_cli(["run", "--seeds", "0-1", *SMALL, "--steps", "8", "--dataset", "ring8",
+                    "--set", "arch.hidden_scale=0.125", "--plugin", str(PLUGINS / "nan_at_step.py"),
+                    "--loss", "nan-at-step", "--set", "loss.target=generator", "--set", "loss.step=3"], cwd=workdir)
+    assert done.returncode == 3 and "2 of 2 replicas diverged" in done.stderr.splitlines()[-1], done.stderr
+    parent, children = _parent_and_children(mlflow_client)
+    assert parent.info.status == "FAILED" and {c.info.status for c in children.values()} == {"FAILED"}
+
+
 def _popen(args: list[str], cwd: Path, sleep: float) -> subprocess.Popen[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GANLAB_TEST_STEP_SLEEP": str(sleep)}
     return subprocess.Popen([sys.executable, "-m", "ganlab", *args], cwd=cwd, env=env, text=True,

@@ -50,7 +50,7 @@ def run_sequentially(config: RunConfig, plugins: PluginManager, seeds: Sequence[
             except Diverged as exc:
                 print(f"ganlab: seed {seed}: {exc}", file=sys.stderr)
                 diverged.append((seed, exc))
-        status = "FINISHED"
+        status = "FAILED" if len(diverged) == len(seeds) else "FINISHED"  # FINISHED: some seeds did
     except BaseException as exc:
         if type(exc).__name__ in ("Interrupted", "KeyboardInterrupt"):
             status = "KILLED"

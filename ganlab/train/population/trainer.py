@@ -325,6 +325,7 @@ class PopulationDiverged(GanlabError):
         super().__init__(f"{len(diverged)} of {total} replicas diverged: {'; '.join(parts)}; "
                          f"the other {finished} finished")
         self.seeds = [seed for seed, _ in diverged]
+        self.total = total
 
 
 def _population_data(datasets: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

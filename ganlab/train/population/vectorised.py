@@ -102,7 +102,7 @@ def _fit(population: PopulationTrainer, parent: ParentRun | None, trackers: Sequ
         contexts = population.fit()
         status = "FINISHED"
     except PopulationDiverged as exc:
-        status = "FINISHED"
+        status = "FAILED" if len(exc.seeds) == exc.total else "FINISHED"  # FINISHED: some replicas did
         tags = {"ganlab.population.diverged": ",".join(str(s) for s in exc.seeds)}
         raise
     except BaseException as exc:
