@@ -175,6 +175,9 @@ def test_population_records_one_ordinary_child_run_per_seed(workdir: Path, mlflo
     sampled = run_cli(["sample", child.info.run_id, "--n", "10", "--out", "s.npy"], cwd=workdir)
     assert sampled.returncode == 0, sampled.stderr
     assert (workdir / "s.npy").is_file()
+    refused = run_cli(["sample", parent.info.run_id, "--n", "10", "--out", "p.npy"], cwd=workdir)
+    assert refused.returncode == 2 and "is the parent of a population (seeds 0-2)" in refused.stderr
+    assert child.info.run_id in refused.stderr.strip().splitlines()[-1]
 
 
 def test_one_diverging_replica_stops_alone(workdir: Path, mlflow_client: Any) -> None:

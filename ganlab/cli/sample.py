@@ -69,6 +69,7 @@ def sample(
         uri = existing_store(tracking_uri)
         mlflow_client = client(uri)
         run = get_run(mlflow_client, run_id, uri)
+        refuse_population_parent(mlflow_client, run)
         files = _artifacts(mlflow_client, run, ("config.toml", "generator.pt"))
         plugins = load_plugins(plugin)
         model = _load(run, files, plugins, device)
@@ -80,6 +81,19 @@ def sample(
     finally:
         partial.unlink(missing_ok=True)
     print(f"ganlab: wrote {n} samples of shape {tuple(model.shape)} from run {run_id} to {out}", file=sys.stderr)
+
+
+def refuse_population_parent(mlflow_client: Any, run: Any) -> None:
+    """A population's parent run holds no networks: name the child runs that do."""
+    from ganlab.train.population.resume import children_of, is_population
+
+    if not is_population(run):
+        return
+    children = children_of(mlflow_client, run)
+    listed = ", ".join(f"seed {seed}: {child.info.run_id}" for seed, child in sorted(children.items())[:8])
+    more = f" and {len(children) - 8} more" if len(children) > 8 else ""
+    raise GanlabError(f"run '{run.info.run_id}' is the parent of a population (seeds {run.data.tags.get('ganlab.population.seeds')}) "
+                      f"and holds no networks; sample one of its child runs ({listed or 'none recorded'}{more})")
 
 
 def _write(batches: Iterator[Any], suffix: str, out: Path, partial: Path, model: Model, run: Any, plugins: Any,
