@@ -158,6 +158,28 @@ def test_the_memory_estimate_measures_a_packed_discriminator(packed_build: Any) 
     check_batch_fits(b.config, b.device, b.generator, b.discriminator, b.data)
 
 
+def test_the_memory_estimate_counts_whole_packs_of_four() -> None:
+    """Probe batches of 2 and 4 samples are one pack of 4 each: their difference would say a packed
+    D keeps nothing per sample. Whole packs are measured, and a sample's share is a quarter pack's."""
+    from ganlab.config import ConfigBuilder
+    from ganlab.plugins import PluginManager
+    from ganlab.train.build import _kept_by, build, kept_bytes_per_sample
+    from ganlab.train.packing import PackedDiscriminator
+
+    plugins = PluginManager(warn=lambda message: None).load()
+    settings = {"batch_size": 8, "latent_dim": 4, "device": "cpu", "tracking": False,
+                "arch": {"name": "mlp", "hidden_scale": 0.05, "dropout": 0.0}, "dataset": {"name": "ring8", "samples": 64}}
+    packed = build(plugins, ConfigBuilder().add_mapping({**settings, "pack": 4}, "test").build(plugins.registry))
+    assert isinstance(packed.discriminator, PackedDiscriminator)
+    _, per_sample = kept_bytes_per_sample(packed.config, packed.device, packed.generator, packed.discriminator)
+    inner = packed.discriminator.inner
+    with torch.no_grad():
+        two, four = torch.randn(2, 8), torch.randn(4, 8)  # 2 and 4 packs of four 2-D points
+    per_pack = (_kept_by(lambda: inner(four), four)[0] - _kept_by(lambda: inner(two), two)[0]) // 2
+    assert per_pack > 0
+    assert per_pack / 4 <= per_sample <= per_pack / 2, (per_sample, per_pack)  # plus the repeated scores
+
+
 # ---- through the real CLI -------------------------------------------------------
 HEADS = [c.name for c in _registry().of_kind("head")]
 

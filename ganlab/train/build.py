@@ -265,17 +265,19 @@ def kept_bytes_per_sample(config: RunConfig, device: Any, generator: Any, discri
 
     modes = [(m, m.training) for net in (generator, discriminator) for m in net.modules()]
     devices = [device] if device.type == "cuda" else []
+    # a packed D (PacGAN) scores whole packs: measure whole packs, or its share would be undercounted
+    unit = max(1, int(getattr(discriminator, "pack", 1)))
     try:
         with torch.random.fork_rng(devices=devices), autocast(device, config.precision):
             for module, _ in modes:
                 module.eval()
-            (g2, d2), (g4, d4) = measure(2), measure(4)
+            (g2, d2), (g4, d4) = measure(2 * unit), measure(4 * unit)
     except Exception:  # the forward of a plugin's network: training will report it
         return 0, 0
     finally:
         for module, training in modes:
             module.train(training)
-    return max(0, (g4 - g2) // 2), max(0, (d4 - d2) // 2)
+    return max(0, (g4 - g2) // (2 * unit)), max(0, (d4 - d2) // (2 * unit))
 
 
 def _kept_by(forward: Callable[[], Any], given: Any) -> tuple[int, Any]:
