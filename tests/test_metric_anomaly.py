@@ -139,6 +139,14 @@ def test_applies_only_when_a_class_is_excluded() -> None:
     assert not metric.applies_to(run_context(no_test))
 
 
+def test_does_not_apply_to_a_packed_discriminator() -> None:
+    """With --pack m, D scores packs of m images: a test image has no score of its own to rank."""
+    ctx = run_context(toy_data())
+    assert AnomalyMetric().applies_to(ctx)
+    ctx.config.settings["pack"] = 2
+    assert not AnomalyMetric().applies_to(ctx)
+
+
 def test_refuses_a_dataset_that_breaks_the_exclusion_contract() -> None:
     with pytest.raises(GanlabError, match="kept class 3 in its training split"):
         AnomalyMetric().applies_to(run_context(toy_data(train_has_cls=True)))

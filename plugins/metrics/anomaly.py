@@ -33,6 +33,8 @@ class AnomalyMetric:
         cls = excluded_class(run.config)
         if cls < 0:
             return False
+        if int(run.config.settings.get("pack", 1)) > 1:
+            return False  # a packed D scores packs of images: no score of one test image to rank
         data = _tensor_data(run.data)
         if data is None or getattr(data, "test_y", None) is None or getattr(data, "y", None) is None:
             return False
