@@ -126,4 +126,14 @@ class ParentRun:
         return cls(store, run_id)
 
     def end(self, status: str, tags: dict[str, str]) -> None:
-        self.store.call("end_run", self.run_id, status, tags)
+        """Mark the parent ended. Never raises: the children's records are what matter, and a failure
+        of the store has already been said for them; a parent left RUNNING shows STALE in `ganlab runs`."""
+        import sys
+
+        from ganlab.errors import GanlabError, one_line
+
+        try:
+            self.store.call("end_run", self.run_id, status, tags)
+        except GanlabError as exc:
+            print(f"ganlab: warning: the population's parent run {self.run_id} could not be marked {status}: "
+                  f"{one_line(exc, plain_ganlab_errors=True)}", file=sys.stderr)

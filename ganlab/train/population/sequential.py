@@ -18,7 +18,7 @@ from ganlab.train.population.record import ParentRun
 
 def run_sequentially(config: RunConfig, plugins: PluginManager, seeds: Sequence[int], store: Any,
                      progress: bool, resume: Any = None, tags: dict[str, str] | None = None) -> list[Any]:
-    from ganlab.train.engine import Diverged
+    from ganlab.train.engine import Diverged, Interrupted
     from ganlab.train.runner import run
     from ganlab.train.population.trainer import PopulationDiverged
 
@@ -51,9 +51,8 @@ def run_sequentially(config: RunConfig, plugins: PluginManager, seeds: Sequence[
                 print(f"ganlab: seed {seed}: {exc}", file=sys.stderr)
                 diverged.append((seed, exc))
         status = "FAILED" if len(diverged) == len(seeds) else "FINISHED"  # FINISHED: some seeds did
-    except BaseException as exc:
-        if type(exc).__name__ in ("Interrupted", "KeyboardInterrupt"):
-            status = "KILLED"
+    except (Interrupted, KeyboardInterrupt):
+        status = "KILLED"
         raise
     finally:
         if parent is not None:
