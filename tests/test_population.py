@@ -313,6 +313,9 @@ def test_sweep_with_population_true_trains_each_variant_as_a_population(workdir:
         assert sorted(int(c.data.params["seed"]) for c in children) == [0, 1, 2]
         assert {c.info.status for c in children} == {"FINISHED"}
         assert {c.data.params["head.name"] for c in children} == {population.data.params["head.name"]}
+    planned = run_cli(["sweep", "heads.toml", "--grid", "seed=4,5", "--dry-run"], cwd=workdir)
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.count("seeds=4,5 (one population)") == 2, planned.stdout
     bad = workdir / "bad.toml"
     bad.write_text('population = true\n[base]\nsteps = 2\n[grid]\n"head.name" = ["sigmoid"]\n')
     refused = run_cli(["sweep", "bad.toml"], cwd=workdir)

@@ -42,12 +42,21 @@ def sweep(
         # read by the record writer; variants' processes inherit it with the environment
         os.environ["GANLAB_VERBOSE"] = "1"
     from ganlab.plugins import load_plugins
-    from ganlab.config.sweep import check_axis, check_size, load_sweep, parse_grid_override, variants
+    from ganlab.config.sweep import (
+        check_axis,
+        check_size,
+        load_sweep,
+        parse_grid_override,
+        variants,
+        vectorise_seed_axis,
+    )
 
     spec = load_sweep(file, experiment)
     for text in grid or []:
         key, values = parse_grid_override(text)
         spec.grid[key] = check_axis("--grid", key, values)
+    if spec.population:  # a --grid seed=... of a population sweep gives each population its seeds
+        vectorise_seed_axis(spec)
     check_size(spec, MAX_VARIANTS, force)  # counted from the axes before a single variant is expanded
     plugins = load_plugins(plugin)
     found = variants(spec, set_ or [], plugins.registry, tracking_uri or "")
@@ -84,7 +93,8 @@ def _print_plan(spec: Any, found: list[Any]) -> None:
                f"all valid, nothing trained (--dry-run)")
     for variant in found:
         c = variant.config
-        typer.echo(f"{variant.index:4d}  {variant.name:<40}  {c.default_run_name()}  steps={c.steps} seed={c.seed}")
+        seeds = f"seeds={c.seeds} (one population)" if c.seeds else f"seed={c.seed}"
+        typer.echo(f"{variant.index:4d}  {variant.name:<40}  {c.default_run_name()}  steps={c.steps} {seeds}")
 
 
 def register(app: typer.Typer) -> None:

@@ -86,6 +86,8 @@ class SweepSpec:
     description: str
     base: dict[str, Any]
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    #: ``population = true``: the seed axis is every variant's ``seeds`` (see ``vectorise_seed_axis``)
+    population: bool = False
 
     @property
     def size(self) -> int:
@@ -133,17 +135,22 @@ def load_sweep(path: str | Path, experiment: str | None = None) -> SweepSpec:
     if not isinstance(population, bool):
         raise ConfigError(f"{path}: 'population' must be true or false, not {population!r}")
     if population:
+        if "seeds" in spec.base or "seeds" in spec.grid:
+            raise ConfigError(f"{path}: population = true makes 'seeds' from the seed axis; do not set it too")
+        spec.population = True
         vectorise_seed_axis(spec)
     return spec
 
 
 def vectorise_seed_axis(spec: SweepSpec) -> None:
-    """``population = true``: the seed axis becomes every variant's ``seeds`` (one population each)."""
+    """``population = true``: the seed axis becomes every variant's ``seeds`` (one population each).
+
+    Called again after ``--grid seed=...`` replaced the axis: the new seeds replace the file's."""
     seeds = spec.grid.pop("seed", None)
     if seeds is None:
+        if "seeds" in spec.base:
+            return  # already made from the file's axis
         raise ConfigError(f"{spec.path}: population = true needs a seed axis in [grid] (e.g. seed = [0, 1, 2])")
-    if "seeds" in spec.base or "seeds" in spec.grid:
-        raise ConfigError(f"{spec.path}: population = true makes 'seeds' from the seed axis; do not set it too")
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ConfigError(f"{spec.path}: the seed axis of a population holds seeds (integers >= 0), not {seeds!r}")
     spec.base["seeds"] = ",".join(str(s) for s in seeds)
