@@ -238,6 +238,23 @@ def cli_in_process(args: list[str]) -> int:
     return main(list(args))
 
 
+def run_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``ganlab ARGS`` in this process from ``cwd``, its output captured like ``run_cli``'s: for
+    commands whose behaviour does not depend on the process (each real one costs seconds of imports)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli_in_process(args)
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli():
     return run_cli

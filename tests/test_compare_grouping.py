@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, run_in_process
 
 EXPERIMENT = "unlike"
 BASE = ["--experiment", EXPERIMENT, "--dataset", "ring8", "--arch", "mlp", "--head", "sigmoid", *TINY]
@@ -63,7 +63,8 @@ def real_store(tmp_path_factory: pytest.TempPathFactory, template_store: Path) -
 
 
 def compare(root: Path, *args: str):
-    return run_cli(["compare", "--experiment", EXPERIMENT, "--metrics", "loss.d", *args], cwd=root)
+    # in this process: compare's behaviour does not depend on it (the runs above are real processes)
+    return run_in_process(["compare", "--experiment", EXPERIMENT, "--metrics", "loss.d", *args], root)
 
 
 def final_loss_by_steps(root: Path) -> dict[str, list[float]]:
@@ -153,7 +154,7 @@ def test_bad_pool_is_one_line(real_store, args, message):
 
 
 def test_sweep_groups_by_its_axes(real_store):
-    done = run_cli(["compare", "--sweep", "last", "--metrics", "loss.d", "--format", "json"], cwd=real_store)
+    done = run_in_process(["compare", "--sweep", "last", "--metrics", "loss.d", "--format", "json"], real_store)
     _ok(done)
     data = json.loads(done.stdout)
     assert data["group_by"] == ["steps"]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY, _registry, cli_in_process, run_cli
+from conftest import TINY, _registry, cli_in_process, run_cli, run_in_process
 from ganlab.errors import GanlabError
 from ganlab.train.packing import PackedDiscriminator, build_networks, check_pack, packed_shape
 
@@ -217,7 +217,7 @@ def test_images_are_packed_by_channels_with_a_convolutional_d(workdir: Path, mlf
 ], ids=["indivisible", "zero", "not-an-int", "semi-supervised", "dataset-smaller-than-batch"])
 def test_bad_pack_is_refused_in_one_line_before_any_run(workdir: Path, mlflow_client: Any, args: list[str],
                                                         says: str) -> None:
-    out = run_cli(["run", *TINY, *RING, *args], cwd=workdir)
+    out = run_in_process(["run", *TINY, *RING, *args], workdir)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert lines[-1].startswith(ERROR) and says in lines[-1], out.stderr

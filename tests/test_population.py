@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_in_process
 
 PLUGINS = Path(__file__).parent / "plugins_for_tests"
 HEADS = ("sigmoid", "softmax", "sparsemax", "entmax")
@@ -289,7 +289,7 @@ def test_unvectorisable_architecture_falls_back_to_sequential_runs(workdir: Path
 ])
 def test_what_a_population_cannot_do_is_refused_in_one_line(workdir: Path, mlflow_client: Any, extra: list[str],
                                                              message: str) -> None:
-    done = run_cli(["run", *SMALL, "--steps", "2", "--dataset", "ring8", *extra], cwd=workdir)
+    done = run_in_process(["run", *SMALL, "--steps", "2", "--dataset", "ring8", *extra], workdir)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ganlab: error: ") and message in lines[0], done.stderr
@@ -313,10 +313,10 @@ def test_sweep_with_population_true_trains_each_variant_as_a_population(workdir:
         assert sorted(int(c.data.params["seed"]) for c in children) == [0, 1, 2]
         assert {c.info.status for c in children} == {"FINISHED"}
         assert {c.data.params["head.name"] for c in children} == {population.data.params["head.name"]}
-    planned = run_cli(["sweep", "heads.toml", "--grid", "seed=4,5", "--dry-run"], cwd=workdir)
+    planned = run_in_process(["sweep", "heads.toml", "--grid", "seed=4,5", "--dry-run"], workdir)
     assert planned.returncode == 0, planned.stderr
     assert planned.stdout.count("seeds=4,5 (one population)") == 2, planned.stdout
     bad = workdir / "bad.toml"
     bad.write_text('population = true\n[base]\nsteps = 2\n[grid]\n"head.name" = ["sigmoid"]\n')
-    refused = run_cli(["sweep", "bad.toml"], cwd=workdir)
+    refused = run_in_process(["sweep", "bad.toml"], workdir)
     assert refused.returncode == 2 and "population = true needs a seed axis" in refused.stderr
