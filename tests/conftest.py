@@ -23,6 +23,17 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 #: Settings that make a real run take a second or two on a 2-core CPU.
+#: the [base] table of a tiny sweep file: TINY's settings in TOML
+TINY_SWEEP_BASE = """
+[base]
+steps = 4
+batch_size = 16
+latent_dim = 8
+log_every = 2
+eval_every = 0
+sample_every = 0
+eval_samples = 200
+"""
 TINY = ["--steps", "4", "--batch-size", "16", "--latent-dim", "8", "--log-every", "2",
         "--eval-every", "0", "--sample-every", "0", "--set", "eval_samples=200"]
 

@@ -18,20 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_cli, run_in_process
+from conftest import TINY, TINY_SWEEP_BASE, run_cli, run_in_process
 
 EXPERIMENT = "unlike"
 BASE = ["--experiment", EXPERIMENT, "--dataset", "ring8", "--arch", "mlp", "--head", "sigmoid", *TINY]
-SWEEP = """\
-experiment = "unlike"
-[base]
-steps = 4
-batch_size = 16
-latent_dim = 8
-log_every = 2
-eval_every = 0
-sample_every = 0
-eval_samples = 200
+SWEEP = 'experiment = "unlike"' + TINY_SWEEP_BASE + """\
 [base.dataset]
 name = "ring8"
 [base.arch]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import TINY_SWEEP_BASE, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,17 +40,7 @@ def register_losses(register):
              options={"at_step": Option(int, 2, "D step to fail at", min=0)})
 '''
 
-BASE = '''
-[base]
-steps = 4
-batch_size = 16
-latent_dim = 8
-log_every = 2
-eval_every = 0
-sample_every = 0
-eval_samples = 200
-metrics = "diagnostics"
-'''
+BASE = TINY_SWEEP_BASE + 'metrics = "diagnostics"\n'
 
 
 def write(path: Path, text: str) -> Path:
