@@ -37,6 +37,9 @@ class RunContext:
     resumed_from: int | None = None
     workdir: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # free space for plugins
+    # the moving average of G's weights (setting ``ema``), or None; where set, it is what samples,
+    # evaluation and the exported generator.pt use, while ``generator`` is the one being trained
+    generator_average: Any = None
 
 
 @dataclass

@@ -222,7 +222,9 @@ def test_sigint_kills_every_replica_and_resuming_the_parent_ends_where_an_uninte
 
     slow = str(PLUGINS / "slow_steps.py")
     args = ["--seeds", "0-1", *SMALL, "--steps", "24", "--dataset", "ring8", "--set", "arch.hidden_scale=0.125",
-            "--checkpoint-every", "4", "--deterministic", "--plugin", slow]
+            "--checkpoint-every", "4", "--deterministic", "--plugin", slow,
+            # the generator's average and the learning-rate schedule resume exactly too
+            "--ema", "0.8", "--lr-schedule", "cosine"]
     interrupted = _popen(["run", *args, "--experiment", "interrupted"], workdir, sleep=0.05)
     reference = _popen(["run", *args, "--experiment", "reference"], workdir, sleep=0.0)
     deadline = time.monotonic() + 240
@@ -258,7 +260,7 @@ def test_sigint_kills_every_replica_and_resuming_the_parent_ends_where_an_uninte
         child = mlflow_client.get_run(child.info.run_id)
         assert child.info.status == "FINISHED"
         ref = ref_children[child.data.params["seed"]]
-        for name in ("generator.pt", "discriminator.pt"):
+        for name in ("generator.pt", "generator_trained.pt", "discriminator.pt"):
             mine = torch.load(Path(child.info.artifact_uri.replace("file://", "")) / name, weights_only=True)
             theirs = torch.load(Path(ref.info.artifact_uri.replace("file://", "")) / name, weights_only=True)
             for key in theirs:

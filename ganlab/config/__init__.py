@@ -29,6 +29,7 @@ from typing import Any
 
 from ganlab.errors import ConfigError, did_you_mean
 from ganlab.options import Option
+from ganlab.train.schedule import SCHEDULES
 
 #: config-file section -> registry kind
 SECTIONS = {"arch": "architecture", "head": "head", "loss": "loss", "dataset": "dataset"}
@@ -38,6 +39,10 @@ DEFAULT_COMPONENTS = {"arch": "mlp", "head": "sigmoid", "loss": "nonsaturating",
 
 def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be > 0"
+
+
+def _decay(value: float) -> str | None:
+    return None if 0.0 <= value < 1.0 else "must be in [0, 1) (0: no average; e.g. 0.999)"
 
 
 #: More seeds than this in one population is refused: every replica is a child run in the store.
@@ -113,6 +118,11 @@ SETTINGS: dict[str, Option] = {
     "lr_d": Option(float, 2e-4, "discriminator learning rate (Adam)", check=_positive),
     "beta1": Option(float, 0.5, "Adam beta1 for both networks", min=0.0, max=0.999999),
     "beta2": Option(float, 0.999, "Adam beta2 for both networks", min=0.0, max=0.999999),
+    "lr_schedule": Option(str, "constant", "learning rate over training, both networks: "
+                          + "; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()), choices=tuple(SCHEDULES)),
+    "ema": Option(float, 0.0, "decay of an exponential moving average of G's weights; samples, evaluation and "
+                  "generator.pt use the average (0: off; e.g. 0.999)", check=_decay),
+    "ema_start": Option(int, 0, "generator steps during which the average is a plain copy of G", min=0),
     "d_steps": Option(int, 1, "discriminator updates per generator update", min=1),
     "pack": Option(int, 1, "PacGAN packing: D scores this many samples jointly (1: no packing; must "
                    "divide batch_size)", min=1),
@@ -146,7 +156,7 @@ SETTINGS: dict[str, Option] = {
 #: The settings that also have a flag of their own on ``ganlab run`` (the rest: ``--set KEY=VALUE``).
 #: Their type, default and help come from SETTINGS: the flags are generated from it (ganlab.cli.flags).
 FLAG_SETTINGS = (
-    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "d_steps", "pack", "seed", "device", "precision", "compile",
+    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "lr_schedule", "ema", "d_steps", "pack", "seed", "device", "precision", "compile",
     "deterministic", "eval_every", "sample_every", "log_every", "checkpoint_every", "experiment", "run_name",
     "tracking_uri", "tracking", "data_root", "download", "seeds",
 )

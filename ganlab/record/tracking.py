@@ -605,10 +605,16 @@ class MlflowTracker:
 
         workdir = Path(ctx.workdir)
         (workdir / "config.toml").write_text(ctx.config.to_toml())
-        torch.save(ctx.generator.state_dict(), workdir / "generator.pt")
+        names = ["config.toml", "generator.pt", "discriminator.pt"]
+        if ctx.generator_average is not None:  # the average samples; the trained G is kept beside it
+            torch.save(ctx.generator_average.state_dict(), workdir / "generator.pt")
+            torch.save(ctx.generator.state_dict(), workdir / "generator_trained.pt")
+            names.append("generator_trained.pt")
+        else:
+            torch.save(ctx.generator.state_dict(), workdir / "generator.pt")
         torch.save(ctx.discriminator.state_dict(), workdir / "discriminator.pt")
         if self.upload_dir is not None:
-            for name in ("config.toml", "generator.pt", "discriminator.pt"):
+            for name in names:
                 self.store.send("log_artifact", self.run_id, str(workdir / name))
 
 

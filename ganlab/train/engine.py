@@ -144,6 +144,7 @@ class Trainer:
         )
         self.ctx.extras["metrics"] = {}
         self.ctx.extras["dataset"] = built.dataset
+        self.average = self._make_average()
         if hasattr(built.objective, "setup"):  # e.g. the semi-supervised objective picks its labelled subset
             call_plugin(built.components["loss"], "setup", built.objective.setup, self.ctx)
         self.stop = GracefulStop()
@@ -151,9 +152,28 @@ class Trainer:
         # set on every rank of a distributed run (ganlab.dist): rank 0 alone samples and evaluates
         self.dist: Any = None
 
+    def _make_average(self) -> Any:
+        """The EMA of G's weights when ``ema`` > 0; it then stands in for G wherever samples are drawn."""
+        from ganlab.train.averaging import GeneratorAverage
+
+        cfg = self.b.config
+        if not cfg.ema:
+            return None
+        average = GeneratorAverage(self.b.generator, cfg.ema, cfg.ema_start)
+        self.ctx.generator_average = average.module
+        return average
+
+    @property
+    def sampling_generator(self) -> Any:
+        """The generator that samples, evaluation and the exported weights use: G, or its average."""
+        return self.average.module if self.average is not None else self.b.generator
+
     # ---- one step --------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
+        from ganlab.train.schedule import set_rates
+
         b, cfg = self.b, self.b.config
+        set_rates(((b.opt_d, cfg.lr_d), (b.opt_g, cfg.lr_g)), cfg.lr_schedule, self.ctx.step, cfg.steps)
         for _ in range(cfg.d_steps):
             real, labels = self.batches.next()
             b.opt_d.zero_grad(set_to_none=True)
@@ -174,6 +194,8 @@ class Trainer:
         self.scaler.scale(g_loss).backward()
         self.scaler.step(b.opt_g)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update(self.ctx.step + 1)
         return {"loss.d": d_loss.detach(), "loss.g": g_loss.detach()}
 
     # ---- the loop ----------------------------------------------------------
@@ -297,8 +319,9 @@ class Trainer:
 
         from ganlab.train.evaluation import evaluation_mode
 
-        with torch.no_grad(), autocast(self.b.device, self.b.config.precision), evaluation_mode(self.b.generator):
-            return self.b.generator(self.fixed_noise).float().cpu()
+        generator = self.sampling_generator
+        with torch.no_grad(), autocast(self.b.device, self.b.config.precision), evaluation_mode(generator):
+            return generator(self.fixed_noise).float().cpu()
 
     def select_metrics(self) -> None:
         explicit = self.b.config.metric_names
@@ -347,6 +370,7 @@ class Trainer:
             "data_order": self.batches.state_dict(),
             "config": b.config.to_toml_dict(),
             "objective": b.objective.state_dict() if hasattr(b.objective, "state_dict") else {},
+            **({"generator_average": self.average.state_dict()} if self.average is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -361,6 +385,9 @@ class Trainer:
         self.batches.load_state_dict(state["data_order"])
         if hasattr(b.objective, "load_state_dict") and state.get("objective"):
             b.objective.load_state_dict(state["objective"])
+        if self.average is not None:
+            # a checkpoint from before the average existed: it starts from the weights being resumed
+            self.average.load_state_dict(state.get("generator_average", state["generator"]))
         set_rng_state(state["rng"])
         self.ctx.step = int(state["step"])
         self.ctx.resumed_from = self.ctx.step

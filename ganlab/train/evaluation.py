@@ -31,6 +31,7 @@ def make_eval_context(trainer: Any, step: int) -> EvalContext:
 
     b, cfg = trainer.b, trainer.b.config
     device = b.device
+    generator = trainer.sampling_generator
     noise_gen = torch.Generator().manual_seed(cfg.seed + 7919)
     data = b.data if isinstance(b.data, TensorData) else getattr(b.data, "preview", None)
 
@@ -40,7 +41,7 @@ def make_eval_context(trainer: Any, step: int) -> EvalContext:
             for start in range(0, n, 512):
                 size = min(512, n - start)
                 noise = torch.randn(size, cfg.latent_dim, generator=noise_gen).to(device)
-                chunks.append(b.generator(noise).float())
+                chunks.append(generator(noise).float())
         return torch.cat(chunks)
 
     def discriminate(x: torch.Tensor) -> torch.Tensor:
@@ -58,7 +59,7 @@ def make_eval_context(trainer: Any, step: int) -> EvalContext:
 
     return EvalContext(
         step=step, device=device, dataset_name=cfg.name_of("dataset"), data=data, head=b.head,
-        generator=b.generator, discriminator=b.discriminator, latent_dim=cfg.latent_dim, seed=cfg.seed,
+        generator=generator, discriminator=b.discriminator, latent_dim=cfg.latent_dim, seed=cfg.seed,
         cache_dir=default_cache_dir(), generate=generate, discriminate=discriminate, real_batch=real_batch,
         objective=b.objective, run=trainer.ctx, config=cfg,
     )
@@ -94,7 +95,7 @@ def evaluate(trainer: Any, step: int) -> dict[str, float]:
         return {}
     devices = [trainer.b.device] if trainer.b.device.type == "cuda" else []
     results: dict[str, float] = {}
-    with torch.random.fork_rng(devices=devices), evaluation_mode(trainer.b.generator, trainer.b.discriminator):
+    with torch.random.fork_rng(devices=devices), evaluation_mode(trainer.sampling_generator, trainer.b.discriminator):
         ectx = make_eval_context(trainer, step)
         for name, metric in metrics.items():
             try:

@@ -19,14 +19,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch.func import vmap
+from torch.func import stack_module_state, vmap
 
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
 from ganlab.train.build import Built, make_adam, scores_samples_independently
 from ganlab.train.engine import Diverged, Interrupted, OutOfMemory, Trainer
 from ganlab.train.population.optim import ReplicaOptimizer
-from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork
+from ganlab.train.averaging import blend
+from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork, view_slice
 from ganlab.train.signals import GracefulStop
 
 
@@ -126,6 +127,8 @@ class PopulationTrainer:
         for i, replica in enumerate(self.replicas):
             replica.b.opt_g = ReplicaOptimizer(self.opt_g, i)
             replica.b.opt_d = ReplicaOptimizer(self.opt_d, i)
+        self.average = StackedAverage(self.G, [r.average.module for r in self.replicas], self.config) \
+            if self.replicas[0].average is not None else None
         self.x, self.y, self.offsets = _population_data([r.b.data for r in self.replicas])
         self.one_d_call = scores_samples_independently(first.architecture)
         head, objective = first.head, first.objective
@@ -148,8 +151,10 @@ class PopulationTrainer:
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         from ganlab.train.runtime import autocast
+        from ganlab.train.schedule import set_rates
 
         cfg, device = self.config, self.device
+        set_rates(((self.opt_d, cfg.lr_d), (self.opt_g, cfg.lr_g)), cfg.lr_schedule, self.step, cfg.steps)
         for _ in range(cfg.d_steps):
             real, labels = self.next_batch()
             self.opt_d.zero_grad(set_to_none=True)
@@ -171,6 +176,8 @@ class PopulationTrainer:
             g_losses = self.g_losses(self.D(fake, frozen=True))
         g_losses.sum().backward()
         self.opt_g.step()
+        if self.average is not None:
+            self.average.update(self.step + 1)
         return d_losses.detach(), g_losses.detach()
 
     # ---- the loop ----------------------------------------------------------
@@ -301,6 +308,26 @@ class PopulationTrainer:
             if state is not None:
                 replica.load_state_dict(state)
         self.step = steps.pop() if steps else self.step
+
+
+class StackedAverage:
+    """The replicas' generator averages (setting ``ema``) as stacked tensors, updated in one pass.
+
+    Each replica's ``GeneratorAverage.module`` views its slice, so its samples,
+    evaluation and checkpoint read the shared storage as a single run's would.
+    """
+
+    def __init__(self, G: StackedNetwork, averages: Sequence[torch.nn.Module], config: Any) -> None:
+        self.G, self.decay, self.start = G, config.ema, config.ema_start
+        self.params, self.buffers = stack_module_state(list(averages))
+        for i, module in enumerate(averages):
+            view_slice(module, self.params, self.buffers, i)
+        self.names = list(self.params)
+
+    def update(self, step: int) -> None:
+        blend([self.params[k] for k in self.names], [self.G.params[k] for k in self.names],
+              list(self.buffers.values()), [self.G.buffers[k] for k in self.buffers],
+              0.0 if step <= self.start else self.decay)
 
 
 class PopulationInterrupted(Interrupted):
