@@ -211,6 +211,20 @@ def test_mlp_options_build_pacgans_networks(registry):
     check_shapes(*arch(registry, "mlp", **PACGAN).build((2,), LATENT, 1), (2,), 1)
 
 
+def test_mlp_g_batchnorm_normalises_each_hidden_layer_of_g_only(registry):
+    generator, discriminator = arch(registry, "mlp", g_batchnorm=True, **PACGAN).build((2,), 2, 1)
+    g_layers = list(generator.main)
+    kinds = [type(m).__name__ for m in g_layers]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU"] * 4 + ["Linear"]
+    assert [m.num_features for m in g_layers if isinstance(m, nn.BatchNorm1d)] == [400] * 4
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in discriminator.modules())
+    plain, _ = arch(registry, "mlp", **PACGAN).build((2,), 2, 1)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in plain.modules())
+    # batch statistics: in training mode a sample's output depends on the rest of its batch
+    z = torch.randn(8, 2)
+    assert not torch.allclose(generator(z)[:4], generator(z[:4]))
+
+
 def test_mlp_hidden_scale_multiplies_the_given_widths(registry):
     _, discriminator = arch(registry, "mlp", d_widths=(200, 100), hidden_scale=0.5).build((2,), 2, 1)
     assert [m.out_features for m in discriminator.modules() if isinstance(m, nn.Linear)] == [100, 50, 1]

@@ -37,6 +37,8 @@ def register_architectures(register: Any) -> None:
                                "200,200,200); hidden_scale multiplies them", min=1, check=_some_layers),
             "d_activation": Option(str, "leaky_relu", "D's hidden activation: leaky_relu (slope 0.2, the "
                                    "article) or relu (PacGAN)", choices=("leaky_relu", "relu")),
+            "g_batchnorm": Option(bool, False, "BatchNorm after each hidden layer of G (PacGAN's G; "
+                                  "not the article's)"),
         },
     )
     register(

@@ -12,7 +12,8 @@ unreachable. ``output="tanh"`` restores the article's layer everywhere.
 
 Options express other fully connected GANs, e.g. PacGAN's 2-D networks (Lin et al.
 2018: G 4 x 400 ReLU, D 3 x 200 ReLU, no Dropout): ``g_widths=(400, 400, 400, 400)``,
-``d_widths=(200, 200, 200)``, ``d_activation="relu"``, ``dropout=0``. With no options
+``d_widths=(200, 200, 200)``, ``d_activation="relu"``, ``dropout=0`` (PacGAN's G also has
+BatchNorm after each hidden layer: ``g_batchnorm=True``). With no options
 the modules, and the order in which they are initialised, are the article's.
 """
 
@@ -32,13 +33,17 @@ D_ACTIVATIONS = ("leaky_relu", "relu")
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, latent_dim: int, data_shape: tuple[int, ...], widths: tuple[int, ...], tanh: bool) -> None:
+    def __init__(self, latent_dim: int, data_shape: tuple[int, ...], widths: tuple[int, ...], tanh: bool,
+                 batchnorm: bool = False) -> None:
         super().__init__()
         self.data_shape = tuple(data_shape)
         layers: list[nn.Module] = []
         fan_in = latent_dim
         for width in widths:
-            layers += [nn.Linear(fan_in, width), nn.ReLU(inplace=True)]
+            layers.append(nn.Linear(fan_in, width))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(nn.ReLU(inplace=True))
             fan_in = width
         layers.append(nn.Linear(fan_in, math.prod(self.data_shape)))
         if tanh:
@@ -79,7 +84,7 @@ class MLPArchitecture:
 
     def __init__(self, hidden_scale: float = 1.0, dropout: float = 0.3, output: str = "auto",
                  g_widths: tuple[int, ...] = ARTICLE_G_WIDTHS, d_widths: tuple[int, ...] = ARTICLE_D_WIDTHS,
-                 d_activation: str = "leaky_relu") -> None:
+                 d_activation: str = "leaky_relu", g_batchnorm: bool = False) -> None:
         if d_activation not in D_ACTIVATIONS:
             raise ValueError(f"d_activation must be one of {D_ACTIVATIONS}, not {d_activation!r}")
         self.hidden_scale = hidden_scale
@@ -88,6 +93,7 @@ class MLPArchitecture:
         self.g_widths = tuple(int(w) for w in g_widths)
         self.d_widths = tuple(int(w) for w in d_widths)
         self.d_activation = d_activation
+        self.g_batchnorm = g_batchnorm
 
     def _widths(self, base: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(max(1, round(w * self.hidden_scale)) for w in base)
@@ -96,7 +102,7 @@ class MLPArchitecture:
         data_shape = tuple(int(d) for d in data_shape)
         check_build_args("mlp", data_shape, latent_dim, num_logits)
         tanh = self.output == "tanh" or (self.output == "auto" and len(data_shape) > 1)
-        generator = MLPGenerator(latent_dim, data_shape, self._widths(self.g_widths), tanh)
+        generator = MLPGenerator(latent_dim, data_shape, self._widths(self.g_widths), tanh, self.g_batchnorm)
         discriminator = MLPDiscriminator(data_shape, self._widths(self.d_widths), self.dropout, num_logits,
                                          self.d_activation)
         return generator, discriminator
