@@ -150,3 +150,30 @@ def test_sweep_groups_by_its_axes(real_store):
     data = json.loads(done.stdout)
     assert data["group_by"] == ["steps"]
     assert sorted((g["group"]["steps"], g["runs"]) for g in data["groups"]) == [("4", 2), ("6", 2)]
+
+
+def test_test_flag_compares_the_groups_that_differ_in_one_param(real_store):
+    """--test: the 4-step group against the 6-step group, the p-value the permutation test gives on
+    the final values read back from the store by this test itself."""
+    from mlflow import MlflowClient
+
+    from ganlab.compare.significance import permutation_p
+
+    done = compare(real_store, "--format", "json", "--test")
+    _ok(done)
+    (test,) = json.loads(done.stdout)["tests"]
+    assert (test["metric"], test["first"], test["second"]) == ("loss.d", "sigmoid steps=4", "sigmoid steps=6")
+    client = MlflowClient(tracking_uri=f"sqlite:///{real_store / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    finals: dict[str, list[float]] = {"4": [], "6": []}
+    for run in client.search_runs([experiment]):
+        if "loss.d" in run.data.metrics and run.info.status == "FINISHED":
+            finals[run.data.params["steps"]].append(run.data.metrics["loss.d"])
+    assert len(finals["4"]) == 4 and len(finals["6"]) == 2
+    assert test["p"] == pytest.approx(permutation_p(finals["4"], finals["6"])[0])
+    assert test["difference"] == pytest.approx(statistics.fmean(finals["4"]) - statistics.fmean(finals["6"]))
+    assert test["p_holm"] == test["p"], "one test: Holm changes nothing"
+    markdown = compare(real_store, "--format", "markdown", "--test")
+    assert "| loss.d | sigmoid steps=4 | sigmoid steps=6 |" in markdown.stdout and "permutation test" in markdown.stdout
+    refused = compare(real_store, "--format", "csv", "--test")
+    assert refused.returncode == 2 and "--test" in refused.stderr

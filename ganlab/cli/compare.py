@@ -29,6 +29,7 @@ def compare(
     rows: Annotated[str, typer.Option("--rows", help="table/markdown layout: groups or metrics down the rows; auto: whichever are more.")] = "auto",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw metric curves per group into this .png/.svg/.pdf.")] = None,
     plot_metric: Annotated[Optional[str], typer.Option("--plot-metric", help="Metric to plot. [default: the first compared metric]")] = None,
+    test: Annotated[bool, typer.Option("--test", help="Also test which differences are more than seed noise: a permutation test between every two groups that differ in one param (e.g. two heads on one dataset), Holm-adjusted.")] = False,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Include runs that did not finish (FAILED, KILLED, RUNNING).")] = False,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
 ) -> None:
@@ -44,6 +45,8 @@ def compare(
         raise GanlabError(f"--rows must be one of {', '.join(render.ROWS)}, not '{rows}'")
     if plot is not None:
         render.check_plot_path(plot)
+    if test and format == "csv":
+        raise GanlabError("--test prints its own table: use --format table, markdown or json with it")
     uri = existing_store(tracking_uri)
     mlflow_client = client(uri)
     selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
@@ -52,14 +55,17 @@ def compare(
     if plot_metric is not None:
         data.choose_metrics(selection.runs, [plot_metric])  # refuse an unknown one before printing anything
     groups = data.compute(data.group_runs(selection.runs, keys), chosen)
+    tests = render.significance(groups, keys, chosen) if test else None
     if format == "table":
         render.print_table(selection, groups, keys, chosen, rows)
     elif format == "csv":
         typer.echo(render.as_csv(groups, keys, chosen), nl=False)
     elif format == "json":
-        typer.echo(render.as_json(selection, groups, keys, chosen))
+        typer.echo(render.as_json(selection, groups, keys, chosen, tests))
     else:
         typer.echo(render.as_markdown(selection, groups, keys, chosen, rows), nl=False)
+    if tests is not None and format != "json":
+        typer.echo(render.tests_markdown(tests), nl=False)
     if plot is not None:
         metric = plot_metric or chosen[0]
         curves = render.plot(mlflow_client, selection, groups, keys, metric, plot)

@@ -10,6 +10,7 @@ a missing standard error (a group of one) is empty in CSV and null in JSON.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -56,7 +57,8 @@ def as_csv(groups: list[Group], group_by: list[str], metrics: list[str]) -> str:
     return buffer.getvalue()
 
 
-def as_json(selection: Selection, groups: list[Group], group_by: list[str], metrics: list[str]) -> str:
+def as_json(selection: Selection, groups: list[Group], group_by: list[str], metrics: list[str],
+            tests: list[Any] | None = None) -> str:
     return json.dumps({
         "source": selection.source,
         "group_by": group_by,
@@ -73,7 +75,35 @@ def as_json(selection: Selection, groups: list[Group], group_by: list[str], metr
             }
             for group in groups
         ],
+        **({"tests": [dataclasses.asdict(t) for t in tests]} if tests is not None else {}),
     }, indent=2)
+
+
+def significance(groups: list[Group], group_by: list[str], metrics: list[str]) -> list[Any]:
+    """Permutation tests between the groups that differ in one grouping param (ganlab.compare.significance)."""
+    import math
+
+    from ganlab.compare.significance import one_change_pairs, pairwise
+
+    labels = [group_label(group_by, g.values) for g in groups]
+    pairs = [(labels[i], labels[j]) for i, j in one_change_pairs([g.values for g in groups])]
+    samples = {m: {label: [v for r in g.runs if math.isfinite(v := float(r.data.metrics.get(m, math.nan)))]
+                   for label, g in zip(labels, groups)} for m in metrics}
+    return pairwise(samples, pairs)
+
+
+def tests_markdown(tests: list[Any], level: float = 0.05) -> str:
+    """The tests as a Markdown table, with a line saying how they were made."""
+    if not tests:
+        return "\nNo pair of groups differing in one param has two or more runs each: nothing to test.\n"
+    lines = ["| metric | first | second | difference | p | p (Holm) | |", "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+    for t in tests:
+        mark = "significant" if t.p_holm < level else ""
+        lines.append(f"| {t.metric} | {t.first} | {t.second} | {fmt(t.difference)} | {t.p:.3g}"
+                     f"{'' if t.exact else ' (sampled)'} | {t.p_holm:.3g} | {mark} |")
+    return ("\n" + "\n".join(lines) + "\n\nTwo-sided permutation test of the difference in means of the final "
+            "values (first minus second) between groups that differ in one param; p-values adjusted by Holm's "
+            f"method over the pairs of each metric; 'significant' at {level}.\n")
 
 
 def group_label(group_by: list[str], values: tuple[str, ...]) -> str:
