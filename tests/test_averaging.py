@@ -174,3 +174,15 @@ def test_bad_values_are_refused_in_one_line(workdir: Any, setting: str, says: st
     result = run_in_process(["run", "--steps", "1", "--set", setting], cwd=workdir)
     assert result.returncode == 2 and says in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_the_memory_estimate_counts_the_averaged_copy_of_g() -> None:
+    from ganlab.train.build import build, step_memory
+
+    plain_config, plugins = _config()
+    averaged_config, _ = _config(ema=0.9)
+    b = build(plugins, plain_config)
+    g_bytes = sum(p.numel() * p.element_size() for p in b.generator.parameters())
+    plain = step_memory(plain_config, b.device, b.generator, b.discriminator, b.data)
+    averaged = step_memory(averaged_config, b.device, b.generator, b.discriminator, b.data)
+    assert averaged(16) - plain(16) == g_bytes > 0

@@ -220,13 +220,15 @@ def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: A
                 data: TensorData | StreamingData) -> Callable[[int], int]:
     """Bytes one training step holds at least, as a function of the batch size.
 
-    Fixed: each network's gradients and Adam's two moments (3x the weights).
+    Fixed: each network's gradients and Adam's two moments (3x the weights),
+    and with ``ema`` the averaged copy of G (made after this check).
     Per sample (``kept_bytes_per_sample``): in the G step, the noise and what G
     and D keep for the backward pass; in the D step, the real and the fake
     samples and what D keeps for each. A resident dataset's real batch is at
     most the dataset.
     """
     weights = sum(p.numel() * p.element_size() for net in (generator, discriminator) for p in net.parameters())
+    average = sum(p.numel() * p.element_size() for p in generator.parameters()) if config.ema else 0
     element = data.x.element_size() if isinstance(data, TensorData) else 4
     sample = math.prod(data.shape) * element
     g_step_kept, d_kept = kept_bytes_per_sample(config, device, generator, discriminator)
@@ -236,7 +238,7 @@ def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: A
         real = batch if real_cap is None else min(batch, real_cap)
         g_step = batch * max(g_step_kept, sample)
         d_step = (real + batch) * max(d_kept, sample)
-        return 3 * weights + max(g_step, d_step)
+        return 3 * weights + average + max(g_step, d_step)
 
     return need
 
