@@ -322,3 +322,28 @@ def test_sweep_with_population_true_trains_each_variant_as_a_population(workdir:
     bad.write_text('population = true\n[base]\nsteps = 2\n[grid]\n"head.name" = ["sigmoid"]\n')
     refused = run_in_process(["sweep", "bad.toml"], workdir)
     assert refused.returncode == 2 and "population = true needs a seed axis" in refused.stderr
+
+
+def test_interrupting_a_population_in_a_sweep_stops_the_sweep(workdir: Path, mlflow_client: Any) -> None:
+    """SIGINT while a sweep's population trains: the population checkpoints, and the sweep stops with it
+    (parent KILLED, exit 130) instead of going on to the next variant."""
+    import time
+
+    (workdir / "stop.toml").write_text(
+        'population = true\nexperiment = "stop"\n[base]\nsteps = 400\nbatch_size = 16\nlatent_dim = 8\n'
+        'log_every = 2\neval_every = 0\nsample_every = 0\ncheckpoint_every = 4\nmetrics = "none"\n'
+        'device = "cpu"\n[base.dataset]\nname = "ring8"\n[base.arch]\nname = "mlp"\nhidden_scale = 0.125\n'
+        '[grid]\n"head.name" = ["sigmoid", "softmax"]\nseed = [0, 1]\n')
+    sweep = _popen(["sweep", "stop.toml", "--plugin", str(PLUGINS / "slow_steps.py")], workdir, sleep=0.05)
+    deadline = time.monotonic() + 240
+    while not list(workdir.glob("mlruns/artifacts/stop/*/artifacts/checkpoints/step-00000004.pt")):
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.stderr.read()
+        time.sleep(0.02)
+    sweep.send_signal(signal.SIGINT)
+    _, err = sweep.communicate(timeout=240)
+    assert sweep.returncode == 130 and "sweep interrupted" in err, err
+    runs = _runs(mlflow_client)
+    populations = [r for r in runs if "ganlab.population" in r.data.tags]
+    assert [p.data.params["head.name"] for p in populations] == ["sigmoid"], "the second variant never started"
+    (parent,) = [r for r in runs if r.data.tags.get("ganlab.sweep.role") == "parent"]
+    assert parent.info.status == "KILLED" and populations[0].info.status == "KILLED"

@@ -145,7 +145,7 @@ class SweepRunner:
             status = "KILLED"
             raise SweepInterrupted("sweep interrupted; finished variants are kept, the parent run is KILLED") from None
         except BaseException as exc:
-            if getattr(exc, "exit_code", None) and type(exc).__name__ == "Interrupted":
+            if _interrupted(exc):
                 status = "KILLED"
                 raise SweepInterrupted(f"sweep interrupted ({exc}); the parent run is KILLED") from None
             raise
@@ -188,7 +188,7 @@ class SweepRunner:
         except (KeyboardInterrupt, SweepInterrupted):
             raise
         except Exception as exc:
-            if type(exc).__name__ == "Interrupted":
+            if _interrupted(exc):  # a single run's or a population's: the sweep stops with it
                 raise
             run_id = self.child_run_id(variant)
             if run_id is None:
@@ -355,6 +355,13 @@ def nvidia_smi_gpus() -> int:
     if listing.returncode != 0:
         return 0
     return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a variant stopped because SIGINT or SIGTERM arrived while it trained in this process."""
+    from ganlab.train.engine import Interrupted  # a population's PopulationInterrupted is one too
+
+    return isinstance(exc, Interrupted)
 
 
 def _raise_on_signals() -> dict[int, Any]:
