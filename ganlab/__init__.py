@@ -14,9 +14,10 @@ from ganlab.options import Option
 
 __version__ = "0.1.0"
 
-#: Version of the hook specification surface. Bumped when a hook gains an
+#: Version of the hook specification surface. Bumped when a hook is added or gains an
 #: argument (compatible) or a hook is deprecated; see docs/plugins.md.
-HOOKSPEC_VERSION = "1.1"
+#: 1.2: on_after_d_step and on_after_g_step; RunContext.log_metrics and log_artifact.
+HOOKSPEC_VERSION = "1.2"
 
 PROJECT_NAME = "ganlab"
 

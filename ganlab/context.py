@@ -6,7 +6,7 @@ can grow without breaking any plugin written against an older version.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,20 @@ class RunContext:
     # the moving average of G's weights (setting ``ema``), or None; where set, it is what samples,
     # evaluation and the exported generator.pt use, while ``generator`` is the one being trained
     generator_average: Any = None
+    # what log_metrics and log_artifact go through: the run's MLflow tracker, once the run is open
+    recorder: Any = field(default=None, repr=False)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record a plugin's own metrics in this run at ``step`` (default: the current step), through
+        the writer that records the losses, so they survive a resume without duplicates. A run without
+        tracking records nothing."""
+        if self.recorder is not None:
+            self.recorder.log_metrics(metrics, self.step if step is None else step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Copy the file at ``path`` into this run's artifacts (under ``artifact_path``, if given)."""
+        if self.recorder is not None:
+            self.recorder.log_artifact(path, artifact_path)
 
 
 @dataclass

@@ -106,6 +106,22 @@ def on_run_start(ctx: RunContext) -> None:
 
 
 @hookspec
+def on_after_d_step(ctx: RunContext, step: int, d_step: int, loss: Any) -> None:
+    """The discriminator's optimiser just stepped: update ``d_step`` (0-based, of ``d_steps``) of
+    training step ``step`` (numbered as in ``on_step_end``). ``loss`` is the detached D loss.
+
+    Changes made here to ``ctx.discriminator``'s weights (in place, under ``torch.no_grad()``)
+    are what the next update sees: WGAN's weight clipping is written on this hook.
+    """
+
+
+@hookspec
+def on_after_g_step(ctx: RunContext, step: int, loss: Any) -> None:
+    """The generator's optimiser just stepped, before the run's own bookkeeping of ``step``
+    (the weight average, divergence checks, logging, ``on_step_end``). ``loss`` is the detached G loss."""
+
+
+@hookspec
 def on_step_end(ctx: RunContext, step: int, losses: dict[str, Any]) -> None:
     """One generator update finished. ``losses`` holds detached 0-d tensors:
     converting them to floats forces a device sync, so do it only at intervals."""
@@ -149,5 +165,5 @@ COMPONENT_HOOKS = {
     "register_metrics": "metric",
 }
 LIFECYCLE_HOOKS = (
-    "on_run_start", "on_step_end", "on_samples", "on_evaluate", "before_checkpoint", "on_checkpoint", "on_run_end",
+    "on_run_start", "on_after_d_step", "on_after_g_step", "on_step_end", "on_samples", "on_evaluate", "before_checkpoint", "on_checkpoint", "on_run_end",
 )

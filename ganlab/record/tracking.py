@@ -405,6 +405,7 @@ class MlflowTracker:
             tags = {"ganlab.resumed_at_step": str(ctx.step), **process_tags(), **heartbeat_tags(ctx.step)}
             artifact_uri, self.skip_until = self.store.call("resume_run", self.run_id, tags)
         ctx.run_id = self.run_id
+        ctx.recorder = self
         local = local_artifact_dir(artifact_uri)
         if local is None:  # remote artifact store: write locally, upload on checkpoint
             local = Path("mlruns") / "uploads" / self.run_id
@@ -572,6 +573,14 @@ class MlflowTracker:
         what = f"run {self.run_id}" if ctx.resumed_from is None else f"resuming run {self.run_id} at step {ctx.step}"
         print(f"ganlab: {what} in {store_label(self.uri)}; watch: ganlab ui{option}; "
               f"samples: ganlab sample {self.run_id}{option}", file=sys.stderr, flush=True)
+
+    # ---- what plugins record through the context (RunContext.log_metrics, log_artifact) ----------
+    def log_metrics(self, metrics: Any, step: int) -> None:
+        for key, value in metrics.items():
+            self.add(str(key), float(value), int(step))
+
+    def log_artifact(self, path: Any, artifact_path: str | None = None) -> None:
+        self.store.call("log_artifact", self.run_id, str(path), artifact_path)  # copied before this returns
 
     # ---- helpers -------------------------------------------------------------
     def add(self, key: str, value: float, step: int) -> None:

@@ -174,13 +174,15 @@ class Trainer:
 
         b, cfg = self.b, self.b.config
         set_rates(((b.opt_d, cfg.lr_d), (b.opt_g, cfg.lr_g)), cfg.lr_schedule, self.ctx.step, cfg.steps)
-        for _ in range(cfg.d_steps):
+        step = self.ctx.step + 1
+        for d_step in range(cfg.d_steps):
             real, labels = self.batches.next()
             b.opt_d.zero_grad(set_to_none=True)
             d_loss = self.d_loss_fn(real, labels)
             self.scaler.scale(d_loss).backward()
             self.scaler.step(b.opt_d)
             self.scaler.update()
+            self.plugins.notify("on_after_d_step", ctx=self.ctx, step=step, d_step=d_step, loss=d_loss.detach())
         b.opt_g.zero_grad(set_to_none=True)
         # The G step needs gradients through D, not of D's weights: with D's parameters
         # frozen for the forward, backward skips those products (measured in docs/benchmarks.md).
@@ -194,8 +196,9 @@ class Trainer:
         self.scaler.scale(g_loss).backward()
         self.scaler.step(b.opt_g)
         self.scaler.update()
+        self.plugins.notify("on_after_g_step", ctx=self.ctx, step=step, loss=g_loss.detach())
         if self.average is not None:
-            self.average.update(self.ctx.step + 1)
+            self.average.update(step)
         return {"loss.d": d_loss.detach(), "loss.g": g_loss.detach()}
 
     # ---- the loop ----------------------------------------------------------

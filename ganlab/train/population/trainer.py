@@ -155,7 +155,8 @@ class PopulationTrainer:
 
         cfg, device = self.config, self.device
         set_rates(((self.opt_d, cfg.lr_d), (self.opt_g, cfg.lr_g)), cfg.lr_schedule, self.step, cfg.steps)
-        for _ in range(cfg.d_steps):
+        step = self.step + 1
+        for d_step in range(cfg.d_steps):
             real, labels = self.next_batch()
             self.opt_d.zero_grad(set_to_none=True)
             with autocast(device, cfg.precision):
@@ -170,14 +171,19 @@ class PopulationTrainer:
                 d_losses = self.d_losses(real_scores, fake_scores, labels)
             d_losses.sum().backward()
             self.opt_d.step()
+            for replica in self.active():
+                self.plugins.notify("on_after_d_step", ctx=replica.ctx, step=step, d_step=d_step,
+                                    loss=d_losses[replica.index].detach())
         self.opt_g.zero_grad(set_to_none=True)
         with autocast(device, cfg.precision):
             fake = self.G(self.randomness.normal(cfg.batch_size, cfg.latent_dim, device))
             g_losses = self.g_losses(self.D(fake, frozen=True))
         g_losses.sum().backward()
         self.opt_g.step()
+        for replica in self.active():
+            self.plugins.notify("on_after_g_step", ctx=replica.ctx, step=step, loss=g_losses[replica.index].detach())
         if self.average is not None:
-            self.average.update(self.step + 1)
+            self.average.update(step)
         return d_losses.detach(), g_losses.detach()
 
     # ---- the loop ----------------------------------------------------------
