@@ -192,7 +192,7 @@ def components(
 
 @app.command()
 def resume(
-    run_id: Annotated[str, typer.Argument(help="The MLflow run to continue.")],
+    run_id: Annotated[str, typer.Argument(help="The MLflow run to continue, or an untracked run's --run-dir.")],
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Train to this many steps instead of the original total.")] = None,
     plugin: PluginOpt = None,

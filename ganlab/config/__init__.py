@@ -145,6 +145,8 @@ SETTINGS: dict[str, Option] = {
                        "characters)", check=_name_check("run", MAX_RUN_NAME, required=False)),
     "tracking_uri": Option(str, "", "MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)"),
     "tracking": Option(bool, True, "record the run in MLflow"),
+    "run_dir": Option(str, "", "untracked runs (--no-tracking): keep checkpoints and networks in this directory, "
+                      "so `ganlab resume DIR` can continue the run"),
     "data_root": Option(str, "data", "where datasets' files live"),
     "download": Option(bool, False, "allow datasets to download missing files"),
     "metrics": Option(str, "auto", "comma-separated metric names, 'auto' (all that apply) or 'none'"),
@@ -158,7 +160,7 @@ SETTINGS: dict[str, Option] = {
 FLAG_SETTINGS = (
     "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "lr_schedule", "ema", "d_steps", "pack", "seed", "device", "precision", "compile",
     "deterministic", "eval_every", "sample_every", "log_every", "checkpoint_every", "experiment", "run_name",
-    "tracking_uri", "tracking", "data_root", "download", "seeds",
+    "tracking_uri", "tracking", "run_dir", "data_root", "download", "seeds",
 )
 
 _DEVICE_PREFIXES = ("auto", "cpu", "cuda", "mps")

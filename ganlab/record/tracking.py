@@ -610,21 +610,29 @@ class MlflowTracker:
             self.store.send("log_image", self.run_id, picture_of(preview), artifact_file="data_card/real_samples.png")
 
     def log_outputs(self, ctx: Any) -> None:
-        import torch
-
-        workdir = Path(ctx.workdir)
-        (workdir / "config.toml").write_text(ctx.config.to_toml())
-        names = ["config.toml", "generator.pt", "discriminator.pt"]
-        if ctx.generator_average is not None:  # the average samples; the trained G is kept beside it
-            torch.save(ctx.generator_average.state_dict(), workdir / "generator.pt")
-            torch.save(ctx.generator.state_dict(), workdir / "generator_trained.pt")
-            names.append("generator_trained.pt")
-        else:
-            torch.save(ctx.generator.state_dict(), workdir / "generator.pt")
-        torch.save(ctx.discriminator.state_dict(), workdir / "discriminator.pt")
+        names = write_outputs(ctx, Path(ctx.workdir))
         if self.upload_dir is not None:
             for name in names:
-                self.store.send("log_artifact", self.run_id, str(workdir / name))
+                self.store.send("log_artifact", self.run_id, str(Path(ctx.workdir) / name))
+
+
+def write_outputs(ctx: Any, workdir: Path) -> list[str]:
+    """A run's resolved configuration and final networks, written into ``workdir``; returns the file names.
+
+    With ``ema``, generator.pt holds the average (what samples) and generator_trained.pt the trained G.
+    """
+    import torch
+
+    (workdir / "config.toml").write_text(ctx.config.to_toml())
+    names = ["config.toml", "generator.pt", "discriminator.pt"]
+    if ctx.generator_average is not None:
+        torch.save(ctx.generator_average.state_dict(), workdir / "generator.pt")
+        torch.save(ctx.generator.state_dict(), workdir / "generator_trained.pt")
+        names.append("generator_trained.pt")
+    else:
+        torch.save(ctx.generator.state_dict(), workdir / "generator.pt")
+    torch.save(ctx.discriminator.state_dict(), workdir / "discriminator.pt")
+    return names
 
 
 def component_tags(components: dict[str, Any]) -> dict[str, str]:

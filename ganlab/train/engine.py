@@ -305,8 +305,9 @@ class Trainer:
 
     def kept_checkpoint(self) -> str:
         """Which checkpoint a failed run leaves to resume from, said for its error line."""
-        if not self.b.config.tracking:
-            return "no checkpoint is kept (tracking is off, and checkpoints are written only with tracking)"
+        if self.ctx.workdir is None and not self.b.config.tracking:
+            return ("no checkpoint is kept (an untracked run checkpoints only into a directory given with "
+                    "--run-dir)")
         if self.ctx.workdir is None:  # a distributed run's other ranks: rank 0 writes the checkpoints
             return "rank 0 keeps the last good checkpoint, if any"
         found = checkpoint.list_checkpoints(Path(self.ctx.workdir) / "checkpoints")

@@ -93,6 +93,28 @@ def resume_run(run_id: str, plugins: Any, tracking_uri: str | None = None, steps
     return run_training(config, plugins, resume_run_id=run_id, resume_state=state)
 
 
+def resume_directory(directory: Path, plugins: Any, steps: int | None = None) -> Any:
+    """Continue the untracked run whose ``run_dir`` is ``directory`` from its newest checkpoint."""
+    from ganlab.config import ConfigBuilder
+    from ganlab.train import checkpoint
+    from ganlab.train.runner import run as run_training
+
+    found = checkpoint.list_checkpoints(directory / "checkpoints")
+    if not found:
+        raise GanlabError(f"{directory} holds no checkpoint to resume from (looked in {directory / 'checkpoints'})")
+    state = checkpoint.load(found[-1])
+    if int(state["step"]) != checkpoint.step_of(found[-1]):
+        raise GanlabError(f"checkpoint {found[-1]} holds step {state['step']}, not {checkpoint.step_of(found[-1])}")
+    builder = ConfigBuilder().add_mapping(state["config"], f"checkpoint {found[-1].name}")
+    builder.add_mapping({"tracking": False, "run_dir": str(directory),
+                         **({"steps": steps} if steps is not None else {})}, "resume")
+    config = builder.build(plugins.registry)
+    if int(state["step"]) >= config.steps:
+        raise GanlabError(f"the run in {directory} is at step {state['step']} of {config.steps}; "
+                          f"pass --steps N with N > {state['step']} to train it further")
+    return run_training(config, plugins, resume_state=state)
+
+
 def _plugin_hint(run: Any, plugins: Any) -> str:
     """A component from a ``--plugin`` file is only there if resume gets the same ``--plugin``."""
     tags = run.data.tags

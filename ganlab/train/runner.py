@@ -30,6 +30,9 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
     try:
         distributed.check_resume(resume_state, dist, resume_run_id)
         main = dist is None or dist.is_main
+        from ganlab.record.local import LocalRunDirectory, check_run_dir
+
+        local = check_run_dir(config, resuming=resume_state is not None)
         uri = None
         if config.tracking and main:
             from ganlab.record.tracking import experiment_directory, tracking_uri
@@ -60,6 +63,9 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
         if tracker is not None:
             plugins.register_object(tracker, "ganlab.tracking")
             registered.append("ganlab.tracking")
+        elif local is not None and main:
+            plugins.register_object(LocalRunDirectory(local), "ganlab.run_dir")
+            registered.append("ganlab.run_dir")
         if progress and main:
             from ganlab.train.progress import ProgressBar
 

@@ -108,10 +108,15 @@ def resume_population(run: Any, plugins: Any, uri: str, steps: int | None) -> An
 
 def resume_run_or_population(run_id: str, plugins: Any, tracking_uri: str | None = None,
                              steps: int | None = None) -> Any:
-    """``ganlab resume``: a population's parent resumes the population; any other run resumes alone."""
-    from ganlab.record.tracking import find_run, tracking_uri as resolve_uri
-    from ganlab.train.resume import resume_run
+    """``ganlab resume``: a population's parent resumes the population; any other run resumes alone;
+    a directory is an untracked run's ``run_dir``."""
+    from pathlib import Path
 
+    from ganlab.record.tracking import find_run, tracking_uri as resolve_uri
+    from ganlab.train.resume import resume_directory, resume_run
+
+    if Path(run_id).is_dir():  # an untracked run's run_dir
+        return resume_directory(Path(run_id), plugins, steps)
     uri = resolve_uri(tracking_uri)
     run = find_run(run_id, uri)
     if is_population(run) and run.info.lifecycle_stage != "deleted":

@@ -18,7 +18,10 @@ def check_population(config: RunConfig) -> list[int]:
     """The seeds, after refusing what a population cannot do (before anything is built)."""
     from ganlab.dist import launched_by_torchrun
 
+    from ganlab.record.local import check_run_dir
+
     seeds = parse_seeds(config.seeds)
+    check_run_dir(config, resuming=False)
     if launched_by_torchrun():
         raise GanlabError("a population (--seeds) runs in one process; start it without torchrun / --nproc")
     if config.precision == "fp16":

@@ -1,0 +1,78 @@
+"""Untracked runs with ``--run-dir``: checkpoints without MLflow, and ``ganlab resume DIR``.
+
+The headline test interrupts a real untracked ``ganlab run`` process with SIGINT once it
+has checkpointed, resumes it with ``ganlab resume DIR``, and compares its final networks
+tensor by tensor with an untracked run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import run_in_process
+from test_resume import SLOW, ganlab, wait_for
+
+RUN = ["--steps", "24", "--batch-size", "16", "--latent-dim", "4", "--dataset", "ring8",
+       "--set", "arch.hidden_scale=0.0625", "--sample-every", "0", "--eval-every", "0", "--set", "metrics=none",
+       "--device", "cpu", "--deterministic", "--no-tracking", "--checkpoint-every", "4", "--ema", "0.9",
+       "--plugin", SLOW]
+
+
+def test_an_interrupted_untracked_run_resumes_from_its_directory_bitwise(tmp_path: Path) -> None:
+    import torch
+
+    interrupted = ganlab(["run", *RUN, "--run-dir", "stopped"], tmp_path, sleep=0.05)
+    reference = ganlab(["run", *RUN, "--run-dir", "whole"], tmp_path)
+    wait_for("stopped/checkpoints/step-00000004.pt", tmp_path, interrupted)
+    interrupted.send_signal(signal.SIGINT)
+    _, err = interrupted.communicate(timeout=240)
+    assert interrupted.returncode == 130, err
+    assert "Traceback" not in err and "checkpoint stopped/checkpoints/step-" in err
+    assert not (tmp_path / "stopped" / "generator.pt").exists(), "the networks are written when the run finishes"
+    assert not (tmp_path / "mlruns").exists(), "nothing went to MLflow"
+
+    resumed = ganlab(["resume", "stopped", "--plugin", SLOW], tmp_path)
+    _, err = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, err
+    assert "resuming at step" in err
+    _, err = reference.communicate(timeout=240)
+    assert reference.returncode == 0, err
+    for name in ("generator.pt", "generator_trained.pt", "discriminator.pt"):
+        mine = torch.load(tmp_path / "stopped" / name, weights_only=True)
+        theirs = torch.load(tmp_path / "whole" / name, weights_only=True)
+        assert mine.keys() == theirs.keys()
+        for key in mine:
+            assert torch.equal(mine[key], theirs[key]), f"{name}:{key}"
+    assert "run_dir = " in (tmp_path / "stopped" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--run-dir", "d"], "run_dir is for untracked runs"),
+    (["--run-dir", "d", "--no-tracking", "--seeds", "0-1"], "a population (--seeds) needs tracking"),
+])
+def test_run_dir_refusals(tmp_path: Path, args: list[str], says: str) -> None:
+    done = run_in_process(["run", "--steps", "1", *args], tmp_path)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_used_directory_is_not_overwritten_and_a_finished_run_needs_more_steps(tmp_path: Path) -> None:
+    args = ["run", "--steps", "2", "--batch-size", "8", "--dataset", "ring8", "--set", "arch.hidden_scale=0.0625",
+            "--sample-every", "0", "--eval-every", "0", "--set", "metrics=none", "--no-tracking", "--run-dir", "d"]
+    assert run_in_process(args, tmp_path).returncode == 0
+    before = (tmp_path / "d" / "checkpoints" / "step-00000002.pt").read_bytes()
+    again = run_in_process(args, tmp_path)
+    assert again.returncode == 2 and "already holds another run's checkpoints" in again.stderr
+    assert (tmp_path / "d" / "checkpoints" / "step-00000002.pt").read_bytes() == before
+    done = run_in_process(["resume", "d"], tmp_path)
+    assert done.returncode == 2 and "pass --steps N with N > 2" in done.stderr
+    longer = run_in_process(["resume", "d", "--steps", "3"], tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert (tmp_path / "d" / "checkpoints" / "step-00000003.pt").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run_in_process(["resume", "empty"], tmp_path)
+    assert nothing.returncode == 2 and "holds no checkpoint" in nothing.stderr
