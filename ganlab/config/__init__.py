@@ -45,6 +45,10 @@ def _decay(value: float) -> str | None:
     return None if 0.0 <= value < 1.0 else "must be in [0, 1) (0: no average; e.g. 0.999)"
 
 
+#: torch.optim optimisers a run can pick per network (ganlab.train.build.make_optimizer)
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
 #: More seeds than this in one population is refused: every replica is a child run in the store.
 MAX_POPULATION = 1024
 
@@ -114,10 +118,15 @@ SETTINGS: dict[str, Option] = {
     "steps": Option(int, 1000, "generator updates", min=1),
     "batch_size": Option(int, 64, "samples per batch (per process when distributed)", min=1),
     "latent_dim": Option(int, 100, "size of the generator's noise input", min=1),
-    "lr_g": Option(float, 2e-4, "generator learning rate (Adam)", check=_positive),
-    "lr_d": Option(float, 2e-4, "discriminator learning rate (Adam)", check=_positive),
-    "beta1": Option(float, 0.5, "Adam beta1 for both networks", min=0.0, max=0.999999),
-    "beta2": Option(float, 0.999, "Adam beta2 for both networks", min=0.0, max=0.999999),
+    "lr_g": Option(float, 2e-4, "generator learning rate", check=_positive),
+    "lr_d": Option(float, 2e-4, "discriminator learning rate", check=_positive),
+    "optimizer_g": Option(str, "adam", "generator optimiser", choices=OPTIMIZERS),
+    "optimizer_d": Option(str, "adam", "discriminator optimiser", choices=OPTIMIZERS),
+    "beta1": Option(float, 0.5, "Adam/AdamW beta1 for both networks", min=0.0, max=0.999999),
+    "beta2": Option(float, 0.999, "Adam/AdamW beta2 for both networks", min=0.0, max=0.999999),
+    "momentum": Option(float, 0.0, "SGD/RMSprop momentum for both networks", min=0.0, max=0.999999),
+    "weight_decay": Option(float, 0.0, "weight decay for both networks (AdamW: decoupled; others: L2 in the "
+                           "gradient)", min=0.0),
     "lr_schedule": Option(str, "constant", "learning rate over training, both networks: "
                           + "; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()), choices=tuple(SCHEDULES)),
     "ema": Option(float, 0.0, "decay of an exponential moving average of G's weights; samples, evaluation and "
@@ -158,7 +167,7 @@ SETTINGS: dict[str, Option] = {
 #: The settings that also have a flag of their own on ``ganlab run`` (the rest: ``--set KEY=VALUE``).
 #: Their type, default and help come from SETTINGS: the flags are generated from it (ganlab.cli.flags).
 FLAG_SETTINGS = (
-    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "lr_schedule", "ema", "d_steps", "pack", "seed", "device", "precision", "compile",
+    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "optimizer_g", "optimizer_d", "lr_schedule", "ema", "d_steps", "pack", "seed", "device", "precision", "compile",
     "deterministic", "eval_every", "sample_every", "log_every", "checkpoint_every", "experiment", "run_name",
     "tracking_uri", "tracking", "run_dir", "data_root", "download", "seeds",
 )

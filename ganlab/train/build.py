@@ -168,9 +168,8 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
         data = data.to(device)
     check_batch_fits(config, device, generator, discriminator, data)
 
-    betas = (config.beta1, config.beta2)
-    opt_g = make_adam(generator, config.lr_g, betas, device)
-    opt_d = make_adam(discriminator, config.lr_d, betas, device)
+    opt_g = make_optimizer(config.optimizer_g, generator.parameters(), config.lr_g, config, device)
+    opt_d = make_optimizer(config.optimizer_d, discriminator.parameters(), config.lr_d, config, device)
 
     metric_components = select_metrics(plugins, config)
     metrics = {c.name: c.create(config.metric_options.get(c.name, {})) for c in metric_components}
@@ -220,15 +219,16 @@ def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: A
                 data: TensorData | StreamingData) -> Callable[[int], int]:
     """Bytes one training step holds at least, as a function of the batch size.
 
-    Fixed: each network's gradients and Adam's two moments (3x the weights),
-    and with ``ema`` the averaged copy of G (made after this check).
+    Fixed: each network's gradients and its optimiser's state (Adam: two moments,
+    so 3x the weights in all), and with ``ema`` the averaged copy of G (made after this check).
     Per sample (``kept_bytes_per_sample``): in the G step, the noise and what G
     and D keep for the backward pass; in the D step, the real and the fake
     samples and what D keeps for each. A resident dataset's real batch is at
     most the dataset.
     """
-    weights = sum(p.numel() * p.element_size() for net in (generator, discriminator) for p in net.parameters())
-    average = sum(p.numel() * p.element_size() for p in generator.parameters()) if config.ema else 0
+    g_bytes, d_bytes = (sum(p.numel() * p.element_size() for p in net.parameters()) for net in (generator, discriminator))
+    fixed = ((1 + optimizer_state_copies(config.optimizer_g, config)) * g_bytes
+             + (1 + optimizer_state_copies(config.optimizer_d, config)) * d_bytes + (g_bytes if config.ema else 0))
     element = data.x.element_size() if isinstance(data, TensorData) else 4
     sample = math.prod(data.shape) * element
     g_step_kept, d_kept = kept_bytes_per_sample(config, device, generator, discriminator)
@@ -238,7 +238,7 @@ def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: A
         real = batch if real_cap is None else min(batch, real_cap)
         g_step = batch * max(g_step_kept, sample)
         d_step = (real + batch) * max(d_kept, sample)
-        return 3 * weights + average + max(g_step, d_step)
+        return fixed + max(g_step, d_step)
 
     return need
 
@@ -334,20 +334,38 @@ def check_samplewise(name: str, arch: Any, discriminator: Any) -> None:
         )
 
 
-def make_adam(net: Any, lr: float, betas: tuple[float, float], device: Any) -> Any:
-    """Adam, fused where torch has the kernel: CUDA, and the CPU since torch 2.4.
+def optimizer_state_copies(kind: str, config: RunConfig) -> int:
+    """How many tensors the size of the weights optimiser ``kind`` keeps."""
+    if kind in ("adam", "adamw"):
+        return 2
+    if kind == "rmsprop":
+        return 1 + (config.momentum > 0)
+    return int(config.momentum > 0)  # sgd
 
-    The fused kernel updates all of a network's parameters in one pass instead
-    of about ten tensor operations per parameter (its effect on a step: docs/benchmarks.md).
-    """
+
+def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, device: Any) -> Any:
+    """The torch optimiser ``kind`` (one of ``ganlab.config.OPTIMIZERS``) over ``params``, with the
+    run's shared options; fused where torch has the kernel for it and the device (Adam and AdamW on
+    CUDA and, since torch 2.4, the CPU), which updates all parameters in one pass instead of about
+    ten tensor operations per parameter (its effect on a step: docs/benchmarks.md)."""
     import torch
 
-    if device.type in ("cuda", "cpu"):
+    params = list(params)
+    if kind in ("adam", "adamw"):
+        cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+        options: dict[str, Any] = {"betas": (config.beta1, config.beta2), "weight_decay": config.weight_decay}
+    elif kind == "sgd":
+        cls, options = torch.optim.SGD, {"momentum": config.momentum, "weight_decay": config.weight_decay}
+    elif kind == "rmsprop":
+        cls, options = torch.optim.RMSprop, {"momentum": config.momentum, "weight_decay": config.weight_decay}
+    else:
+        raise GanlabError(f"unknown optimiser '{kind}'")
+    if kind in ("adam", "adamw") and device.type in ("cuda", "cpu"):
         try:
-            return torch.optim.Adam(net.parameters(), lr=lr, betas=betas, fused=True)
+            return cls(params, lr=lr, fused=True, **options)
         except RuntimeError:  # no fused kernel for this device in this torch
             pass
-    return torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+    return cls(params, lr=lr, **options)
 
 
 def select_metrics(plugins: PluginManager, config: RunConfig) -> list[Component]:

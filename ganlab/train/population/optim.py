@@ -1,7 +1,7 @@
 """One replica's view of an optimiser over stacked parameters.
 
-Adam is elementwise, so one Adam over the stacked (N, ...) tensors is N
-independent Adams. A replica's checkpoint must still hold an ordinary
+The built-in optimisers (Adam, AdamW, SGD, RMSprop) are elementwise, so one over
+the stacked (N, ...) tensors is N independent ones. A replica's checkpoint must still hold an ordinary
 single-run optimiser state (a child run resumes as a single run, and a single
 run's checkpoint can join a population), so this view slices the stacked
 state on the way out and writes a single run's state into its slice on the way in.

@@ -23,7 +23,7 @@ from torch.func import stack_module_state, vmap
 
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
-from ganlab.train.build import Built, make_adam, scores_samples_independently
+from ganlab.train.build import Built, make_optimizer, scores_samples_independently
 from ganlab.train.engine import Diverged, Interrupted, OutOfMemory, Trainer
 from ganlab.train.population.optim import ReplicaOptimizer
 from ganlab.train.averaging import blend
@@ -121,9 +121,10 @@ class PopulationTrainer:
         self.randomness = ReplicaRandomness([r.generator for r in self.replicas])
         self.G = StackedNetwork([r.b.generator for r in self.replicas], self.randomness)
         self.D = StackedNetwork([r.b.discriminator for r in self.replicas], self.randomness)
-        betas = (self.config.beta1, self.config.beta2)
-        self.opt_g = make_adam(self.G, self.config.lr_g, betas, self.device)
-        self.opt_d = make_adam(self.D, self.config.lr_d, betas, self.device)
+        # every built-in optimiser is elementwise: one over the stacked tensors is N independent ones
+        cfg = self.config
+        self.opt_g = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.lr_g, cfg, self.device)
+        self.opt_d = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.lr_d, cfg, self.device)
         for i, replica in enumerate(self.replicas):
             replica.b.opt_g = ReplicaOptimizer(self.opt_g, i)
             replica.b.opt_d = ReplicaOptimizer(self.opt_d, i)
