@@ -157,6 +157,18 @@ def on_run_end(ctx: RunContext, status: str, error: BaseException | None) -> Non
     """The run ended with ``status`` FINISHED, FAILED or KILLED."""
 
 
+@hookspec
+def plugin_state(ctx: RunContext) -> dict[str, Any] | None:
+    """This plugin's state for the checkpoint of ``ctx.step``: tensors and plain containers only
+    (dict, list, str, numbers, None), saved under the plugin's name; None saves nothing."""
+
+
+@hookspec
+def restore_plugin_state(ctx: RunContext, state: dict[str, Any]) -> None:
+    """The run resumes from a checkpoint: ``state`` is what ``plugin_state`` returned when it was
+    written. Called before ``on_run_start``, and only for a plugin whose state the checkpoint holds."""
+
+
 COMPONENT_HOOKS = {
     "register_architectures": "architecture",
     "register_heads": "head",

@@ -381,6 +381,38 @@ class PluginManager:
         """
         getattr(self.pm.hook, hook_name)(**kwargs)
 
+    def collect_state(self, ctx: Any) -> dict[str, Any]:
+        """Every plugin's ``plugin_state``, by plugin name, for a checkpoint. A plugin that fails, or
+        gives what a checkpoint cannot hold safely, stops the run in one line: a checkpoint without its
+        state would resume differently from the run that wrote it."""
+        states: dict[str, Any] = {}
+        for impl in self.pm.hook.plugin_state.get_hookimpls():
+            try:
+                value = impl.function(**{name: {"ctx": ctx}[name] for name in impl.argnames})
+            except Exception as exc:
+                raise PluginError(f"plugin '{impl.plugin_name}' failed to give its state for the checkpoint: "
+                                  f"{one_line(exc)}") from None
+            if value is None:
+                continue
+            odd = _unsafe_part(value)
+            if odd is not None:
+                raise PluginError(f"plugin '{impl.plugin_name}' gave a state holding a {odd}; a checkpoint holds "
+                                  "only tensors, dicts, lists, strings, numbers and None")
+            states[impl.plugin_name] = value
+        return states
+
+    def restore_state(self, ctx: Any, states: dict[str, Any]) -> None:
+        """Hand each plugin the state it saved (``restore_plugin_state``)."""
+        for impl in self.pm.hook.restore_plugin_state.get_hookimpls():
+            if impl.plugin_name not in states:
+                continue
+            given = {"ctx": ctx, "state": states[impl.plugin_name]}
+            try:
+                impl.function(**{name: given[name] for name in impl.argnames})
+            except Exception as exc:
+                raise PluginError(f"plugin '{impl.plugin_name}' failed to restore its state from the checkpoint: "
+                                  f"{one_line(exc)}") from None
+
     def _isolating_stand_in(self, info: PluginInfo, plugin: object) -> object:
         """What pluggy registers for a third-party plugin: its hook implementations, the lifecycle
         ones wrapped so that an exception is reported once and the implementation skipped after.
@@ -456,6 +488,21 @@ class _StandIn:
 
     def __repr__(self) -> str:
         return f"<ganlab plugin {self._ganlab_name!r}: {self._ganlab_plugin!r}>"
+
+
+def _unsafe_part(value: Any) -> str | None:
+    """The type name of the first part of ``value`` that torch.load(weights_only=True) would refuse."""
+    import torch
+
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return None
+    if isinstance(value, dict):
+        parts = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        return type(value).__name__
+    return next((odd for odd in map(_unsafe_part, parts) if odd is not None), None)
 
 
 def _isolated_call(function: Callable[..., Any], skipped: Callable[[], bool],

@@ -1,4 +1,5 @@
-"""Untracked runs with ``--run-dir``: checkpoints without MLflow, and ``ganlab resume DIR``.
+"""Untracked runs with ``--run-dir``: checkpoints without MLflow, and ``ganlab resume DIR``;
+a plugin's own state (``plugin_state``/``restore_plugin_state``) resumes with them.
 
 The headline test interrupts a real untracked ``ganlab run`` process with SIGINT once it
 has checkpointed, resumes it with ``ganlab resume DIR``, and compares its final networks
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import run_in_process
+
+from ganlab import hookimpl
 from test_resume import SLOW, ganlab, wait_for
+from test_step_hooks import doc_example
 
 RUN = ["--steps", "24", "--batch-size", "16", "--latent-dim", "4", "--dataset", "ring8",
        "--set", "arch.hidden_scale=0.0625", "--sample-every", "0", "--eval-every", "0", "--set", "metrics=none",
@@ -23,8 +27,9 @@ RUN = ["--steps", "24", "--batch-size", "16", "--latent-dim", "4", "--dataset", 
 def test_an_interrupted_untracked_run_resumes_from_its_directory_bitwise(tmp_path: Path) -> None:
     import torch
 
-    interrupted = ganlab(["run", *RUN, "--run-dir", "stopped"], tmp_path, sleep=0.05)
-    reference = ganlab(["run", *RUN, "--run-dir", "whole"], tmp_path)
+    counter = str(doc_example("step_counter.py", tmp_path))  # a plugin's own state resumes too
+    interrupted = ganlab(["run", *RUN, "--run-dir", "stopped", "--plugin", counter], tmp_path, sleep=0.05)
+    reference = ganlab(["run", *RUN, "--run-dir", "whole", "--plugin", counter], tmp_path)
     wait_for("stopped/checkpoints/step-00000004.pt", tmp_path, interrupted)
     interrupted.send_signal(signal.SIGINT)
     _, err = interrupted.communicate(timeout=240)
@@ -33,12 +38,14 @@ def test_an_interrupted_untracked_run_resumes_from_its_directory_bitwise(tmp_pat
     assert not (tmp_path / "stopped" / "generator.pt").exists(), "the networks are written when the run finishes"
     assert not (tmp_path / "mlruns").exists(), "nothing went to MLflow"
 
-    resumed = ganlab(["resume", "stopped", "--plugin", SLOW], tmp_path)
-    _, err = resumed.communicate(timeout=240)
+    resumed = ganlab(["resume", "stopped", "--plugin", SLOW, "--plugin", counter], tmp_path)
+    out, err = resumed.communicate(timeout=240)
     assert resumed.returncode == 0, err
     assert "resuming at step" in err
-    _, err = reference.communicate(timeout=240)
+    assert "step_counter: 24 generator updates" in out, "the count went on from the checkpoint's"
+    out, err = reference.communicate(timeout=240)
     assert reference.returncode == 0, err
+    assert "step_counter: 24 generator updates" in out
     for name in ("generator.pt", "generator_trained.pt", "discriminator.pt"):
         mine = torch.load(tmp_path / "stopped" / name, weights_only=True)
         theirs = torch.load(tmp_path / "whole" / name, weights_only=True)
@@ -76,3 +83,44 @@ def test_a_used_directory_is_not_overwritten_and_a_finished_run_needs_more_steps
     empty.mkdir()
     nothing = run_in_process(["resume", "empty"], tmp_path)
     assert nothing.returncode == 2 and "holds no checkpoint" in nothing.stderr
+
+
+class BadState:
+    def __init__(self, state: object) -> None:
+        self.state = state
+
+    @hookimpl
+    def plugin_state(self) -> object:
+        return self.state
+
+
+@pytest.mark.parametrize(("state", "says"), [
+    ({"when": object()}, "gave a state holding a object"),
+    ({"fine": [1, 2.0, "x", None]}, None),
+])
+def test_a_plugin_state_a_checkpoint_cannot_hold_is_refused(tmp_path: Path, state: object, says: str | None) -> None:
+    from ganlab.config import ConfigBuilder
+    from ganlab.errors import PluginError
+    from ganlab.plugins import load_plugins
+    from ganlab.train.runner import run
+
+    plugins = load_plugins([])
+    plugins.register_object(BadState(state), "bad-state")
+    config = ConfigBuilder().add_mapping({"steps": 2, "batch_size": 8, "dataset": {"name": "ring8"},
+                                          "arch": {"name": "mlp", "hidden_scale": 0.0625}, "tracking": False,
+                                          "run_dir": str(tmp_path / "d"), "metrics": "none", "sample_every": 0,
+                                          "eval_every": 0}, "test").build(plugins.registry)
+    if says is None:
+        run(config, plugins, progress=False)
+        saved = torch_load(tmp_path / "d" / "checkpoints" / "step-00000002.pt")
+        assert saved["plugins"]["bad-state"] == state
+        return
+    with pytest.raises(PluginError, match=says):
+        run(config, plugins, progress=False)
+    assert not list((tmp_path / "d").glob("checkpoints/step-*.pt")), "no checkpoint without the plugin's state"
+
+
+def torch_load(path: Path) -> dict:
+    from ganlab.train.checkpoint import load
+
+    return load(path)

@@ -375,6 +375,7 @@ class Trainer:
             "config": b.config.to_toml_dict(),
             "objective": b.objective.state_dict() if hasattr(b.objective, "state_dict") else {},
             **({"generator_average": self.average.state_dict()} if self.average is not None else {}),
+            "plugins": self.plugins.collect_state(self.ctx),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -395,6 +396,7 @@ class Trainer:
         set_rng_state(state["rng"])
         self.ctx.step = int(state["step"])
         self.ctx.resumed_from = self.ctx.step
+        self.plugins.restore_state(self.ctx, state.get("plugins", {}))
 
     def save_checkpoint(self, losses: dict[str, Any]) -> Path | None:
         # distributed: every rank takes part, rank 0's checkpoint holds each rank's RNG state
