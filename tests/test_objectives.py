@@ -326,3 +326,59 @@ def test_ssl_metric_reports_test_accuracy_or_unlabelled_accuracy():
         ctx = context(labelled_data(test=False), net)
         assert metric.evaluate(ctx) == {"ssl.unlabeled_accuracy": 1.0}
         assert ctx.params["ssl.unlabeled_accuracy.examples"] == 60 - 6
+
+
+# --------------------------------------------------------------------------------------
+# margin objectives: hinge and least squares on D's score
+# --------------------------------------------------------------------------------------
+MARGIN = ["hinge", "least-squares"]
+
+
+def margin_reference(name: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D loss, G loss) in float64, from the papers' formulas."""
+    r, f = s_real.double(), s_fake.double()
+    if name == "hinge":
+        return (1 - r).clamp(min=0).mean() + (1 + f).clamp(min=0).mean(), -f.mean()
+    return 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean(), 0.5 * ((f - 1) ** 2).mean()
+
+
+@pytest.mark.parametrize("name", MARGIN)
+def test_margin_objectives_are_their_closed_forms(name):
+    head, objective = make("head", "sigmoid"), make("loss", name)
+    g = torch.Generator().manual_seed(3)
+    s_real, s_fake = torch.randn(64, 1, generator=g) * 2, torch.randn(64, 1, generator=g) * 2
+    d_expected, g_expected = margin_reference(name, s_real[:, 0], s_fake[:, 0])
+    torch.testing.assert_close(objective.d_loss(head, s_real, s_fake).double(), d_expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(objective.g_loss(head, s_fake).double(), g_expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", MARGIN)
+def test_sign_of_the_margin_games(name):
+    """D raises its score on real samples and G on its own; on fakes hinge D pushes the score below
+    −1, while least-squares D aims it at its fake target 0, where a zero-initialised D already is."""
+    head, objective = make("head", "sigmoid"), make("loss", name)
+    real0, fake0, real1, fake1 = d_steps(head, objective.d_loss)
+    g0, g1 = g_steps(head, objective.g_loss)
+    assert real1 > real0 + 0.02 and g1 > g0 + 0.02
+    if name == "hinge":
+        assert fake1 < fake0 - 0.02
+    else:
+        assert abs(fake1 - fake0) < 0.02
+
+
+def test_hinge_generator_keeps_its_gradient_when_d_rejects_confidently():
+    """Unlike the minimax game, hinge G's gradient is −1/B per sample however far D pushes its samples."""
+    objective = make("loss", "hinge")
+    s_fake = torch.full((8, 1), -50.0, requires_grad=True)
+    objective.g_loss(make("head", "sigmoid"), s_fake).backward()
+    torch.testing.assert_close(s_fake.grad, torch.full((8, 1), -1 / 8))
+
+
+@pytest.mark.parametrize("name", MARGIN)
+@pytest.mark.parametrize("head_name", ["softmax", "sparsemax", "entmax"])
+def test_margin_objectives_refuse_two_score_heads_in_one_line(workdir, name, head_name):
+    from conftest import run_in_process
+
+    done = run_in_process(["run", "--loss", name, "--head", head_name, "--steps", "1", "--no-tracking"], workdir)
+    assert done.returncode == 2 and "use --head sigmoid" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
-"""Built-in GAN objectives (nonsaturating, minimax) and the semi-supervised accuracy metric.
+"""Built-in GAN objectives (nonsaturating, minimax, hinge, least-squares) and the semi-supervised
+accuracy metric.
 
 Registration only: the factories are ``"module:attr"`` strings into
 :mod:`ganlab_plugins.objectives.games`, imported when a run builds them. Both
@@ -35,6 +36,14 @@ def register_losses(register: Any) -> None:
         "minimax", f"{_TORCH}:Minimax",
         summary="original minimax game: G maximises D's loss for 'fake' (saturates)",
         options=dict(_SSL_OPTIONS),
+    )
+    register(
+        "hinge", f"{_TORCH}:Hinge",
+        summary="hinge game on D's score (SNGAN, BigGAN); single-score heads (sigmoid) only",
+    )
+    register(
+        "least-squares", f"{_TORCH}:LeastSquares",
+        summary="LSGAN (targets 0, 1, 1) on D's score; single-score heads (sigmoid) only",
     )
 
 

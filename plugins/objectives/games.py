@@ -171,6 +171,66 @@ class Minimax(Objective):
         return -head.fake_loss(fake_logits).mean()
 
 
+class MarginObjective:
+    """A game on D's raw score alone (Lim & Ye 2017's hinge; Mao et al. 2017's least squares).
+
+    These losses use D's score s, not the head's probability map. For a two-class head
+    the score would be the margin z_real − z_fake, and then softmax, sparsemax and entmax
+    train the very same network (same initialisation, same losses, bit for bit): comparing
+    them would compare a run with itself. So margin objectives take single-score heads
+    (sigmoid) and refuse the others in one line (docs/heads.md, "Margin objectives").
+    """
+
+    name = "margin"
+
+    def check(self, head_name: str, head: Any, data: Any) -> None:
+        try:
+            single = head.num_logits(1) == 1
+        except ComponentError:
+            single = False
+        if not single:
+            raise ComponentError(
+                f"loss '{self.name}' scores D's margin and never uses the head's map, so with head "
+                f"'{head_name}' (two scores) it trains the same network as with softmax, sparsemax or entmax; "
+                "use --head sigmoid (one score), or a loss that uses the head (nonsaturating, minimax)")
+
+    def num_classes(self, data: Any) -> int:
+        return 1
+
+    @staticmethod
+    def score(logits: torch.Tensor) -> torch.Tensor:
+        return logits.reshape(logits.shape[0], -1)[:, 0].float()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Hinge(MarginObjective):
+    """D: E relu(1 − s(x)) + E relu(1 + s(G(z))); G: −E s(G(z)) (SNGAN, BigGAN, StyleGAN-T)."""
+
+    name = "hinge"
+
+    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
+               real_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.relu(1 - self.score(real_logits)).mean() + torch.relu(1 + self.score(fake_logits)).mean()
+
+    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -self.score(fake_logits).mean()
+
+
+class LeastSquares(MarginObjective):
+    """LSGAN with targets (a, b, c) = (0, 1, 1): D: ½E(s(x) − 1)² + ½E s(G(z))²; G: ½E(s(G(z)) − 1)²."""
+
+    name = "least-squares"
+
+    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
+               real_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return 0.5 * (self.score(real_logits) - 1).pow(2).mean() + 0.5 * self.score(fake_logits).pow(2).mean()
+
+    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.score(fake_logits) - 1).pow(2).mean()
+
+
 @torch.compiler.disable
 def _next_batch(batches: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Outside torch.compile: the sampler's Python counters would otherwise be
