@@ -184,6 +184,12 @@ def test_plot_writes_curves(store, workdir, cli_inproc, capsys):
         assert image.format == "PNG" and image.size[0] >= 400
         colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 20  # lines and bands, not an empty canvas
+    # two metrics: two panels side by side, each with the three groups
+    code, _, err = compare(cli_inproc, capsys, "-e", "cmp", "-m", "modes.captured", "--plot", str(target),
+                           "--plot-metric", "diag.p_real_fake,modes.captured")
+    assert code == 0 and "6 group curve(s)" in err, err
+    with Image.open(target) as image:
+        assert image.size[0] >= 2 * 700
 
 
 @pytest.mark.parametrize(("args", "expected"), [

@@ -28,7 +28,7 @@ def compare(
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or markdown.")] = "table",
     rows: Annotated[str, typer.Option("--rows", help="table/markdown layout: groups or metrics down the rows; auto: whichever are more.")] = "auto",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw metric curves per group into this .png/.svg/.pdf.")] = None,
-    plot_metric: Annotated[Optional[str], typer.Option("--plot-metric", help="Metric to plot. [default: the first compared metric]")] = None,
+    plot_metric: Annotated[Optional[str], typer.Option("--plot-metric", help="Metric(s) to plot, comma-separated: one panel each, side by side. [default: the first compared metric]")] = None,
     test: Annotated[bool, typer.Option("--test", help="Also test which differences are more than seed noise: a permutation test between every two groups that differ in one param (e.g. two heads on one dataset), Holm-adjusted.")] = False,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Include runs that did not finish (FAILED, KILLED, RUNNING).")] = False,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
@@ -53,7 +53,7 @@ def compare(
     keys = _grouping(selection, _split(group_by), _split(pool))
     chosen = data.choose_metrics(selection.runs, _split(metrics) or None)
     if plot_metric is not None:
-        data.choose_metrics(selection.runs, [plot_metric])  # refuse an unknown one before printing anything
+        data.choose_metrics(selection.runs, _split(plot_metric))  # refuse an unknown one before printing anything
     groups = data.compute(data.group_runs(selection.runs, keys), chosen)
     tests = render.significance(groups, keys, chosen) if test else None
     if format == "table":
@@ -67,9 +67,9 @@ def compare(
     if tests is not None and format != "json":
         typer.echo(render.tests_markdown(tests), nl=False)
     if plot is not None:
-        metric = plot_metric or chosen[0]
-        curves = render.plot(mlflow_client, selection, groups, keys, metric, plot)
-        print(f"ganlab: plot of {metric} ({curves} group curve(s)) written to {plot}", file=sys.stderr)
+        plotted = _split(plot_metric) or chosen[:1]
+        curves = render.plot(mlflow_client, selection, groups, keys, plotted, plot)
+        print(f"ganlab: plot of {', '.join(plotted)} ({curves} group curve(s)) written to {plot}", file=sys.stderr)
 
 
 def _grouping(selection: Any, group_by: list[str], pool: list[str]) -> list[str]:

@@ -172,9 +172,10 @@ def check_plot_path(path: Path) -> None:
         raise GanlabError(f"--plot {path}: directory {path.parent} does not exist")
 
 
-def plot(mlflow_client: Any, selection: Selection, groups: list[Group], group_by: list[str], metric: str,
-         path: Path) -> int:
-    """Mean curve of ``metric`` per group with a ± standard error band; returns the number of curves."""
+def plot(mlflow_client: Any, selection: Selection, groups: list[Group], group_by: list[str],
+         metrics: list[str], path: Path) -> int:
+    """One panel per metric, side by side: each group's mean curve with a ± standard error band.
+    Returns the number of group curves drawn (over all panels)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,26 +183,31 @@ def plot(mlflow_client: Any, selection: Selection, groups: list[Group], group_by
 
     from ganlab.compare.stats import history
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(8 * len(metrics), 5), dpi=100, squeeze=False)
     curves = 0
-    for group in groups:
-        steps, means, errors = history(mlflow_client, group, metric)
-        if not steps:
-            continue
-        label = f"{group_label(group_by, group.values)} (n={len(group.runs)})"
-        (line,) = ax.plot(steps, means, label=label, marker="o" if len(steps) < 20 else None, markersize=3)
-        low = [m - (e or 0.0) for m, e in zip(means, errors)]
-        high = [m + (e or 0.0) for m, e in zip(means, errors)]
-        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-        curves += 1
-    if not curves:
-        plt.close(fig)
-        raise GanlabError(f"no run in {selection.source} has a history of metric '{metric}'")
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric}: mean ± standard error per {', '.join(group_by)}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, metric in zip(axes[0], metrics):
+        drawn = 0
+        for colour, group in enumerate(groups):
+            steps, means, errors = history(mlflow_client, group, metric)
+            if not steps:
+                continue
+            label = f"{group_label(group_by, group.values)} (n={len(group.runs)})"
+            (line,) = ax.plot(steps, means, label=label, color=f"C{colour % 10}",
+                              linestyle="-" if colour < 10 else "--", marker="o" if len(steps) < 20 else None,
+                              markersize=3)
+            low = [m - (e or 0.0) for m, e in zip(means, errors)]
+            high = [m + (e or 0.0) for m, e in zip(means, errors)]
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            drawn += 1
+        if not drawn:
+            plt.close(fig)
+            raise GanlabError(f"no run in {selection.source} has a history of metric '{metric}'")
+        curves += drawn
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: mean ± standard error per {', '.join(group_by)}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
