@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 #: Version of the hook specification surface. Bumped when a hook is added or gains an
 #: argument (compatible) or a hook is deprecated; see docs/plugins.md.
-#: 1.2: on_after_d_step and on_after_g_step; RunContext.log_metrics and log_artifact.
+#: 1.2: on_after_d_step, on_after_g_step, plugin_state, restore_plugin_state; RunContext.log_metrics,
+#: log_artifact and generator_average.
 HOOKSPEC_VERSION = "1.2"
 
 PROJECT_NAME = "ganlab"

@@ -394,10 +394,10 @@ class PluginManager:
                                   f"{one_line(exc)}") from None
             if value is None:
                 continue
-            odd = _unsafe_part(value)
-            if odd is not None:
-                raise PluginError(f"plugin '{impl.plugin_name}' gave a state holding a {odd}; a checkpoint holds "
-                                  "only tensors, dicts, lists, strings, numbers and None")
+            refused = _not_loadable(value)
+            if refused is not None:
+                raise PluginError(f"plugin '{impl.plugin_name}' gave a state a checkpoint cannot hold ({refused}); "
+                                  "give tensors, dicts, lists, strings, numbers and None")
             states[impl.plugin_name] = value
         return states
 
@@ -490,19 +490,23 @@ class _StandIn:
         return f"<ganlab plugin {self._ganlab_name!r}: {self._ganlab_plugin!r}>"
 
 
-def _unsafe_part(value: Any) -> str | None:
-    """The type name of the first part of ``value`` that torch.load(weights_only=True) would refuse."""
+def _not_loadable(value: Any) -> str | None:
+    """Why torch.load(weights_only=True), which reads checkpoints, would refuse ``value``; None if it would not.
+
+    Found by a round trip through memory, not by a list of types: subclasses of the
+    plain containers (a namedtuple, a defaultdict) are refused by the loader too."""
+    import io
+
     import torch
 
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
-        return None
-    if isinstance(value, dict):
-        parts = [*value.keys(), *value.values()]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        return type(value).__name__
-    return next((odd for odd in map(_unsafe_part, parts) if odd is not None), None)
+    buffer = io.BytesIO()
+    try:
+        torch.save(value, buffer)
+        buffer.seek(0)
+        torch.load(buffer, weights_only=True)
+    except Exception as exc:
+        return one_line(exc)[:200]
+    return None
 
 
 def _isolated_call(function: Callable[..., Any], skipped: Callable[[], bool],

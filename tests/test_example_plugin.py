@@ -25,7 +25,7 @@ from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "plugins" / "examples" / "ganlab-temperature"
-RUN_ARGS = ["run", *TINY, "--head", "temperature-sigmoid", "--loss", "hinge", "--dataset", "moons",
+RUN_ARGS = ["run", *TINY, "--head", "temperature-sigmoid", "--loss", "margin-hinge", "--dataset", "moons",
             "--arch", "mlp", "--set", "arch.hidden_scale=0.125", "--set", "dataset.samples=256",
             "--set", "metrics=diagnostics"]
 
@@ -73,7 +73,7 @@ def test_components_lists_the_example(installed, cli):
     assert head["plugin"] == "temperature"
     assert head["options"] == {"temperature": {"type": "float", "default": 1.0,
                                                "help": "T > 0: divides D's score before the sigmoid"}}
-    assert listed[("loss", "hinge")]["plugin"] == "temperature"
+    assert listed[("loss", "margin-hinge")]["plugin"] == "temperature"
     assert listed[("dataset", "moons")]["plugin"] == "temperature"
     assert ("head", "sigmoid") in listed  # the built-ins are still there
 
@@ -100,7 +100,7 @@ def test_run_with_the_example_components_is_recorded(installed, cli, workdir, ml
     assert run.info.status == "FINISHED"
     params, tags = run.data.params, run.data.tags
     assert params["head.name"] == "temperature-sigmoid" and float(params["head.temperature"]) == 2.0
-    assert params["loss.name"] == "hinge" and float(params["loss.margin"]) == 1.0
+    assert params["loss.name"] == "margin-hinge" and float(params["loss.margin"]) == 1.0
     assert params["dataset.name"] == "moons" and params["dataset.samples"] == "256"
     for section in ("head", "loss", "dataset"):
         assert tags[f"ganlab.{section}.plugin"] == "temperature"

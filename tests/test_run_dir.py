@@ -8,6 +8,7 @@ tensor by tensor with an untracked run that was never interrupted.
 
 from __future__ import annotations
 
+import collections
 import signal
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def test_a_used_directory_is_not_overwritten_and_a_finished_run_needs_more_steps
     assert nothing.returncode == 2 and "holds no checkpoint" in nothing.stderr
 
 
+Pair = collections.namedtuple("Pair", "a b")
+
+
 class BadState:
     def __init__(self, state: object) -> None:
         self.state = state
@@ -95,7 +99,8 @@ class BadState:
 
 
 @pytest.mark.parametrize(("state", "says"), [
-    ({"when": object()}, "gave a state holding a object"),
+    ({"when": object()}, "gave a state a checkpoint cannot hold"),
+    ({"pair": Pair(1, 2)}, "gave a state a checkpoint cannot hold"),  # a tuple subclass: refused by the loader
     ({"fine": [1, 2.0, "x", None]}, None),
 ])
 def test_a_plugin_state_a_checkpoint_cannot_hold_is_refused(tmp_path: Path, state: object, says: str | None) -> None:
@@ -124,3 +129,9 @@ def torch_load(path: Path) -> dict:
     from ganlab.train.checkpoint import load
 
     return load(path)
+
+
+def test_run_dir_is_refused_for_a_distributed_run_before_anything_starts(tmp_path: Path) -> None:
+    done = run_in_process(["run", "--steps", "1", "--no-tracking", "--run-dir", "d", "--nproc", "2"], tmp_path)
+    assert done.returncode == 2 and "a distributed run (--nproc) needs tracking" in done.stderr, done.stderr
+    assert not (tmp_path / "d").exists()

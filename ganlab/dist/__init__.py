@@ -619,6 +619,8 @@ def preflight(config: RunConfig, nproc: int) -> None:
     check_nproc(nproc)
     if launched_by_torchrun():
         raise ConfigError("--nproc starts torchrun itself; inside a torchrun job leave it out")
+    if config.run_dir:
+        raise ConfigError("run_dir keeps one process's files; a distributed run (--nproc) needs tracking")
     # the highest local rank is the one that might find no GPU; "cpu" needs no torch import to check
     kind = "cpu" if config.device == "cpu" else training_device(config.device, nproc - 1, nproc).type
     check_sync_batchnorm(config, kind)

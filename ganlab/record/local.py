@@ -27,6 +27,10 @@ def check_run_dir(config: Any, resuming: bool) -> Path | None:
     if config.seeds:
         raise GanlabError("run_dir keeps one run's files; a population (--seeds) needs tracking, which gives "
                           "each seed a run of its own")
+    from ganlab.dist import launched_by_torchrun
+
+    if launched_by_torchrun():
+        raise GanlabError("run_dir keeps one process's files; a distributed run (torchrun, --nproc) needs tracking")
     directory = Path(config.run_dir)
     if directory.exists() and not directory.is_dir():
         raise GanlabError(f"run_dir {directory} exists and is not a directory")
@@ -58,4 +62,8 @@ class LocalRunDirectory:
         if status == "FINISHED":
             from ganlab.record.tracking import write_outputs
 
-            write_outputs(ctx, self.directory)
+            try:
+                write_outputs(ctx, self.directory)
+            except OSError as exc:
+                raise GanlabError(f"the run finished but its networks could not be written to {self.directory}: "
+                                  f"{exc.strerror or exc}; its last checkpoint is kept there") from None

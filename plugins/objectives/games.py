@@ -175,8 +175,8 @@ class MarginObjective:
     """A game on D's raw score alone (Lim & Ye 2017's hinge; Mao et al. 2017's least squares).
 
     These losses use D's score s, not the head's probability map. For a two-class head
-    the score would be the margin z_real − z_fake, and then softmax, sparsemax and entmax
-    train the very same network (same initialisation, same losses, bit for bit): comparing
+    the only score they could use is the margin z_real − z_fake, and then softmax, sparsemax
+    and entmax would train the very same network (same initialisation, same losses, bit for bit): comparing
     them would compare a run with itself. So margin objectives take single-score heads
     (sigmoid) and refuse the others in one line (docs/heads.md, "Margin objectives").
     """

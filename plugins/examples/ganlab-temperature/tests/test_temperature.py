@@ -26,7 +26,7 @@ def make(registry, kind: str, name: str, **options):
 
 
 def test_components_are_registered_by_this_plugin(registry):
-    for kind, name in (("head", "temperature-sigmoid"), ("loss", "hinge"), ("dataset", "moons")):
+    for kind, name in (("head", "temperature-sigmoid"), ("loss", "margin-hinge"), ("dataset", "moons")):
         component = registry.get(kind, name)
         assert component.provenance.plugin == plugin.__name__
         assert not component.provenance.builtin
@@ -79,7 +79,7 @@ def test_hinge_margin_is_the_score_difference_for_every_head(registry, head_name
 
 
 def test_hinge_losses(registry):
-    head, hinge = make(registry, "head", "sigmoid"), make(registry, "loss", "hinge")
+    head, hinge = make(registry, "head", "sigmoid"), make(registry, "loss", "margin-hinge")
     real, fake = torch.tensor([[2.0], [0.5]]), torch.tensor([[-2.0], [0.5]])
     # relu(1 - t) on real: (0 + 0.5) / 2; relu(1 + t) on fake: (0 + 1.5) / 2
     assert hinge.d_loss(head, real, fake, None).item() == pytest.approx(1.0, abs=1e-5)
@@ -98,7 +98,7 @@ def test_moons_are_scaled_labelled_and_seeded(registry):
 
 def test_a_few_training_steps(registry):
     recorded = run_steps(
-        head={"name": "temperature-sigmoid", "temperature": 2.0}, loss="hinge",
+        head={"name": "temperature-sigmoid", "temperature": 2.0}, loss="margin-hinge",
         dataset={"name": "moons", "samples": 256}, arch={"name": "mlp", "hidden_scale": 0.25},
         steps=3, plugins=[plugin], builtins={"heads", "objectives", "architectures", "metrics"},
         metrics="diagnostics",

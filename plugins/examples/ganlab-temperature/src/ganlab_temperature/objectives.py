@@ -1,4 +1,8 @@
-"""The ``hinge`` GAN objective (torch code).
+"""The ``margin-hinge`` GAN objective (torch code).
+
+Named apart from ganlab's built-in ``hinge`` (which plays the game on the sigmoid
+head's score and refuses two-score heads): component names are one namespace, and a
+plugin's name that a later ganlab release takes for a built-in would stop every run.
 
 The hinge game (Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, SN-GAN)
 is usually written on a raw critic score. To work with *every* head it is

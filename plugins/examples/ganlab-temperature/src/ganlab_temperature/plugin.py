@@ -45,7 +45,7 @@ def register_heads(register: Any) -> None:
 @hookimpl
 def register_losses(register: Any) -> None:
     register(
-        "hinge", _hinge,
+        "margin-hinge", _hinge,
         summary="hinge GAN game on the head's margin fake_loss - real_loss (works with every head)",
         options={"margin": Option(float, 1.0, "hinge margin m: D pays relu(m - t) on real, relu(m + t) on fake",
                                   min=0.0, min_exclusive=True)},
