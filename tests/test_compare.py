@@ -266,3 +266,20 @@ def test_sweep_of_populations_compares_the_replicas_as_seed_runs(workdir, mlflow
     got = {g["group"]["head.name"]: g["metrics"]["modes.captured"] for g in data["groups"]}
     assert got["sigmoid"]["n"] == 3 and got["sigmoid"]["mean"] == pytest.approx(2.0)
     assert got["entmax"]["n"] == 2 and got["entmax"]["mean"] == pytest.approx(7.0)
+
+
+def test_a_run_recorded_before_a_setting_existed_groups_with_its_default(workdir, mlflow_client, cli_inproc, capsys):
+    """Runs lacking a param that a later ganlab added (a setting, or a component option) trained with its
+    default: they group with new runs that record the default, and apart from runs that changed it."""
+    exp = mlflow_client.create_experiment("versions")
+    base = {"head.name": "sigmoid", "arch.name": "mlp", "dataset.name": "ring8"}
+    log_run(mlflow_client, exp, "old", {**base, "seed": 0}, {"modes.captured": 6.0})
+    log_run(mlflow_client, exp, "new", {**base, "seed": 1, "ema": "0.0", "lr_schedule": "constant",
+                                        "arch.g_batchnorm": "False"}, {"modes.captured": 8.0})
+    log_run(mlflow_client, exp, "averaged", {**base, "seed": 2, "ema": "0.999", "arch.g_batchnorm": "False"},
+            {"modes.captured": 5.0})
+    code, out, err = compare(cli_inproc, capsys, "-e", "versions", "-f", "json")
+    assert code == 0, err
+    groups = {g["group"]["ema"]: g for g in json.loads(out)["groups"]}
+    assert groups["0.0"]["runs"] == 2 and groups["0.0"]["metrics"]["modes.captured"]["mean"] == 7.0
+    assert groups["0.999"]["runs"] == 1

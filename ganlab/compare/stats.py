@@ -23,6 +23,7 @@ containers, not replicates: their leaf runs are compared instead.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import math
 import statistics
@@ -193,7 +194,49 @@ def _preferred_keys(selection: Selection) -> list[str]:
 
 
 def _value(run: Any, key: str) -> str:
-    return run.data.params.get(key, MISSING)
+    value = run.data.params.get(key)
+    return value if value is not None else _default_of(run, key)
+
+
+def _default_of(run: Any, key: str) -> str:
+    """What a run that lacks param ``key`` trained with, as MLflow would have stored it.
+
+    A run recorded before a setting or a component option existed has no param for it,
+    and trained as that setting's default says: ganlab adds settings and options only
+    with a default that keeps the earlier behaviour. So a missing ``ema`` reads as "0.0",
+    and old runs group with new runs of the same variant. Keys that are neither (a
+    component's option the run's component does not have, a data-card param) stay MISSING.
+    """
+    if key in SETTINGS:
+        return _param_text(SETTINGS[key].default)
+    section, _, option = key.partition(".")
+    component = run.data.params.get(f"{section}.name")
+    if section in SECTIONS and component and option != "name":
+        declared = _component_options(SECTIONS[section], component)
+        if option in declared:
+            return _param_text(declared[option])
+    return MISSING
+
+
+@functools.lru_cache(maxsize=None)
+def _component_options(kind: str, name: str) -> dict[str, Any]:
+    """The defaults of the options of component ``name`` as installed now ({} if it is not)."""
+    registry = _registry()
+    if name not in registry.names(kind):
+        return {}
+    return {key: option.default for key, option in registry.get(kind, name).options.items()}
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> Any:
+    from ganlab.plugins import PluginManager
+
+    return PluginManager(warn=lambda message: None).load().registry
+
+
+def _param_text(value: Any) -> str:
+    """A value as the tracker stores a param (ganlab.record.tracking._param_value)."""
+    return (json.dumps(value) if isinstance(value, (list, dict, tuple)) else str(value))[:6000]
 
 
 def _varies(runs: list[Any], key: str) -> bool:
@@ -271,7 +314,7 @@ def _sort_key(values: tuple[str, ...]) -> tuple[Any, ...]:
 def group_runs(runs: list[Any], group_by: list[str]) -> list[Group]:
     groups: dict[tuple[str, ...], Group] = {}
     for run in runs:
-        key = tuple(run.data.params.get(k, MISSING) for k in group_by)
+        key = tuple(_value(run, k) for k in group_by)
         groups.setdefault(key, Group(key, [])).runs.append(run)
     return [groups[k] for k in sorted(groups, key=_sort_key)]
 
