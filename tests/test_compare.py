@@ -283,3 +283,16 @@ def test_a_run_recorded_before_a_setting_existed_groups_with_its_default(workdir
     groups = {g["group"]["ema"]: g for g in json.loads(out)["groups"]}
     assert groups["0.0"]["runs"] == 2 and groups["0.0"]["metrics"]["modes.captured"]["mean"] == 7.0
     assert groups["0.999"]["runs"] == 1
+
+
+def test_at_step_compares_the_values_logged_at_that_step(store, cli_inproc, capsys):
+    code, out, err = compare(cli_inproc, capsys, "-e", "cmp", "-m", "modes.captured", "-f", "json", "--at-step", "10")
+    assert code == 0, err
+    got = {g["group"]["head.name"]: g["metrics"]["modes.captured"] for g in json.loads(out)["groups"]}
+    for head, runs in FINISHED.items():  # each run's history is final + 2, final + 1, final at steps 0, 10, 20
+        assert got[head]["mean"] == pytest.approx(statistics.fmean(modes + 1 for modes, _ in runs))
+    code, out, err = compare(cli_inproc, capsys, "-e", "cmp", "-m", "modes.captured", "--at-step", "15")
+    assert code == 2 and "--at-step 15: the runs logged modes.captured at steps 0, 10, 20" in err
+    code, out, err = compare(cli_inproc, capsys, "-e", "cmp", "-m", "modes.captured", "--at-step", "0", "--test",
+                             "-f", "markdown")
+    assert code == 0 and "values at step 0" in out

@@ -83,3 +83,10 @@ def test_pairwise_skips_groups_of_one_and_adjusts_within_each_metric() -> None:
     family_n = [t for t in tests if t.metric == "n"]
     assert [t.p_holm for t in family_n] == pytest.approx(holm([t.p for t in family_n]))
     assert tests[0].p_holm == tests[0].p and tests[0].difference == pytest.approx(-3.0)
+
+
+def test_a_components_own_options_change_with_its_name_not_as_a_second_param() -> None:
+    names = ["head.name", "head.alpha", "pack"]
+    keys = [("entmax", "1.5", "1"), ("sigmoid", "-", "1"), ("sigmoid", "-", "2"), ("entmax", "1.25", "1")]
+    # entmax vs sigmoid at pack 1 is one change (alpha comes with the name); two entmax alphas are one change
+    assert one_change_pairs(keys, names) == [(0, 1), (0, 3), (1, 2), (1, 3)]

@@ -29,6 +29,7 @@ def compare(
     rows: Annotated[str, typer.Option("--rows", help="table/markdown layout: groups or metrics down the rows; auto: whichever are more.")] = "auto",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw metric curves per group into this .png/.svg/.pdf.")] = None,
     plot_metric: Annotated[Optional[str], typer.Option("--plot-metric", help="Metric(s) to plot, comma-separated: one panel each, side by side. [default: the first compared metric]")] = None,
+    at_step: Annotated[Optional[int], typer.Option("--at-step", help="Compare (and --test) the values logged at this step instead of the final ones.")] = None,
     test: Annotated[bool, typer.Option("--test", help="Also test which differences are more than seed noise: a permutation test between every two groups that differ in one param (e.g. two heads on one dataset), Holm-adjusted.")] = False,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Include runs that did not finish (FAILED, KILLED, RUNNING).")] = False,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
@@ -52,6 +53,8 @@ def compare(
     selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
     keys = _grouping(selection, _split(group_by), _split(pool))
     chosen = data.choose_metrics(selection.runs, _split(metrics) or None)
+    if at_step is not None:
+        data.at_step(mlflow_client, selection, chosen, at_step)
     if plot_metric is not None:
         data.choose_metrics(selection.runs, _split(plot_metric))  # refuse an unknown one before printing anything
     groups = data.compute(data.group_runs(selection.runs, keys), chosen)
@@ -65,7 +68,7 @@ def compare(
     else:
         typer.echo(render.as_markdown(selection, groups, keys, chosen, rows), nl=False)
     if tests is not None and format != "json":
-        typer.echo(render.tests_markdown(tests), nl=False)
+        typer.echo(render.tests_markdown(tests, at_step=selection.at_step), nl=False)
     if plot is not None:
         plotted = _split(plot_metric) or chosen[:1]
         curves = render.plot(mlflow_client, selection, groups, keys, plotted, plot)

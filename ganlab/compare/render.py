@@ -40,7 +40,8 @@ def caption(selection: Selection, group_by: list[str]) -> str:
     note = f"; left out: {left} (--all-runs includes them)" if left else ""
     pooled = f" (averaged over differing {', '.join(selection.pooled)}: --pool)" if selection.pooled else ""
     return (f"{selection.source}: {len(selection.runs)} runs grouped by {', '.join(group_by)}; "
-            f"final values, mean ± standard error over runs{pooled}{note}")
+            f"{'final values' if selection.at_step is None else f'values at step {selection.at_step}'}, "
+            f"mean ± standard error over runs{pooled}{note}")
 
 
 def as_csv(groups: list[Group], group_by: list[str], metrics: list[str]) -> str:
@@ -86,13 +87,13 @@ def significance(groups: list[Group], group_by: list[str], metrics: list[str]) -
     from ganlab.compare.significance import one_change_pairs, pairwise
 
     labels = [group_label(group_by, g.values) for g in groups]
-    pairs = [(labels[i], labels[j]) for i, j in one_change_pairs([g.values for g in groups])]
+    pairs = [(labels[i], labels[j]) for i, j in one_change_pairs([g.values for g in groups], group_by)]
     samples = {m: {label: [v for r in g.runs if math.isfinite(v := float(r.data.metrics.get(m, math.nan)))]
                    for label, g in zip(labels, groups)} for m in metrics}
     return pairwise(samples, pairs)
 
 
-def tests_markdown(tests: list[Any], level: float = 0.05) -> str:
+def tests_markdown(tests: list[Any], level: float = 0.05, at_step: int | None = None) -> str:
     """The tests as a Markdown table, with a line saying how they were made."""
     if not tests:
         return "\nNo pair of groups differing in one param has two or more runs each: nothing to test.\n"
@@ -101,8 +102,9 @@ def tests_markdown(tests: list[Any], level: float = 0.05) -> str:
         mark = "significant" if t.p_holm < level else ""
         lines.append(f"| {t.metric} | {t.first} | {t.second} | {fmt(t.difference)} | {t.p:.3g}"
                      f"{'' if t.exact else ' (sampled)'} | {t.p_holm:.3g} | {mark} |")
-    return ("\n" + "\n".join(lines) + "\n\nTwo-sided permutation test of the difference in means of the final "
-            "values (first minus second) between groups that differ in one param; p-values adjusted by Holm's "
+    which = "final values" if at_step is None else f"values at step {at_step}"
+    return ("\n" + "\n".join(lines) + "\n\nTwo-sided permutation test of the difference in means of the "
+            f"{which} (first minus second) between groups that differ in one param; p-values adjusted by Holm's "
             f"method over the pairs of each metric; 'significant' at {level}.\n")
 
 

@@ -1,6 +1,6 @@
 """Which differences between groups of seeds are more than seed-to-seed noise.
 
-Each pair of groups is tested on each metric's final values with a two-sided
+Each pair of groups is tested on each metric's final values (or those at ``--at-step``) with a two-sided
 permutation test of the difference in means: the p-value is the share of all
 ways to split the pooled values into groups of the same sizes whose difference
 in means is at least as large as the observed one. It assumes nothing about
@@ -78,11 +78,20 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def one_change_pairs(keys: Sequence[tuple[str, ...]]) -> list[tuple[int, int]]:
+def one_change_pairs(keys: Sequence[tuple[str, ...]], names: Sequence[str] = ()) -> list[tuple[int, int]]:
     """Index pairs of groups whose grouping values differ in exactly one param: heads within one
-    dataset, say, not a head on ring8 against another head on grid25."""
-    return [(i, j) for i, j in itertools.combinations(range(len(keys)), 2)
-            if sum(a != b for a, b in zip(keys[i], keys[j])) == 1]
+    dataset, say, not a head on ring8 against another head on grid25.
+
+    ``names`` are the grouping params (``head.name``, ``head.alpha``, ``pack``): where a
+    component's name differs, its options (``head.alpha``, which only entmax has) differ with it
+    and are not a second change."""
+    def changes(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+        differing = [k for k, (x, y) in enumerate(zip(a, b)) if x != y]
+        renamed = {names[k].split(".")[0] for k in differing if k < len(names) and names[k].endswith(".name")}
+        return sum(1 for k in differing
+                   if not (k < len(names) and not names[k].endswith(".name") and names[k].split(".")[0] in renamed))
+
+    return [(i, j) for i, j in itertools.combinations(range(len(keys)), 2) if changes(keys[i], keys[j]) == 1]
 
 
 def pairwise(samples: dict[str, dict[str, list[float]]], pairs: Sequence[tuple[str, str]]) -> list[PairTest]:

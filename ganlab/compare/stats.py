@@ -66,6 +66,7 @@ class Selection:
     left_out: dict[str, int] = field(default_factory=dict)  # status -> number of runs not compared
     grid: dict[str, list[Any]] | None = None  # the sweep's grid, when comparing a sweep
     pooled: list[str] = field(default_factory=list)  # --pool params that do differ within a group
+    at_step: int | None = None  # --at-step: the runs' metrics are the values logged at this step
 
 
 @dataclass
@@ -346,6 +347,31 @@ def choose_metrics(runs: list[Any], requested: list[str] | None) -> list[str]:
                               f"(metrics: {', '.join(available) or 'none'})")
         chosen += [m for m in matches if m not in chosen]
     return chosen
+
+
+def at_step(mlflow_client: Any, selection: Selection, metrics: list[str], step: int) -> None:
+    """Make each run's metrics the values it logged at ``step`` (``--at-step``): learning curves
+    compared at one point, e.g. how fast heads capture modes, not only where they end. A run
+    that logged no value of a metric at that step has none (it is left out of that metric)."""
+    from types import SimpleNamespace
+
+    if not any(m.step == step for run in selection.runs[:1] for metric in metrics
+               for m in mlflow_client.get_metric_history(run.info.run_id, metric)):
+        logged = sorted({m.step for run in selection.runs[:5] for metric in metrics[:1]
+                         for m in mlflow_client.get_metric_history(run.info.run_id, metric)})
+        shown = ", ".join(map(str, logged[:12])) + (" ..." if len(logged) > 12 else "")
+        raise GanlabError(f"--at-step {step}: the runs logged {', '.join(metrics[:1])} at steps {shown or 'none'}")
+    runs = []
+    for run in selection.runs:
+        values = {}
+        for metric in metrics:
+            at = [m.value for m in mlflow_client.get_metric_history(run.info.run_id, metric) if m.step == step]
+            if at:
+                values[metric] = at[-1]
+        runs.append(SimpleNamespace(info=run.info, data=SimpleNamespace(params=run.data.params, tags=run.data.tags,
+                                                                        metrics=values)))
+    selection.runs = runs
+    selection.at_step = step
 
 
 def summarise(values: list[float]) -> Stat | None:
