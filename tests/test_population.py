@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli, run_in_process
+from test_resume import wait_for
 
 PLUGINS = Path(__file__).parent / "plugins_for_tests"
 HEADS = ("sigmoid", "softmax", "sparsemax", "entmax")
@@ -216,8 +217,6 @@ def _popen(args: list[str], cwd: Path, sleep: float) -> subprocess.Popen[str]:
 
 def test_sigint_kills_every_replica_and_resuming_the_parent_ends_where_an_uninterrupted_population_does(
         workdir: Path, mlflow_client: Any) -> None:
-    import time
-
     import torch
 
     slow = str(PLUGINS / "slow_steps.py")
@@ -227,10 +226,7 @@ def test_sigint_kills_every_replica_and_resuming_the_parent_ends_where_an_uninte
             "--ema", "0.8", "--lr-schedule", "cosine"]
     interrupted = _popen(["run", *args, "--experiment", "interrupted"], workdir, sleep=0.05)
     reference = _popen(["run", *args, "--experiment", "reference"], workdir, sleep=0.0)
-    deadline = time.monotonic() + 240
-    while not list(workdir.glob("mlruns/artifacts/interrupted/*/artifacts/checkpoints/step-00000004.pt")):
-        assert interrupted.poll() is None and time.monotonic() < deadline, interrupted.stderr.read()
-        time.sleep(0.02)
+    wait_for("mlruns/artifacts/interrupted/*/artifacts/checkpoints/step-00000004.pt", workdir, interrupted)
     interrupted.send_signal(signal.SIGINT)
     _, err = interrupted.communicate(timeout=240)
     assert interrupted.returncode == 130, err
@@ -327,18 +323,13 @@ def test_sweep_with_population_true_trains_each_variant_as_a_population(workdir:
 def test_interrupting_a_population_in_a_sweep_stops_the_sweep(workdir: Path, mlflow_client: Any) -> None:
     """SIGINT while a sweep's population trains: the population checkpoints, and the sweep stops with it
     (parent KILLED, exit 130) instead of going on to the next variant."""
-    import time
-
     (workdir / "stop.toml").write_text(
         'population = true\nexperiment = "stop"\n[base]\nsteps = 400\nbatch_size = 16\nlatent_dim = 8\n'
         'log_every = 2\neval_every = 0\nsample_every = 0\ncheckpoint_every = 4\nmetrics = "none"\n'
         'device = "cpu"\n[base.dataset]\nname = "ring8"\n[base.arch]\nname = "mlp"\nhidden_scale = 0.125\n'
         '[grid]\n"head.name" = ["sigmoid", "softmax"]\nseed = [0, 1]\n')
     sweep = _popen(["sweep", "stop.toml", "--plugin", str(PLUGINS / "slow_steps.py")], workdir, sleep=0.05)
-    deadline = time.monotonic() + 240
-    while not list(workdir.glob("mlruns/artifacts/stop/*/artifacts/checkpoints/step-00000004.pt")):
-        assert sweep.poll() is None and time.monotonic() < deadline, sweep.stderr.read()
-        time.sleep(0.02)
+    wait_for("mlruns/artifacts/stop/*/artifacts/checkpoints/step-00000004.pt", workdir, sweep)
     sweep.send_signal(signal.SIGINT)
     _, err = sweep.communicate(timeout=240)
     assert sweep.returncode == 130 and "sweep interrupted" in err, err
