@@ -20,6 +20,7 @@ from ganlab.context import RunContext
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
 from ganlab.train.signals import GracefulStop
+from ganlab.train.schedule import set_rates
 
 
 class Diverged(GanlabError):
@@ -170,8 +171,6 @@ class Trainer:
 
     # ---- one step --------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
-        from ganlab.train.schedule import set_rates
-
         b, cfg = self.b, self.b.config
         set_rates(((b.opt_d, cfg.lr_d), (b.opt_g, cfg.lr_g)), cfg.lr_schedule, self.ctx.step, cfg.steps)
         step = self.ctx.step + 1

@@ -29,6 +29,7 @@ from ganlab.train.population.optim import ReplicaOptimizer
 from ganlab.train.averaging import blend
 from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork, view_slice
 from ganlab.train.signals import GracefulStop
+from ganlab.train.schedule import set_rates
 
 
 class ReplicaTrainer(Trainer):
@@ -152,7 +153,6 @@ class PopulationTrainer:
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         from ganlab.train.runtime import autocast
-        from ganlab.train.schedule import set_rates
 
         cfg, device = self.config, self.device
         set_rates(((self.opt_d, cfg.lr_d), (self.opt_g, cfg.lr_g)), cfg.lr_schedule, self.step, cfg.steps)
