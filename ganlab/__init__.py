@@ -18,7 +18,10 @@ __version__ = "0.1.0"
 #: argument (compatible) or a hook is deprecated; see docs/plugins.md.
 #: 1.2: on_after_d_step, on_after_g_step, plugin_state, restore_plugin_state; RunContext.log_metrics,
 #: log_artifact and generator_average.
-HOOKSPEC_VERSION = "1.2"
+#: 1.3: register_regularizers, register_augmentations, register_optimizers, plugin_options; objectives
+#: may be written on the step object (``discriminator_loss(step)``/``generator_loss(step)``,
+#: ganlab.train.step.Step), take ``real_logits`` in ``g_loss``, and return named terms.
+HOOKSPEC_VERSION = "1.3"
 
 PROJECT_NAME = "ganlab"
 

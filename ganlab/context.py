@@ -42,6 +42,8 @@ class RunContext:
     generator_average: Any = None
     # what log_metrics and log_artifact go through: the run's MLflow tracker, once the run is open
     recorder: Any = field(default=None, repr=False)
+    #: each plugin's options for this run (``plugin_options`` hook), by plugin name
+    plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record a plugin's own metrics in this run at ``step`` (default: the current step), through

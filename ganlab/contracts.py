@@ -16,17 +16,39 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "architecture": ("build",),
     # num_logits(num_classes), probs(logits), p_real(logits), per-sample proper losses
     "head": ("num_logits", "probs", "p_real", "real_loss", "fake_loss", "loss"),
-    # d_loss(head, real_logits, fake_logits, real_labels), g_loss(head, fake_logits)
-    "loss": ("d_loss", "g_loss"),
     # load(DataRequest) -> TensorData | StreamingData
     "dataset": ("load",),
     # applies_to(run_context), evaluate(EvalContext) -> dict[str, float]
     "metric": ("applies_to", "evaluate"),
+    # augment(x, generator) -> x'
+    "augmentation": ("augment",),
+    # build(params, lr, config) -> torch.optim.Optimizer
+    "optimizer": ("build",),
+}
+
+#: kinds that need one of several sets of methods: the first set the object has is its contract
+ALTERNATIVES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "loss": (("d_loss", "g_loss"), ("discriminator_loss", "generator_loss")),
+    # penalty(step) -> Tensor; after_d_step(discriminator)
+    "regularizer": (("penalty",), ("after_d_step",)),
 }
 
 
+def _lacks(made: Any, attrs: tuple[str, ...]) -> list[str]:
+    return [attr for attr in attrs if not callable(getattr(made, attr, None))]
+
+
 def check_contract(kind: str, name: str, plugin: str, made: Any) -> Any:
-    missing = [attr for attr in REQUIRED.get(kind, ()) if not callable(getattr(made, attr, None))]
+    if kind in ALTERNATIVES:
+        options = ALTERNATIVES[kind]
+        if all(_lacks(made, attrs) for attrs in options):
+            wanted = " or ".join(" and ".join(attrs) for attrs in options)
+            raise ComponentError(
+                f"{kind} '{name}' (plugin '{plugin}') returned a {type(made).__name__} without "
+                f"{wanted}; a {kind} must provide {wanted}"
+            )
+        return made
+    missing = _lacks(made, REQUIRED.get(kind, ()))
     if missing:
         raise ComponentError(
             f"{kind} '{name}' (plugin '{plugin}') returned a {type(made).__name__} without "

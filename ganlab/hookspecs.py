@@ -66,9 +66,17 @@ def register_heads(register: Register) -> None:
 def register_losses(register: Register) -> None:
     """Register GAN objectives.
 
-    The factory returns an object with ``d_loss(head, real_logits, fake_logits,
-    real_labels)`` and ``g_loss(head, fake_logits)`` (scalars), written in terms
-    of the head's proper losses. Optional: ``num_classes(data) -> int`` (real
+    The factory returns an object with either
+
+    - ``d_loss(head, real_logits, fake_logits, real_labels)`` and ``g_loss(head, fake_logits)``
+      (scalars, written on D's scores; a ``g_loss`` that also takes ``real_logits`` gets the
+      scores of the last D step's real batch, as a relativistic loss needs), or
+    - ``discriminator_loss(step)`` and ``generator_loss(step)`` written on the step object
+      (:class:`ganlab.train.step.Step`: the batch, the noise, the fakes, D, cached scores), for
+      objectives that need more than scores. Single runs only: a population refuses them.
+
+    Either kind may return a tensor or a dict of named terms (summed; each logged as
+    ``loss.d.NAME`` / ``loss.g.NAME``). Optional: ``num_classes(data) -> int`` (real
     classes D must tell apart; 1 unless semi-supervised), ``check(head_name,
     head, data)`` raising ComponentError for a combination that cannot work,
     and ``setup(run: RunContext)`` called once the networks exist.
@@ -92,6 +100,56 @@ def register_metrics(register: Register) -> None:
     The factory returns an object with ``applies_to(run: RunContext) -> bool``
     (is it meaningful for this run's dataset, head and objective?) and
     ``evaluate(ctx: ganlab.context.EvalContext) -> dict[str, float]``.
+    """
+
+
+@hookspec
+def register_regularizers(register: Register) -> None:
+    """Register regularisers of D, several per run (``--reg gp,r1``).
+
+    The factory returns an object with ``penalty(step) -> Tensor`` (a scalar per run, added to
+    D's loss times the option ``weight``, every ``every`` steps, scaled by ``every`` as in lazy
+    regularisation) and/or ``after_d_step(discriminator)`` (called under ``torch.no_grad()`` after
+    each D update: WGAN's weight clipping). Penalties differentiate D's scores (``step.critic``),
+    never a head's loss. Reduce over the batch with ``step.mean`` so a population gets one value
+    per replica.
+    """
+
+
+@hookspec
+def register_augmentations(register: Register) -> None:
+    """Register augmentations of D's inputs in training (``--augment diffaugment``).
+
+    The factory returns an object with ``augment(x, generator) -> Tensor``: differentiable in
+    ``x`` (G learns through it), drawing its randomness from ``generator`` (a torch.Generator,
+    or None for torch's global one). Applied to every D input in training (real, fake and
+    penalty inputs), never in evaluation.
+    """
+
+
+@hookspec
+def register_optimizers(register: Register) -> None:
+    """Register optimisers, picked per network with ``optimizer_g`` / ``optimizer_d`` beside the built-in
+    adam, adamw, sgd and rmsprop (options in ``[optimizer.NAME]`` tables).
+
+    The factory returns an object with ``build(params, lr, config) -> torch.optim.Optimizer``
+    (``config``: the run's RunConfig, for shared settings such as ``beta1`` or ``weight_decay``).
+    Optional: ``elementwise = True`` when each parameter's update depends on that parameter
+    alone (then a population trains it vectorised; otherwise its seeds run one after another),
+    and ``state_copies`` (tensors the size of the weights it keeps; default 2, as Adam).
+    The learning-rate schedule sets each parameter group's ``lr``.
+    """
+
+
+@hookspec
+def plugin_options() -> dict[str, Any] | None:
+    """The options of this (lifecycle) plugin: ``{name: Option(...)}``, validated like a component's.
+
+    A run sets them in a ``[plugins.NAME]`` table or with ``--set plugins.NAME.OPTION=VALUE``
+    (NAME as ``ganlab plugins`` lists the plugin); hooks read them as
+    ``ctx.plugin_options[NAME]``; they are recorded as params ``plugins.NAME.OPTION``. An option
+    ``enabled`` declared with default False makes the plugin opt-in: its lifecycle hooks run only
+    in the runs that set ``plugins.NAME.enabled = true``.
     """
 
 
@@ -175,6 +233,9 @@ COMPONENT_HOOKS = {
     "register_losses": "loss",
     "register_datasets": "dataset",
     "register_metrics": "metric",
+    "register_regularizers": "regularizer",
+    "register_augmentations": "augmentation",
+    "register_optimizers": "optimizer",
 }
 LIFECYCLE_HOOKS = (
     "on_run_start", "on_after_d_step", "on_after_g_step", "on_step_end", "on_samples", "on_evaluate", "before_checkpoint", "on_checkpoint", "on_run_end",

@@ -40,6 +40,7 @@ import pluggy
 
 from ganlab import PROJECT_NAME, __version__, hookspecs
 from ganlab.errors import GanlabError, PluginError, did_you_mean, one_line
+from ganlab.options import as_option
 from ganlab.registry import Provenance, Registry
 
 ENTRY_POINT_GROUP = "ganlab"
@@ -54,6 +55,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganlab_plugins.architectures",
     "ganlab_plugins.datasets",
     "ganlab_plugins.metrics",
+    "ganlab_plugins.regularizers",
+    "ganlab_plugins.augmentations",
 )
 
 
@@ -138,6 +141,8 @@ class PluginManager:
         #: (plugin name, hook name) of third-party lifecycle implementations that raised: skipped since
         self._silenced: set[tuple[str, str]] = set()
         self._objects: dict[str, object] = {}  # name -> the plugin object itself (pluggy may hold a stand-in)
+        #: opt-in plugins the current run does not enable: their lifecycle hooks are not called
+        self._off: frozenset[str] = frozenset()
         if _flag("GANLAB_TRACE_HOOKS"):
             self.pm.add_hookcall_monitoring(self._trace, lambda *args: None)
 
@@ -366,7 +371,26 @@ class PluginManager:
                         if "registered twice" in str(exc):
                             raise  # a clash cannot be resolved by dropping one silently
                         self._fail(info, str(exc))
+        for impl in self.pm.hook.plugin_options.get_hookimpls():
+            info = self.infos.get(impl.plugin_name)
+            if info is None or info.error:
+                continue
+            try:
+                declared = impl.function() or {}
+                if not isinstance(declared, dict):
+                    raise TypeError(f"returned a {type(declared).__name__}, not a dict of options")
+                registry.plugin_options[impl.plugin_name] = {str(k): as_option(v) for k, v in declared.items()}
+            except BaseException as exc:
+                if _is_users_interrupt(exc):
+                    raise
+                self._fail(info, f"raised in plugin_options: {one_line(exc)}")
         return registry
+
+    def configure_run(self, config: Any) -> None:
+        """Switch off, for the run about to start, the opt-in plugins it does not enable
+        (an option ``enabled`` declared False by default and not set true: see ``plugin_options``)."""
+        self._off = frozenset(name for name, options in getattr(config, "plugin_options", {}).items()
+                              if options.get("enabled") is False)
 
     # ---- lifecycle ---------------------------------------------------------
     def notify(self, hook_name: str, **kwargs: Any) -> None:
@@ -379,6 +403,10 @@ class PluginManager:
         unreachable tracking store); a third-party plugin's is reported once and
         that implementation is skipped from then on (see ``_isolating_stand_in``).
         """
+        if self._off:
+            off = [self.pm.get_plugin(name) for name in self._off if self.pm.get_plugin(name) is not None]
+            self.pm.subset_hook_caller(hook_name, remove_plugins=off)(**kwargs)
+            return
         getattr(self.pm.hook, hook_name)(**kwargs)
 
     def collect_state(self, ctx: Any) -> dict[str, Any]:
@@ -387,6 +415,8 @@ class PluginManager:
         state would resume differently from the run that wrote it."""
         states: dict[str, Any] = {}
         for impl in self.pm.hook.plugin_state.get_hookimpls():
+            if impl.plugin_name in self._off:
+                continue
             try:
                 value = impl.function(**{name: {"ctx": ctx}[name] for name in impl.argnames})
             except Exception as exc:
@@ -404,7 +434,7 @@ class PluginManager:
     def restore_state(self, ctx: Any, states: dict[str, Any]) -> None:
         """Hand each plugin the state it saved (``restore_plugin_state``)."""
         for impl in self.pm.hook.restore_plugin_state.get_hookimpls():
-            if impl.plugin_name not in states:
+            if impl.plugin_name not in states or impl.plugin_name in self._off:
                 continue
             given = {"ctx": ctx, "state": states[impl.plugin_name]}
             try:

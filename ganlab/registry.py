@@ -18,7 +18,16 @@ from ganlab.contracts import check_contract
 from ganlab.errors import ComponentError, GanlabError, did_you_mean
 from ganlab.options import Option, as_option, resolve_options
 
-KINDS = ("architecture", "head", "loss", "dataset", "metric")
+KINDS = ("architecture", "head", "loss", "dataset", "metric", "regularizer", "augmentation", "optimizer")
+
+#: Options every component of a kind has, applied by the engine rather than the component: a plugin
+#: may declare them itself to change their defaults (gp: weight 10); its factory never receives them.
+ENGINE_OPTIONS: dict[str, dict[str, Option]] = {
+    "regularizer": {
+        "weight": Option(float, 1.0, "multiplies the penalty in D's loss", min=0.0),
+        "every": Option(int, 1, "apply every N steps, weighted by N (lazy regularisation; 1: every step)", min=1),
+    },
+}
 
 #: a callable, or where to import one from: "package.module:attr" (attr may be dotted)
 Factory = Callable[..., Any] | str
@@ -52,10 +61,14 @@ class Component:
     options: Mapping[str, Option]
     provenance: Provenance
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: the options the factory takes (None: all of them); the rest are the engine's (ENGINE_OPTIONS)
+    factory_options: frozenset[str] | None = None
 
     def create(self, given: Mapping[str, Any] | None = None) -> Any:
-        """Validate ``given`` options and call the factory with the resolved values."""
+        """Validate ``given`` options and call the factory with the resolved values it takes."""
         resolved = self.resolve(given or {})
+        if self.factory_options is not None:
+            resolved = {k: v for k, v in resolved.items() if k in self.factory_options}
         factory = self.load_factory()
         try:
             made = factory(**resolved)
@@ -92,7 +105,8 @@ class Component:
         return f"{self.kind} '{self.name}' (plugin '{self.provenance.plugin}')"
 
     def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        return resolve_options(self.kind if self.kind != "architecture" else "arch", self.options, given)
+        owner = {"architecture": "arch", "head": "head", "loss": "loss", "dataset": "dataset"}.get(self.kind)
+        return resolve_options(owner or f"{self.kind}.{self.name}", self.options, given)
 
 
 class Registry:
@@ -100,6 +114,8 @@ class Registry:
 
     def __init__(self) -> None:
         self._by_kind: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        #: options that (lifecycle) plugins declare with the ``plugin_options`` hook, by plugin name
+        self.plugin_options: dict[str, dict[str, Option]] = {}
 
     def add(
         self,
@@ -124,14 +140,18 @@ class Registry:
                 f"{kind} '{name}' is registered twice: by plugin '{existing.provenance.plugin}' "
                 f"and by plugin '{provenance.plugin}'; disable one with GANLAB_DISABLE_PLUGINS"
             )
+        declared = {key: as_option(spec) for key, spec in (options or {}).items()}
+        # a regulariser registered with penalty=False acts on D's weights only: weight and every mean nothing
+        engine = ENGINE_OPTIONS.get(kind) if metadata.get("penalty", True) else None
         component = Component(
             kind=kind,
             name=name,
             factory=factory,
             summary=summary.strip().splitlines()[0] if summary.strip() else "",
-            options={key: as_option(spec) for key, spec in (options or {}).items()},
+            options={**(engine or {}), **declared},
             provenance=provenance,
             metadata=dict(metadata),
+            factory_options=frozenset(set(declared) - set(ENGINE_OPTIONS[kind])) if kind in ENGINE_OPTIONS else None,
         )
         self._by_kind[kind][name] = component
         return component

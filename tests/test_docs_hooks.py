@@ -162,3 +162,31 @@ def test_testing_example_passes(examples):
     assert len(tests) == 2
     for test in tests:
         test()
+
+
+def test_step_object_regulariser_and_augmentation_examples_train_together(examples):
+    """The examples of the training step's surface in one run (objective, regulariser, augmentation,
+    optimiser), with the built-in head, mlp and data."""
+    from ganlab.testing import run_steps
+
+    files = [str(examples[n]) for n in ("drift_game.py", "lipschitz_penalty.py", "jitter.py", "sign_sgd.py")]
+    recorded = run_steps(loss={"name": "drift-game", "epsilon": 0.01}, dataset="tiny-vectors", steps=3,
+                         plugins=files, reg="one-sided,gp", augment="jitter", optimizer_d="signsgd")
+    assert recorded["step"] == [1.0, 2.0, 3.0]
+    for key in ("loss.d.adv", "loss.d.drift", "loss.d.one-sided", "loss.d.gp"):
+        assert len(recorded[key]) == 3, key
+    assert all(v > 0 for v in recorded["loss.d.drift"])
+    for total, *terms in zip(recorded["loss.d"], recorded["loss.d.adv"], recorded["loss.d.drift"],
+                             recorded["loss.d.one-sided"], recorded["loss.d.gp"]):
+        assert total == pytest.approx(sum(terms), rel=1e-5)
+
+
+def test_plugin_options_example_is_silent_until_enabled(examples, capsys):
+    from ganlab.testing import run_steps
+
+    run_steps(dataset="tiny-vectors", steps=4, plugins=[str(examples["every_nth.py"])])
+    assert "every_nth:" not in capsys.readouterr().out
+    run_steps(dataset="tiny-vectors", steps=4, plugins=[str(examples["every_nth.py"])],
+              sets=["plugins.every_nth.enabled=true", "plugins.every_nth.every=2"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("every_nth:")]
+    assert [line.split(",")[0] for line in lines] == ["every_nth: step 2", "every_nth: step 4"]

@@ -124,7 +124,7 @@ def test_the_example_packages_own_tests_pass_against_the_installed_copy(installe
         cwd=installed["source"], env={**os.environ, **installed["env"]}, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "13 passed" in done.stdout
+    assert "14 passed" in done.stdout
 
 
 def test_the_example_is_not_part_of_ganlab(cli_inproc, capsys):

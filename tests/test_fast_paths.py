@@ -196,7 +196,7 @@ def test_d_is_trainable_again_when_the_g_step_fails() -> None:
     trainer = make_trainer()
     seen: list[bool] = []
 
-    def failing_g_loss(batch_size: int) -> Any:
+    def failing_g_loss(*args: Any) -> Any:
         seen.extend(p.requires_grad for p in trainer.b.discriminator.parameters())
         raise RuntimeError("injected")
 
@@ -230,7 +230,7 @@ def test_samplewise_d_step_gives_the_textbook_loss_and_gradients_in_one_call() -
     for trainer in (joint, textbook):
         torch.manual_seed(5)  # the same fake batch for both
         trainer.b.opt_d.zero_grad(set_to_none=True)
-        trainer.d_loss = trainer.d_loss_fn(real, labels)
+        trainer.d_loss, _ = trainer.d_loss_fn(real, labels, 1, 0)
         trainer.d_loss.backward()
     assert joint_calls == [32] and textbook_calls == [16, 16]
     # the same numbers up to float32 summation order (a 32-row product blocks differently from two 16-row ones)

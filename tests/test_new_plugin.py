@@ -19,7 +19,8 @@ import pytest
 from test_example_plugin import env_with, pip_install
 
 KINDS = {"head": "my-head", "loss": "my-loss", "architecture": "my-arch", "dataset": "my-data",
-         "metric": "my-metric"}
+         "metric": "my-metric", "regularizer": "my-reg", "augmentation": "my-augment"}
+PACK = ("head", "loss", "regularizer")
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     parent = tmp_path_factory.mktemp("plugins")
     for kind, name in KINDS.items():
         assert main(["new-plugin", name, "--kind", kind, "--dir", str(parent)]) == 0
+    # one package with several components
+    assert main(["new-plugin", "my-pack", *[a for k in PACK for a in ("--kind", k)], "--dir", str(parent)]) == 0
     return parent
 
 
@@ -102,8 +105,9 @@ def test_generated_tests_pass_once_installed(generated, installed):
         cwd=generated, env={**os.environ, **installed}, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    # 2 common tests per package + head 2, loss 3, architecture 3, dataset 2, metric 1
-    assert "21 passed" in done.stdout
+    # 2 common tests per package + head 2, loss 3, architecture 3, dataset 2, metric 1, regularizer 1,
+    # augmentation 1; the multi-kind package: 2 common per kind + head 2, loss 3, regularizer 1
+    assert "39 passed" in done.stdout
 
 
 @pytest.mark.slow
@@ -113,6 +117,8 @@ def test_generated_plugins_are_listed_and_light(installed, cli):
     listed = {(c["kind"], c["name"]): c["plugin"] for c in json.loads(done.stdout)}
     for kind, name in KINDS.items():
         assert listed.get((kind, name)) == name
+    for kind in PACK:
+        assert listed.get((kind, "my-pack")) == "my-pack"
 
     done = cli(["plugins", "--json"], env=installed)
     rows = {p["name"]: p for p in json.loads(done.stdout)["plugins"]}
@@ -120,7 +126,25 @@ def test_generated_plugins_are_listed_and_light(installed, cli):
         assert rows[name]["builtin"] is False and rows[name]["version"] == "0.1.0" and rows[name]["error"] is None
 
     # registration modules must not import torch: `ganlab components` stays fast
-    modules = ", ".join(f"ganlab_{name.replace('-', '_')}.plugin" for name in KINDS.values())
+    modules = ", ".join(f"ganlab_{name.replace('-', '_')}.plugin" for name in [*KINDS.values(), "my-pack"])
     probe = subprocess.run([sys.executable, "-c", f"import sys, {modules}; print('torch' in sys.modules)"],
                            env={**os.environ, **installed}, capture_output=True, text=True, timeout=120)
     assert probe.stdout.strip() == "False", probe.stderr
+
+
+def test_a_multi_kind_package_registers_each_component_from_one_module(generated):
+    package = generated / "ganlab-my-pack"
+    # (installing and testing the package may have left build/, *.egg-info and caches: not part of it)
+    files = sorted(str(p.relative_to(package)) for p in package.rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts and p.parts[len(package.parts)] != "build"
+                   and ".egg-info" not in str(p))
+    assert files == ["README.md", "pyproject.toml", "src/ganlab_my_pack/__init__.py", "src/ganlab_my_pack/head.py",
+                     "src/ganlab_my_pack/loss.py", "src/ganlab_my_pack/plugin.py", "src/ganlab_my_pack/regularizer.py",
+                     "tests/test_ganlab_my_pack_head.py", "tests/test_ganlab_my_pack_loss.py",
+                     "tests/test_ganlab_my_pack_regularizer.py"]
+    for path in package.rglob("*.py"):
+        compile(path.read_text(), str(path), "exec")
+    plugin = (package / "src" / "ganlab_my_pack" / "plugin.py").read_text()
+    for hook in ("register_heads", "register_losses", "register_regularizers"):
+        assert plugin.count(f"def {hook}(") == 1
+    assert "ganlab_my_pack.impl" not in plugin

@@ -331,7 +331,7 @@ def test_ssl_metric_reports_test_accuracy_or_unlabelled_accuracy():
 # --------------------------------------------------------------------------------------
 # margin objectives: hinge and least squares on D's score
 # --------------------------------------------------------------------------------------
-MARGIN = ["hinge", "least-squares"]
+MARGIN = ["hinge", "least-squares", "wasserstein"]
 
 
 def margin_reference(name: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -339,6 +339,8 @@ def margin_reference(name: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> t
     r, f = s_real.double(), s_fake.double()
     if name == "hinge":
         return (1 - r).clamp(min=0).mean() + (1 + f).clamp(min=0).mean(), -f.mean()
+    if name == "wasserstein":
+        return f.mean() - r.mean(), -f.mean()
     return 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean(), 0.5 * ((f - 1) ** 2).mean()
 
 
@@ -360,7 +362,7 @@ def test_sign_of_the_margin_games(name):
     real0, fake0, real1, fake1 = d_steps(head, objective.d_loss)
     g0, g1 = g_steps(head, objective.g_loss)
     assert real1 > real0 + 0.02 and g1 > g0 + 0.02
-    if name == "hinge":
+    if name in ("hinge", "wasserstein"):
         assert fake1 < fake0 - 0.02
     else:
         assert abs(fake1 - fake0) < 0.02
@@ -382,3 +384,72 @@ def test_margin_objectives_refuse_two_score_heads_in_one_line(workdir, name, hea
     done = run_in_process(["run", "--loss", name, "--head", head_name, "--steps", "1", "--no-tracking"], workdir)
     assert done.returncode == 2 and "use --head sigmoid" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_wasserstein_without_a_lipschitz_regulariser_warns_and_with_gp_does_not(workdir):
+    from conftest import run_in_process
+
+    bare = run_in_process(["run", "--loss", "wasserstein", "--dataset", "ring8", "--steps", "1", "--no-tracking"],
+                          workdir)
+    assert bare.returncode == 0 and "without a Lipschitz constraint" in bare.stderr
+    with_gp = run_in_process(["run", "--loss", "wasserstein", "--reg", "gp", "--dataset", "ring8", "--steps", "1",
+                              "--no-tracking"], workdir)
+    assert with_gp.returncode == 0 and "Lipschitz" not in with_gp.stderr
+
+
+# --------------------------------------------------------------------------------------
+# the relativistic average game, through each head's own losses
+# --------------------------------------------------------------------------------------
+def test_relativistic_with_sigmoid_is_rasgan_in_closed_form():
+    """Jolicoeur-Martineau's RaSGAN: D minimises −E log σ(C(x_r) − E C(x_f)) − E log(1 − σ(C(x_f) − E C(x_r)));
+    G the same with real and fake swapped."""
+    objective, head = make("loss", "relativistic"), make("head", "sigmoid")
+    g = torch.Generator().manual_seed(5)
+    c_real, c_fake = torch.randn(32, 1, generator=g, dtype=torch.float64), torch.randn(32, 1, generator=g, dtype=torch.float64)
+
+    def rasgan(a, b):
+        return -torch.log(torch.sigmoid(a - b.mean())).mean() - torch.log(1 - torch.sigmoid(b - a.mean())).mean()
+
+    torch.testing.assert_close(objective.d_loss(head, c_real, c_fake).double(), rasgan(c_real, c_fake), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(objective.g_loss(head, c_fake, real_logits=c_real).double(), rasgan(c_fake, c_real),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_relativistic_with_two_class_heads_is_each_heads_loss_of_the_margin_difference():
+    """(Heads compute their losses in float32; the references are float64.) Softmax on a difference of score vectors is the logistic loss of the margin difference (RaSGAN
+    again); sparsemax's Fenchel–Young loss of it is a quarter of the modified Huber loss: the heads differ."""
+    g = torch.Generator().manual_seed(6)
+    z_real, z_fake = torch.randn(16, 2, generator=g, dtype=torch.float64) * 2, torch.randn(16, 2, generator=g, dtype=torch.float64) * 2
+    m_real, m_fake = z_real[:, 0] - z_real[:, 1], z_fake[:, 0] - z_fake[:, 1]
+    a, b = m_real - m_fake.mean(), m_fake - m_real.mean()
+    objective = make("loss", "relativistic")
+    softmax = objective.d_loss(make("head", "softmax"), z_real, z_fake).double()
+    torch.testing.assert_close(softmax, F.softplus(-a).mean() + F.softplus(b).mean(), rtol=1e-6, atol=1e-7)
+    sparsemax = objective.d_loss(make("head", "sparsemax"), z_real, z_fake).double()
+    torch.testing.assert_close(sparsemax, (modified_huber(a).mean() + modified_huber(-b).mean()) / 4,
+                               rtol=1e-6, atol=1e-7)
+    assert abs(float(softmax - sparsemax)) > 1e-3
+
+
+@pytest.mark.parametrize("spec", HEADS, ids=_hid)
+def test_sign_of_the_relativistic_game(spec):
+    head, objective = make("head", spec[0], **spec[1]), make("loss", "relativistic")
+    d = d_steps(head, objective.d_loss)
+    real, _ = two_blobs()
+    net = hand_set_discriminator(head, 0.5).requires_grad_(False)
+    g = g_steps(head, lambda h, fake_logits: objective.g_loss(h, fake_logits, real_logits=net(real)))
+    assert game_is_right(d, g), (d, g)
+
+
+def test_relativistic_g_loss_sees_the_real_batch_in_training():
+    """The engine hands g_loss the scores of the last D step's real batch: a G step with another real
+    batch would give another loss."""
+    from ganlab.testing import run_steps
+
+    values = run_steps(loss="relativistic", head="entmax", dataset="tiny-vectors", steps=3)
+    assert all(v > 0 for v in values["loss.g"]) and len(values["loss.g"]) == 3
+
+
+def modified_huber(m: torch.Tensor) -> torch.Tensor:
+    """Zhang (2004): max(0, 1 − m)² for m ≥ −1, −4m below."""
+    return torch.where(m >= -1, (1 - m).clamp(min=0) ** 2, -4 * m)

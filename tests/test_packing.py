@@ -136,14 +136,14 @@ def test_the_d_and_g_steps_are_pacgans_losses(packed_build: Any) -> None:
         return x.reshape(4, 4)
 
     torch.manual_seed(1)
-    d_loss = d_loss_fn(real, None)
+    d_loss, _ = d_loss_fn(real, None, 1, 0)
     torch.manual_seed(1)
     fake = b.generator(torch.randn(8, 4))
     expected = head.real_loss(inner(packs(real))).mean() + head.fake_loss(inner(packs(fake))).mean()
     assert torch.allclose(d_loss, expected, rtol=1e-6, atol=1e-7)
 
     torch.manual_seed(2)
-    g_loss = g_loss_fn(8)
+    g_loss, _ = g_loss_fn(8, real, None, 1)
     torch.manual_seed(2)
     expected_g = head.real_loss(inner(packs(b.generator(torch.randn(8, 4))))).mean()
     assert torch.allclose(g_loss, expected_g, rtol=1e-6, atol=1e-7)

@@ -225,3 +225,56 @@ def test_experiment_files_are_valid(workdir, cli_inproc, capsys, name, variants)
     assert f"{variants} variant(s)" in out
     assert out.count("\n") == variants + 1
     assert not (workdir / "mlruns" / "artifacts").exists()
+
+
+def test_exclude_leaves_out_the_combinations_it_names(tmp_path: Path) -> None:
+    from ganlab.config.sweep import ConfigError, expand, load_sweep
+
+    path = tmp_path / "s.toml"
+    path.write_text('exclude = [{ "loss.name" = "hinge", "head.name" = "softmax" }, { seed = 1 }]\n'
+                    '[base]\nsteps = 2\n[grid]\n"loss.name" = ["nonsaturating", "hinge"]\n'
+                    '"head.name" = ["sigmoid", "softmax"]\nseed = [0, 1]\n')
+    combos = expand(load_sweep(path))
+    assert {(c["loss.name"], c["head.name"]) for c in combos} == {
+        ("nonsaturating", "sigmoid"), ("nonsaturating", "softmax"), ("hinge", "sigmoid")}
+    assert {c["seed"] for c in combos} == {0}
+    path.write_text('exclude = [{ "loss" = "hinge" }]\n[base]\nsteps = 2\n[grid]\n"loss.name" = ["hinge"]\n')
+    with pytest.raises(ConfigError, match="'loss', which is not a grid axis; did you mean 'loss.name'"):
+        load_sweep(path)
+    path.write_text('exclude = [{ "loss.name" = "hnge" }]\n[base]\nsteps = 2\n[grid]\n"loss.name" = ["hinge"]\n')
+    with pytest.raises(ConfigError, match="which the axis does not hold"):
+        load_sweep(path)
+
+
+def test_the_digits_objectives_experiment_is_valid(workdir: Path) -> None:
+    """The same grid as objectives.toml (which trains below) on dcgan and digits: every variant validated."""
+    from conftest import run_in_process
+
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    result = run_in_process(["sweep", str(experiments / "objectives-digits.toml"), "--dry-run"], workdir)
+    assert result.returncode == 0, result.stderr
+    assert "11 variant(s)" in result.stdout and "29 excluded" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["objectives", "stabilisers"])
+def test_the_objective_and_stabiliser_experiments_run_end_to_end_at_a_tiny_size(name: str, workdir: Path,
+                                                                                  mlflow_client: Any) -> None:
+    from conftest import run_in_process
+
+    tiny = ["--set", "steps=2", "--set", "batch_size=8", "--set", "eval_every=0", "--set", "sample_every=0",
+            "--set", "metrics=none", "--grid", "seed=0,1"]
+    if name != "objectives":
+        tiny += ["--set", "arch.ngf=8", "--set", "arch.ndf=8", "--set", "latent_dim=8"]
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    result = run_in_process(["sweep", str(experiments / f"{name}.toml"), *tiny], workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    experiment = mlflow_client.get_experiment_by_name(name)
+    runs = mlflow_client.search_runs([experiment.experiment_id], max_results=500)
+    children = [r for r in runs if r.data.params.get("seed") is not None and "mlflow.parentRunId" in r.data.tags
+                and r.data.params.get("seeds", "") == ""]
+    expected = 16 if name == "stabilisers" else 11
+    assert len(children) == 2 * expected and all(r.info.status == "FINISHED" for r in children)
+    if name != "stabilisers":
+        assert {r.data.params["reg"] for r in children if r.data.params["loss.name"] == "wasserstein"} == {"gp"}
+    else:
+        assert {r.data.params["augment"] for r in children} == {"none", "diffaugment"}

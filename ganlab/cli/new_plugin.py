@@ -25,20 +25,24 @@ def register(app: Any) -> None:
     def new_plugin(
         name: Annotated[str, typer.Argument(
             metavar="NAME", help="Component name, e.g. tempered-softmax (package: ganlab-NAME).")],
-        kind: Annotated[str, typer.Option("--kind", "-k", help="head, loss, architecture, dataset or metric.")] = "head",
+        kind: Annotated[list[str], typer.Option(
+            "--kind", "-k", help="head, loss, architecture, dataset, metric, regularizer or augmentation; "
+                                 "repeat for a package with several components (--kind head --kind loss).")] = ["head"],  # noqa: B006
         directory: Annotated[Path, typer.Option("--dir", help="Where to create the package directory.")] = Path("."),
     ) -> None:
         """Create a plugin package (pyproject entry point, hookimpl, README, test) for one component."""
-        from ganlab.scaffold import names_for, normalise_kind, render, write_package
+        from ganlab.scaffold import names_for, normalise_kind, render_many, write_package
 
         names = names_for(name)
-        kind = normalise_kind(kind)
-        _refuse_taken_name(kind, names.component)
-        target = write_package(names, kind, directory)
-        typer.echo(f"created {target}/ with {kind} '{names.component}':")
-        for relative in sorted(render(names, kind)):
+        kinds = list(dict.fromkeys(normalise_kind(k) for k in kind))
+        for each in kinds:
+            _refuse_taken_name(each, names.component)
+        target = write_package(names, kinds, directory)
+        typer.echo(f"created {target}/ with {', '.join(kinds)} '{names.component}':")
+        for relative in sorted(render_many(names, kinds)):
             typer.echo(f"  {relative}")
         typer.echo("next:")
         typer.echo(f"  pip install -e '{target}[test]'")
         typer.echo(f"  pytest {target}")
-        typer.echo(f"  ganlab components {kind}")
+        for each in kinds:
+            typer.echo(f"  ganlab components {each}")

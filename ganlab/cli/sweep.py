@@ -89,6 +89,8 @@ def sweep(
 
 def _print_plan(spec: Any, found: list[Any]) -> None:
     axes = " x ".join(f"{len(v)} {k}" for k, v in spec.grid.items()) or "no grid"
+    if spec.exclude:
+        axes += f", {spec.size - len(found)} excluded"
     typer.echo(f"sweep '{spec.name}' -> experiment '{spec.experiment}': {len(found)} variant(s) ({axes}); "
                f"all valid, nothing trained (--dry-run)")
     for variant in found:

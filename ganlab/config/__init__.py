@@ -28,13 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.errors import ConfigError, did_you_mean
-from ganlab.options import Option
+from ganlab.options import Option, resolve_options
 from ganlab.train.schedule import SCHEDULES
 
 #: config-file section -> registry kind
 SECTIONS = {"arch": "architecture", "head": "head", "loss": "loss", "dataset": "dataset"}
 
 DEFAULT_COMPONENTS = {"arch": "mlp", "head": "sigmoid", "loss": "nonsaturating", "dataset": "digits"}
+
+#: Components a run uses several of, by name: the setting that lists them (comma-separated, "none" for
+#: none), and the per-name option tables (``[regularizer.gp]``, ``--set regularizer.gp.weight=5``).
+#: ``metric`` tables also hold per-name options, but metrics are chosen by the ``metrics`` setting.
+MULTI = {"reg": "regularizer", "augment": "augmentation"}
+TABLE_KINDS = ("metric", *MULTI.values(), "optimizer", "plugins")
 
 
 def _positive(value: Any) -> str | None:
@@ -120,8 +126,9 @@ SETTINGS: dict[str, Option] = {
     "latent_dim": Option(int, 100, "size of the generator's noise input", min=1),
     "lr_g": Option(float, 2e-4, "generator learning rate", check=_positive),
     "lr_d": Option(float, 2e-4, "discriminator learning rate", check=_positive),
-    "optimizer_g": Option(str, "adam", "generator optimiser", choices=OPTIMIZERS),
-    "optimizer_d": Option(str, "adam", "discriminator optimiser", choices=OPTIMIZERS),
+    "optimizer_g": Option(str, "adam", f"generator optimiser: {', '.join(OPTIMIZERS)} or one a plugin registers "
+                          "(`ganlab components optimizer`)"),
+    "optimizer_d": Option(str, "adam", "discriminator optimiser (as optimizer_g)"),
     "beta1": Option(float, 0.5, "Adam/AdamW beta1 for both networks", min=0.0, max=0.999999),
     "beta2": Option(float, 0.999, "Adam/AdamW beta2 for both networks", min=0.0, max=0.999999),
     "momentum": Option(float, 0.0, "SGD/RMSprop momentum for both networks", min=0.0, max=0.999999),
@@ -133,6 +140,10 @@ SETTINGS: dict[str, Option] = {
                   "generator.pt use the average (0: off; e.g. 0.999)", check=_decay),
     "ema_start": Option(int, 0, "generator steps during which the average is a plain copy of G", min=0),
     "d_steps": Option(int, 1, "discriminator updates per generator update", min=1),
+    "reg": Option(str, "none", "regularisers of D, comma-separated, e.g. gp or r1,weight-clip (see `ganlab "
+                  "components regularizer`; options: --set regularizer.NAME.OPTION=VALUE)"),
+    "augment": Option(str, "none", "augmentations applied to every input of D in training, e.g. diffaugment "
+                      "(options: --set augmentation.NAME.OPTION=VALUE)"),
     "pack": Option(int, 1, "PacGAN packing: D scores this many samples jointly (1: no packing; must "
                    "divide batch_size)", min=1),
     "seed": Option(int, 0, "random seed", min=0),
@@ -167,8 +178,8 @@ SETTINGS: dict[str, Option] = {
 #: The settings that also have a flag of their own on ``ganlab run`` (the rest: ``--set KEY=VALUE``).
 #: Their type, default and help come from SETTINGS: the flags are generated from it (ganlab.cli.flags).
 FLAG_SETTINGS = (
-    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "optimizer_g", "optimizer_d", "lr_schedule", "ema", "d_steps", "pack", "seed", "device", "precision", "compile",
-    "deterministic", "eval_every", "sample_every", "log_every", "checkpoint_every", "experiment", "run_name",
+    "steps", "batch_size", "latent_dim", "lr_g", "lr_d", "optimizer_g", "optimizer_d", "lr_schedule", "ema", "d_steps", "reg", "augment", "pack", "seed", "device",
+    "precision", "compile", "deterministic", "eval_every", "sample_every", "log_every", "checkpoint_every", "experiment", "run_name",
     "tracking_uri", "tracking", "run_dir", "data_root", "download", "seeds",
 )
 
@@ -182,6 +193,13 @@ class RunConfig:
     settings: dict[str, Any]
     components: dict[str, dict[str, Any]]
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the regularisers and augmentations in use, in the order given, with their resolved options
+    regularizers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    augmentations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the options of every plugin that declares some (``plugin_options`` hook), resolved
+    plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the options of the plugin-registered optimisers in use (the built-in ones take settings)
+    optimizer_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         settings = self.__dict__.get("settings", {})
@@ -214,17 +232,24 @@ class RunConfig:
         for section, table in self.components.items():
             for key, value in table.items():
                 flat[f"{section}.{key}"] = value
-        for metric, table in self.metric_options.items():
-            for key, value in table.items():
-                flat[f"metric.{metric}.{key}"] = value
+        for kind, tables in self._tables().items():
+            for name, table in tables.items():
+                for key, value in table.items():
+                    flat[f"{kind}.{name}.{key}"] = value
         return flat
+
+    def _tables(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {"metric": self.metric_options, "regularizer": self.regularizers,
+                "augmentation": self.augmentations, "optimizer": self.optimizer_options,
+                "plugins": self.plugin_options}
 
     def to_toml_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: v for k, v in self.settings.items()}
         for section, table in self.components.items():
             out[section] = dict(table)
-        if self.metric_options:
-            out["metric"] = {k: dict(v) for k, v in self.metric_options.items()}
+        for kind, tables in self._tables().items():
+            if tables:
+                out[kind] = {k: dict(v) for k, v in tables.items()}
         return out
 
     def to_toml(self) -> str:
@@ -284,13 +309,13 @@ class ConfigBuilder:
                     table.update(value)
                 else:
                     raise ConfigError(f"{source}: '{key}' must be a component name or a table, not {value!r}")
-            elif key == "metric":
+            elif key in TABLE_KINDS:
                 if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
-                    raise ConfigError(f"{source}: [metric.NAME] tables expected for metric options")
-                for metric, table in value.items():
-                    self.raw.setdefault("metric", {}).setdefault(metric, {}).update(table)
-            elif key == "metrics" and isinstance(value, list):
-                self.raw["metrics"] = ",".join(str(v) for v in value) or "none"
+                    raise ConfigError(f"{source}: [{key}.NAME] tables expected for {key} options")
+                for name, table in value.items():
+                    self.raw.setdefault(key, {}).setdefault(name, {}).update(table)
+            elif key in ("metrics", *MULTI) and isinstance(value, list):
+                self.raw[key] = ",".join(str(v) for v in value) or "none"
             else:
                 self.raw[key] = value
             self.source[key] = source
@@ -311,10 +336,10 @@ class ConfigBuilder:
                 if len(parts) != 2:
                     raise ConfigError(f"--set {'.'.join(parts)}: expected {parts[0]}.OPTION=VALUE")
                 self.raw.setdefault(parts[0], {})[parts[1]] = value
-            elif parts[0] == "metric":
+            elif parts[0] in TABLE_KINDS:
                 if len(parts) != 3:
-                    raise ConfigError(f"--set {'.'.join(parts)}: expected metric.NAME.OPTION=VALUE")
-                self.raw.setdefault("metric", {}).setdefault(parts[1], {})[parts[2]] = value
+                    raise ConfigError(f"--set {'.'.join(parts)}: expected {parts[0]}.NAME.OPTION=VALUE")
+                self.raw.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2]] = value
             elif len(parts) == 1:
                 self.raw[parts[0]] = value
             else:
@@ -324,7 +349,7 @@ class ConfigBuilder:
     def build(self, registry: Any) -> RunConfig:
         """Validate everything against SETTINGS and the components' declared options."""
         settings: dict[str, Any] = {}
-        known = {*SETTINGS, *SECTIONS, "metric"}
+        known = {*SETTINGS, *SECTIONS, *TABLE_KINDS}
         for key in self.raw:
             if key not in known:
                 raise ConfigError(
@@ -348,10 +373,49 @@ class ConfigBuilder:
             metric_options[metric] = {
                 k: v for k, v in component.resolve(table).items()
             }
-        config = RunConfig(settings, components, metric_options)
+        in_use = {}
+        for setting, kind in MULTI.items():
+            names = _names(settings[setting])
+            settings[setting] = ",".join(names) or "none"
+            tables = self.raw.get(kind, {})
+            for name in [*tables, *names]:
+                registry.get(kind, name)  # unknown names: one line listing the valid ones
+            in_use[kind] = {name: registry.get(kind, name).resolve(tables.get(name, {})) for name in names}
+        declared = getattr(registry, "plugin_options", {})
+        for name in self.raw.get("plugins", {}):
+            if name not in declared:
+                raise ConfigError(f"plugin '{name}' takes no options{did_you_mean(name, declared)} "
+                                  f"(plugins with options: {', '.join(sorted(declared)) or 'none'})")
+        plugin_options = {name: resolve_options(f"plugins.{name}", options, self.raw.get("plugins", {}).get(name, {}))
+                          for name, options in sorted(declared.items())}
+        registered = registry.names("optimizer")
+        for name in self.raw.get("optimizer", {}):
+            registry.get("optimizer", name)
+        optimizer_options = {}
+        for key in ("optimizer_g", "optimizer_d"):
+            name = settings[key]
+            if name in OPTIMIZERS:
+                continue
+            if name not in registered:
+                valid = [*OPTIMIZERS, *registered]
+                raise ConfigError(f"{key}: unknown optimiser '{name}'{did_you_mean(name, valid)} "
+                                  f"(valid: {', '.join(valid)})")
+            optimizer_options[name] = registry.get("optimizer", name).resolve(self.raw.get("optimizer", {}).get(name, {}))
+        config = RunConfig(settings, components, metric_options, in_use["regularizer"], in_use["augmentation"],
+                           plugin_options, optimizer_options)
         for metric in config.metric_names or []:
             registry.get("metric", metric)
         return config
+
+
+def _names(text: str) -> list[str]:
+    """``"gp, r1"`` -> ["gp", "r1"]; "none" or "" -> []; a name given twice counts once."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if names == ["none"]:
+        return []
+    if "none" in names:
+        raise ConfigError(f"'none' cannot be listed with other names: {text!r}")
+    return list(dict.fromkeys(names))
 
 
 def _check_device(device: str) -> None:

@@ -16,6 +16,10 @@ A sweep file is TOML::
     "head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]
     seed = [0, 1, 2]
 
+``exclude = [{ "loss.name" = "hinge", "head.name" = "softmax" }]`` leaves out every
+variant whose grid values match all keys of one entry (combinations that are refused or
+meaningless).
+
 With ``population = true`` at the top, the ``seed`` axis is not expanded: each
 variant trains all its seeds as one population (``seeds = "0,1,2"``, see
 ``ganlab.train.population``), a parent run with one child run per seed.
@@ -54,6 +58,7 @@ import tomllib
 from ganlab.config import (
     DEFAULT_COMPONENTS,
     SECTIONS,
+    TABLE_KINDS,
     SETTINGS,
     ConfigBuilder,
     RunConfig,
@@ -63,7 +68,7 @@ from ganlab.config import (
 from ganlab.errors import ConfigError, GanlabError, did_you_mean
 
 #: Top-level keys of a sweep file.
-SWEEP_KEYS = ("experiment", "name", "description", "population", "base", "grid")
+SWEEP_KEYS = ("experiment", "name", "description", "population", "base", "grid", "exclude")
 #: Settings the sweep owns for every variant; a grid or --set may not change them.
 RESERVED = ("experiment", "run_name", "tracking", "tracking_uri", "parent_run_id")
 
@@ -88,6 +93,8 @@ class SweepSpec:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     #: ``population = true``: the seed axis is every variant's ``seeds`` (see ``vectorise_seed_axis``)
     population: bool = False
+    #: combinations left out of the grid: a variant matching every key of one entry is not trained
+    exclude: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -139,7 +146,25 @@ def load_sweep(path: str | Path, experiment: str | None = None) -> SweepSpec:
             raise ConfigError(f"{path}: population = true makes 'seeds' from the seed axis; do not set it too")
         spec.population = True
         vectorise_seed_axis(spec)
+    spec.exclude = check_exclude(path, raw.get("exclude", []) if ("base" in raw or "grid" in raw) else [], spec.grid)
     return spec
+
+
+def check_exclude(path: Path, entries: Any, grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """``exclude = [{ "loss.name" = "hinge", "head.name" = "softmax" }, ...]``: each entry names grid
+    axes and one value of each; refused in one line if it names no axis or could match nothing."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
+        raise ConfigError(f"{path}: 'exclude' must be a list of tables of grid values, "
+                          '(e.g. exclude = [{ "loss.name" = "hinge", "head.name" = "softmax" }])')
+    for entry in entries:
+        for key, value in entry.items():
+            if key not in grid:
+                raise ConfigError(f"{path}: exclude names '{key}', which is not a grid axis"
+                                  f"{did_you_mean(key, list(grid))} (axes: {', '.join(grid) or 'none'})")
+            if value not in grid[key]:
+                raise ConfigError(f"{path}: exclude gives {key} = {value!r}, which the axis does not hold "
+                                  f"({', '.join(map(repr, grid[key]))})")
+    return [dict(e) for e in entries]
 
 
 def vectorise_seed_axis(spec: SweepSpec) -> None:
@@ -163,7 +188,7 @@ def check_axis(where: str, key: str, values: Any) -> list[Any]:
         raise ConfigError(f"{where}: '{key}' cannot be a grid axis; the sweep sets it for every variant")
     if parts[0] in SECTIONS:
         ok = len(parts) <= 2 and all(parts)
-    elif parts[0] == "metric":
+    elif parts[0] in TABLE_KINDS:
         ok = len(parts) == 3 and all(parts)
     else:
         ok = len(parts) == 1 and parts[0] in SETTINGS
@@ -171,7 +196,7 @@ def check_axis(where: str, key: str, values: Any) -> list[Any]:
         known = [*SETTINGS, *(f"{s}.name" for s in SECTIONS)]
         raise ConfigError(
             f"{where}: '{key}' is not a setting, component option or metric option{did_you_mean(key, known)} "
-            f"(e.g. seed, head.name, head.alpha, metric.NAME.OPTION)"
+            f"(e.g. seed, head.name, head.alpha, reg, metric.NAME.OPTION, regularizer.NAME.OPTION)"
         )
     if not isinstance(values, list) or not values:
         raise ConfigError(f"{where}: '{key}' must be a non-empty list of values, not {values!r}")
@@ -244,7 +269,8 @@ def label(values: Mapping[str, Any]) -> str:
 def expand(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every combination of the grid's values, as {key: value}, in file order."""
     keys = list(spec.grid)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(spec.grid[k] for k in keys))]
+    combos = [dict(zip(keys, combo)) for combo in itertools.product(*(spec.grid[k] for k in keys))]
+    return [c for c in combos if not any(all(c.get(k) == v for k, v in e.items()) for e in spec.exclude)]
 
 
 def build_variant(spec: SweepSpec, values: Mapping[str, Any], sets: Sequence[str], registry: Any,

@@ -27,8 +27,9 @@ from string import Template
 from ganlab import __version__
 from ganlab.errors import GanlabError, did_you_mean
 
-KINDS = ("head", "loss", "architecture", "dataset", "metric")
-KIND_ALIASES = {"arch": "architecture", "objective": "loss", "data": "dataset"}
+KINDS = ("head", "loss", "architecture", "dataset", "metric", "regularizer", "augmentation")
+KIND_ALIASES = {"arch": "architecture", "objective": "loss", "data": "dataset", "reg": "regularizer",
+                "augment": "augmentation"}
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _MAX_NAME = 40
 
@@ -86,7 +87,47 @@ def render(names: Names, kind: str) -> dict[str, str]:
     return {path: Template(text).substitute(values) for path, text in templates.items()}
 
 
-def write_package(names: Names, kind: str, parent: Path) -> Path:
+def render_many(names: Names, kinds: list[str]) -> dict[str, str]:
+    """A package with one component of each kind, all named ``names.component``: one registration
+    module, one implementation module per kind (``<kind>.py``), one test file per kind."""
+    if len(kinds) == 1:
+        return render(names, kinds[0])
+    singles = {kind: render(names, kind) for kind in kinds}
+    package = f"src/{names.package}"
+    plugin_path, impl_path = f"{package}/plugin.py", f"{package}/impl.py"
+    first = singles[kinds[0]][plugin_path]
+    header = first[: first.index("\n\ndef _make(")]
+    header = header.replace(f"Registration of {kinds[0]} '{names.component}'.",
+                            f"Registration of the {', '.join(kinds)} '{names.component}'.")
+    blocks = []
+    for kind, rendered in singles.items():
+        block = rendered[plugin_path]
+        block = block[block.index("\n\ndef _make("):]
+        block = block.replace("def _make(", f"def _make_{kind}(").replace(", _make,", f", _make_{kind},")
+        blocks.append(block.replace(f"{names.package}.impl import", f"{names.package}.{kind} import"))
+    out = {plugin_path: header + "".join(blocks)}
+    for kind, rendered in singles.items():
+        out[f"{package}/{kind}.py"] = rendered[impl_path]
+        test = rendered[f"tests/test_{names.package}.py"]
+        out[f"tests/test_{names.package}_{kind}.py"] = test.replace(f"{names.package}.impl import",
+                                                                    f"{names.package}.{kind} import")
+    listing = ", ".join(kinds)
+    common = singles[kinds[0]]
+    out[f"{package}/__init__.py"] = common[f"{package}/__init__.py"].replace(f"({kinds[0]} '", f"({listing} '")
+    out["pyproject.toml"] = common["pyproject.toml"].replace(f"{kinds[0]} '{names.component}'",
+                                                             f"{listing} '{names.component}'")
+    out["README.md"] = "\n\n".join(
+        [f"# {names.distribution}\n\nA ganlab plugin package with the {listing} `{names.component}`: one "
+         f"registration module (`src/{names.package}/plugin.py`), one implementation module and one test file "
+         "per component. Install with `pip install -e \".[test]\"`, test with `pytest`."]
+        + [singles[kind]["README.md"].split("\n", 2)[2].replace("## ", f"## {kind}: ")
+           .replace(f"src/{names.package}/impl.py", f"src/{names.package}/{kind}.py")
+           .replace(f"tests/test_{names.package}.py", f"tests/test_{names.package}_{kind}.py")
+           for kind in kinds])
+    return out
+
+
+def write_package(names: Names, kind: str | list[str], parent: Path) -> Path:
     """Write the package as ``parent/<distribution>``; never touch an existing directory.
 
     Files go to a temporary sibling first and are renamed into place, so an
@@ -97,7 +138,7 @@ def write_package(names: Names, kind: str, parent: Path) -> Path:
         raise GanlabError(f"{target} already exists; remove it or choose another NAME or --dir (nothing was written)")
     if not parent.is_dir():
         raise GanlabError(f"--dir {parent} is not a directory")
-    files = render(names, kind)
+    files = render_many(names, [kind] if isinstance(kind, str) else list(kind))
     staging = Path(tempfile.mkdtemp(prefix=f".{names.distribution}-", dir=parent))
     try:
         package = staging / names.distribution  # made by mkdir, so it gets the user's umask, not 0700

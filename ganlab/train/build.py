@@ -57,6 +57,69 @@ class Built:
     wrapped: tuple[Any, Any] | None = None
     #: the registered metric components, by name (whose plugin a failing metric comes from)
     metric_components: dict[str, Component] = field(default_factory=dict)
+    #: D's regularisers and the augmentations of D's inputs, in the order the configuration lists them
+    regularizers: list[Regularizer] = field(default_factory=list)
+    augmentations: list[tuple[Component, Any]] = field(default_factory=list)
+    #: what plugin-registered optimisers' factories made, by name (the built-in ones are not here)
+    optimizers: dict[str, Any] = field(default_factory=dict)
+
+
+def make_optimizer_plugins(plugins: PluginManager, config: RunConfig) -> dict[str, Any]:
+    return {name: plugins.registry.get("optimizer", name).create(options)
+            for name, options in config.optimizer_options.items()}
+
+
+@dataclass
+class Regularizer:
+    """A regulariser in use: its component, what its factory made, and the engine's options."""
+
+    name: str
+    component: Component
+    made: Any
+    weight: float
+    every: int
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    @property
+    def penalises(self) -> bool:
+        return callable(getattr(self.made, "penalty", None))
+
+
+def make_regularizers(plugins: PluginManager, config: RunConfig) -> list[Regularizer]:
+    out = []
+    for name, options in config.regularizers.items():
+        component = plugins.registry.get("regularizer", name)
+        made = component.create(options)
+        out.append(Regularizer(name, component, made, float(options.get("weight", 1.0)),
+                               int(options.get("every", 1))))
+    return out
+
+
+def make_augmentations(plugins: PluginManager, config: RunConfig,
+                       data_shape: tuple[int, ...]) -> list[tuple[Component, Any]]:
+    out = []
+    for name, options in config.augmentations.items():
+        component = plugins.registry.get("augmentation", name)
+        made = component.create(options)
+        if hasattr(made, "check"):  # e.g. an image augmentation on 2-D points
+            call_plugin(component, "check", made.check, data_shape)
+        out.append((component, made))
+    return out
+
+
+def composed_augmentation(augmentations: list[tuple[Component, Any]]) -> Callable[..., Any] | None:
+    """The augmentations applied in order, as ``f(x, generator)``; None when there are none."""
+    if not augmentations:
+        return None
+
+    def augment(x: Any, generator: Any = None) -> Any:
+        for _, made in augmentations:
+            x = made.augment(x, generator)
+        return x
+
+    return augment
 
 
 def create(plugins: PluginManager, config: RunConfig, section: str) -> tuple[Component, Any]:
@@ -119,6 +182,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
 
     from ganlab.train.runtime import resolve_device, seed_everything
 
+    plugins.configure_run(config)
     device = resolve_device(config.device)
     if config.precision == "fp16" and device.type != "cuda":
         raise GanlabError("precision fp16 needs a CUDA device (on CPU use bf16 or fp32)")
@@ -166,20 +230,28 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     discriminator = discriminator.to(device=device, memory_format=memory_format)
     if isinstance(data, TensorData):
         data = data.to(device)
-    check_batch_fits(config, device, generator, discriminator, data)
+    optimizers = make_optimizer_plugins(plugins, config)
+    check_batch_fits(config, device, generator, discriminator, data, optimizers)
 
-    opt_g = make_optimizer(config.optimizer_g, generator.parameters(), config.lr_g, config, device)
-    opt_d = make_optimizer(config.optimizer_d, discriminator.parameters(), config.lr_d, config, device)
+    opt_g = make_optimizer(config.optimizer_g, generator.parameters(), config.lr_g, config, device,
+                           optimizers.get(config.optimizer_g))
+    opt_d = make_optimizer(config.optimizer_d, discriminator.parameters(), config.lr_d, config, device,
+                           optimizers.get(config.optimizer_d))
 
     metric_components = select_metrics(plugins, config)
     metrics = {c.name: c.create(config.metric_options.get(c.name, {})) for c in metric_components}
+    regularizers = make_regularizers(plugins, config)
+    if hasattr(objective, "check_regularizers"):  # e.g. wasserstein: an unconstrained critic
+        call_plugin(loss, "check_regularizers", objective.check_regularizers, [r.name for r in regularizers])
     return Built(config, device, components, made["dataset"], data, head, objective, arch, num_classes,
                  num_logits, generator, discriminator, opt_g, opt_d, hit, metrics,
-                 metric_components={c.name: c for c in metric_components})
+                 metric_components={c.name: c for c in metric_components},
+                 regularizers=regularizers, augmentations=make_augmentations(plugins, config, shape),
+                 optimizers=optimizers)
 
 
 def check_batch_fits(config: RunConfig, device: Any, generator: Any, discriminator: Any,
-                     data: TensorData | StreamingData) -> None:
+                     data: TensorData | StreamingData, plugin_optimizers: dict[str, Any] | None = None) -> None:
     """Refuse, before any run exists, a batch size whose training step cannot fit in memory.
 
     The estimate (``step_memory``) is a lower bound: only what one step must
@@ -192,7 +264,7 @@ def check_batch_fits(config: RunConfig, device: Any, generator: Any, discriminat
     available = available_memory(device)
     if available is None:
         return
-    need = step_memory(config, device, generator, discriminator, data)
+    need = step_memory(config, device, generator, discriminator, data, plugin_optimizers)
     batch = config.batch_size
     if need(batch) <= available:
         return
@@ -216,7 +288,8 @@ def _largest_fitting(need: Callable[[int], int], available: int, batch: int) -> 
 
 
 def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: Any,
-                data: TensorData | StreamingData) -> Callable[[int], int]:
+                data: TensorData | StreamingData,
+                plugin_optimizers: dict[str, Any] | None = None) -> Callable[[int], int]:
     """Bytes one training step holds at least, as a function of the batch size.
 
     Fixed: each network's gradients and its optimiser's state (Adam: two moments,
@@ -226,9 +299,11 @@ def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: A
     samples and what D keeps for each. A resident dataset's real batch is at
     most the dataset.
     """
+    plugin_optimizers = plugin_optimizers or {}
     g_bytes, d_bytes = (sum(p.numel() * p.element_size() for p in net.parameters()) for net in (generator, discriminator))
-    fixed = ((1 + optimizer_state_copies(config.optimizer_g, config)) * g_bytes
-             + (1 + optimizer_state_copies(config.optimizer_d, config)) * d_bytes + (g_bytes if config.ema else 0))
+    fixed = ((1 + optimizer_state_copies(config.optimizer_g, config, plugin_optimizers.get(config.optimizer_g))) * g_bytes
+             + (1 + optimizer_state_copies(config.optimizer_d, config, plugin_optimizers.get(config.optimizer_d))) * d_bytes
+             + (g_bytes if config.ema else 0))
     element = data.x.element_size() if isinstance(data, TensorData) else 4
     sample = math.prod(data.shape) * element
     g_step_kept, d_kept = kept_bytes_per_sample(config, device, generator, discriminator)
@@ -334,8 +409,10 @@ def check_samplewise(name: str, arch: Any, discriminator: Any) -> None:
         )
 
 
-def optimizer_state_copies(kind: str, config: RunConfig) -> int:
+def optimizer_state_copies(kind: str, config: RunConfig, made: Any = None) -> int:
     """How many tensors the size of the weights optimiser ``kind`` keeps."""
+    if made is not None:
+        return int(getattr(made, "state_copies", 2))
     if kind in ("adam", "adamw"):
         return 2
     if kind == "rmsprop":
@@ -343,7 +420,7 @@ def optimizer_state_copies(kind: str, config: RunConfig) -> int:
     return int(config.momentum > 0)  # sgd
 
 
-def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, device: Any) -> Any:
+def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, device: Any, made: Any = None) -> Any:
     """The torch optimiser ``kind`` (one of ``ganlab.config.OPTIMIZERS``) over ``params``, with the
     run's shared options; fused where torch has the kernel for it and the device (Adam and AdamW on
     CUDA and, since torch 2.4, the CPU), which updates all parameters in one pass instead of about
@@ -351,6 +428,12 @@ def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, device:
     import torch
 
     params = list(params)
+    if made is not None:  # a plugin's optimiser
+        optimizer = made.build(params, lr, config)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ComponentError(f"optimizer '{kind}' build() returned a {type(optimizer).__name__}, "
+                                 "not a torch.optim.Optimizer")
+        return optimizer
     if kind in ("adam", "adamw"):
         cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
         options: dict[str, Any] = {"betas": (config.beta1, config.beta2), "weight_decay": config.weight_decay}

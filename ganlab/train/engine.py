@@ -49,8 +49,14 @@ class Interrupted(Exception):
 
 
 def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The loss computations of one D step and one G step (compilable)."""
+    """The loss computations of one D step and one G step (compilable).
+
+    Each returns (total loss, named terms): the objective's and each due regulariser's,
+    as ``ganlab.train.step.total_of`` splits them (no names when there is one bare term).
+    """
+    from ganlab.train.build import composed_augmentation
     from ganlab.train.runtime import autocast
+    from ganlab.train.step import Step, takes_real_scores, total_of, written_on_step
 
     config, G, D, head, objective = b.config, b.generator, b.discriminator, b.head, b.objective
     device, latent = b.device, config.latent_dim
@@ -58,30 +64,63 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
     # scores fakes with the bare D, whose gradients there are discarded and need no all-reduce
     G_sync, D_sync = b.wrapped if b.wrapped is not None else (G, D)
     one_d_call = scores_samples_independently(b.architecture)
+    augment = composed_augmentation(b.augmentations)
+    aug = (lambda x: augment(x, None)) if augment is not None else (lambda x: x)
+    step_aug = aug if augment is not None else None
+    on_step = written_on_step(objective)
+    with_real = takes_real_scores(objective)
+    penalties = [r for r in b.regularizers if r.penalises]
+    loss_name = config.name_of("loss")
 
-    def d_loss_fn(real: Any, real_labels: Any) -> Any:
+    def d_loss_fn(real: Any, real_labels: Any, number: int, d_step: int) -> Any:
         import torch
 
         with autocast(device, config.precision):
             noise = torch.randn(real.shape[0], latent, device=device)
             with torch.no_grad():
                 fake = G(noise)
+            step = Step(phase="d", number=number, d_step=d_step, real=real, real_labels=real_labels,
+                        noise=noise, fake=fake, discriminator=D_sync, head=head, augment=step_aug)
             if one_d_call:
                 # one call on both halves: larger matrix products and half the kernel launches
                 # (measured in docs/benchmarks.md)
-                real_scores, fake_scores = D_sync(torch.cat((real, fake.to(real.dtype)))).split(real.shape[0])
+                both = D_sync(aug(torch.cat((real, fake.to(real.dtype)))))
+                real_scores, fake_scores = both.split(real.shape[0])
             else:
                 # BatchNorm and the like: each batch must see only its own statistics
-                real_scores, fake_scores = D_sync(real), D_sync(fake)
-        return objective.d_loss(head, real_scores, fake_scores, real_labels)
+                real_scores, fake_scores = D_sync(aug(real)), D_sync(aug(fake))
+            step.remember(real, real_scores)
+            step.remember(fake, fake_scores)
+            if on_step:
+                value = objective.discriminator_loss(step)
+            else:
+                value = objective.d_loss(head, real_scores, fake_scores, real_labels)
+            total, terms = total_of(value, f"loss '{loss_name}'")
+            due = [r for r in penalties if r.due(number)]
+            if due:
+                terms = dict(terms) if terms else {"adv": total}
+                for r in due:
+                    terms[r.name] = (r.weight * r.every) * r.made.penalty(step)
+                total = sum(terms.values())
+        return total, terms
 
-    def g_loss_fn(batch_size: int) -> Any:
+    def g_loss_fn(batch_size: int, real: Any, real_labels: Any, number: int) -> Any:
         import torch
 
         with autocast(device, config.precision):
-            fake = G_sync(torch.randn(batch_size, latent, device=device))
-            fake_scores = D(fake)
-        return objective.g_loss(head, fake_scores)
+            noise = torch.randn(batch_size, latent, device=device)
+            fake = G_sync(noise)
+            if on_step:
+                step = Step(phase="g", number=number, d_step=None, real=real, real_labels=real_labels,
+                            noise=noise, fake=fake, discriminator=D, head=head, augment=step_aug)
+                value = objective.generator_loss(step)
+            elif with_real:
+                with torch.no_grad():
+                    real_scores = D(aug(real))
+                value = objective.g_loss(head, D(aug(fake)), real_logits=real_scores)
+            else:
+                value = objective.g_loss(head, D(aug(fake)))
+        return total_of(value, f"loss '{loss_name}'")
 
     return d_loss_fn, g_loss_fn
 
@@ -142,6 +181,7 @@ class Trainer:
             config=config, device=built.device, generator=built.generator, discriminator=built.discriminator,
             head=built.head, objective=built.objective, data=built.data, data_shape=tuple(built.data.shape),
             num_classes=built.num_classes, components=built.components,
+            plugin_options={k: dict(v) for k, v in config.plugin_options.items()},
         )
         self.ctx.extras["metrics"] = {}
         self.ctx.extras["dataset"] = built.dataset
@@ -177,10 +217,11 @@ class Trainer:
         for d_step in range(cfg.d_steps):
             real, labels = self.batches.next()
             b.opt_d.zero_grad(set_to_none=True)
-            d_loss = self.d_loss_fn(real, labels)
+            d_loss, d_terms = self.d_loss_fn(real, labels, step, d_step)
             self.scaler.scale(d_loss).backward()
             self.scaler.step(b.opt_d)
             self.scaler.update()
+            self.after_d_update()
             self.plugins.notify("on_after_d_step", ctx=self.ctx, step=step, d_step=d_step, loss=d_loss.detach())
         b.opt_g.zero_grad(set_to_none=True)
         # The G step needs gradients through D, not of D's weights: with D's parameters
@@ -188,7 +229,7 @@ class Trainer:
         for p in self.d_trainable:
             p.requires_grad_(False)
         try:
-            g_loss = self.g_loss_fn(cfg.batch_size)
+            g_loss, g_terms = self.g_loss_fn(cfg.batch_size, real, labels, step)
         finally:
             for p in self.d_trainable:
                 p.requires_grad_(True)
@@ -198,7 +239,19 @@ class Trainer:
         self.plugins.notify("on_after_g_step", ctx=self.ctx, step=step, loss=g_loss.detach())
         if self.average is not None:
             self.average.update(step)
-        return {"loss.d": d_loss.detach(), "loss.g": g_loss.detach()}
+        return {"loss.d": d_loss.detach(), "loss.g": g_loss.detach(),
+                **{f"loss.d.{k}": v.detach() for k, v in d_terms.items()},
+                **{f"loss.g.{k}": v.detach() for k, v in g_terms.items()}}
+
+    def after_d_update(self) -> None:
+        """Regularisers that act on D's weights after its update (WGAN's clipping)."""
+        import torch
+
+        for r in self.b.regularizers:
+            hook = getattr(r.made, "after_d_step", None)
+            if callable(hook):
+                with torch.no_grad():
+                    call_plugin(r.component, "after_d_step", hook, self.b.discriminator)
 
     # ---- the loop ----------------------------------------------------------
     def fit(self) -> RunContext:

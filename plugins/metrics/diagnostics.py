@@ -7,6 +7,9 @@ from typing import Any
 
 import torch
 
+from ganlab.train.step import takes_real_scores
+from ganlab.train.step import total_of
+
 
 class HeadDiagnostics:
     """``diag.*`` metrics of the discriminator's head at one evaluation.
@@ -46,17 +49,19 @@ class HeadDiagnostics:
             # xlogy(0, 0) = 0: no NaN where sparse heads output exact zeros
             "diag.entropy": (-torch.special.xlogy(probs, probs).sum(dim=-1)).mean().item(),
         }
-        if ctx.objective is not None:
+        if ctx.objective is not None and callable(getattr(ctx.objective, "g_loss", None)):
             precision = str(getattr(ctx.config, "precision", "fp32")) if ctx.config is not None else "fp32"
+            # a relativistic G loss judges its samples against real ones: it gets the real batch's scores
+            real_given = real_logits[: self.grad_samples] if takes_real_scores(ctx.objective) else None
             norms = generator_gradient_norms(ctx.objective, head, ctx.discriminator, fake[: self.grad_samples],
-                                             precision)
+                                             precision, real_given)
             out["diag.g_grad_norm"] = norms.mean().item()
             out["diag.g_grad_zero"] = (norms == 0).float().mean().item()
         return out
 
 
 def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: torch.Tensor,
-                             precision: str = "fp32") -> torch.Tensor:
+                             precision: str = "fp32", real_logits: torch.Tensor | None = None) -> torch.Tensor:
     """(B,) L2 norms of ∇_x of each sample's generator loss.
 
     ``g_loss`` is a batch mean, so it is scaled by B to give each sample's own
@@ -68,7 +73,10 @@ def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: t
     buffers = [(b, b.detach().clone()) for b in getattr(discriminator, "buffers", lambda: [])()]
     try:
         with torch.enable_grad(), _autocast(x.device, precision):
-            loss = objective.g_loss(head, discriminator(x)) * x.shape[0]
+            scores = discriminator(x)
+            value = objective.g_loss(head, scores) if real_logits is None else \
+                objective.g_loss(head, scores, real_logits=real_logits)
+            loss = total_of(value, "loss")[0] * x.shape[0]
         (grad,) = torch.autograd.grad(loss, x)
     finally:
         with torch.no_grad():

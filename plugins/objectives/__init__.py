@@ -1,4 +1,4 @@
-"""Built-in GAN objectives (nonsaturating, minimax, hinge, least-squares) and the semi-supervised
+"""Built-in GAN objectives (nonsaturating, minimax, hinge, least-squares, wasserstein, relativistic) and the semi-supervised
 accuracy metric.
 
 Registration only: the factories are ``"module:attr"`` strings into
@@ -44,6 +44,14 @@ def register_losses(register: Any) -> None:
     register(
         "least-squares", f"{_TORCH}:LeastSquares",
         summary="LSGAN (targets 0, 1, 1) on D's score; single-score heads (sigmoid) only",
+    )
+    register(
+        "wasserstein", f"{_TORCH}:Wasserstein",
+        summary="WGAN critic game on D's score (pair with --reg gp or weight-clip); single-score heads only",
+    )
+    register(
+        "relativistic", f"{_TORCH}:Relativistic",
+        summary="relativistic average game (RaGAN) through the head's own losses; every head",
     )
 
 

@@ -17,6 +17,7 @@ batch's own labels are never used, so only N labels reach training.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -229,6 +230,60 @@ class LeastSquares(MarginObjective):
 
     def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self.score(fake_logits) - 1).pow(2).mean()
+
+
+class Wasserstein(MarginObjective):
+    """WGAN's critic game on D's score: D minimises E s(G(z)) - E s(x); G minimises -E s(G(z)).
+
+    The critic must be kept Lipschitz by a regulariser (``--reg gp`` or ``--reg weight-clip``);
+    without one its scores grow without bound.
+    """
+
+    name = "wasserstein"
+
+    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
+               real_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.score(fake_logits).mean() - self.score(real_logits).mean()
+
+    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -self.score(fake_logits).mean()
+
+    def check_regularizers(self, names: list[str]) -> None:
+        if not {"gp", "weight-clip"} & set(names):
+            print("ganlab: warning: loss 'wasserstein' without a Lipschitz constraint on the critic "
+                  "(--reg gp or --reg weight-clip): its scores can grow without bound", file=sys.stderr)
+
+
+class Relativistic:
+    """The relativistic average game (RaGAN, Jolicoeur-Martineau 2019) through the head's own proper losses.
+
+    D judges a real sample against the average fake and a fake against the average real:
+    with raw scores z, D minimises ``E ℓ(z(x) - E z(G(z)); real) + E ℓ(z(G(z)) - E z(x); fake)``
+    and G the same with the roles swapped. With the sigmoid head ℓ is the logistic loss and
+    this is RaSGAN exactly; with a two-class head the difference of score vectors is a
+    difference of margins, so each head trains with its own loss of it (softmax: the
+    logistic loss again; sparsemax and entmax: their Fenchel–Young losses), and the heads
+    differ. G's loss needs the real batch's scores: ``g_loss`` takes ``real_logits``.
+    """
+
+    name = "relativistic"
+
+    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
+               real_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self._game(head, real_logits, fake_logits)
+
+    def g_loss(self, head: Any, fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+        return self._game(head, fake_logits, real_logits)
+
+    @staticmethod
+    def _game(head: Any, judged_real: torch.Tensor, judged_fake: torch.Tensor) -> torch.Tensor:
+        """The loss of calling ``judged_real`` real and ``judged_fake`` fake, each against the other's mean."""
+        real_rel = judged_real - judged_fake.mean(dim=0, keepdim=True)
+        fake_rel = judged_fake - judged_real.mean(dim=0, keepdim=True)
+        return head.real_loss(real_rel).mean() + head.fake_loss(fake_rel).mean()
+
+    def __repr__(self) -> str:
+        return "Relativistic()"
 
 
 @torch.compiler.disable

@@ -44,6 +44,18 @@ def why_sequential(built: Any) -> str | None:
         return f"dataset '{built.config.name_of('dataset')}' is streamed from disk, not held in memory"
     if getattr(built.objective, "semi_supervised", False) or getattr(built.objective, "vectorisable", True) is False:
         return f"loss '{built.config.name_of('loss')}' keeps state of its own for each run"
+    from ganlab.train.step import written_on_step
+
+    if written_on_step(built.objective) and not callable(getattr(built.objective, "d_loss", None)):
+        return f"loss '{built.config.name_of('loss')}' is written on the step object, not on scores"
+    for name, made in built.optimizers.items():
+        if not getattr(made, "elementwise", False):
+            return (f"optimizer '{name}' does not declare elementwise = True (one optimiser over the stacked "
+                    "weights must update each replica as its own would)")
+    for r in built.regularizers:
+        if r.penalises and not getattr(r.made, "vectorisable", False):
+            return (f"regularizer '{r.name}' does not declare vectorisable = True (its penalty must reduce "
+                    "with step.mean to give one value per replica)")
     return None
 
 

@@ -23,13 +23,19 @@ from torch.func import stack_module_state, vmap
 
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
-from ganlab.train.build import Built, make_optimizer, scores_samples_independently
+from ganlab.train.build import (
+    Built,
+    composed_augmentation,
+    make_optimizer,
+    scores_samples_independently,
+)
 from ganlab.train.engine import Diverged, Interrupted, OutOfMemory, Trainer
 from ganlab.train.population.optim import ReplicaOptimizer
 from ganlab.train.averaging import blend
 from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork, view_slice
 from ganlab.train.signals import GracefulStop
 from ganlab.train.schedule import set_rates
+from ganlab.train.step import takes_real_scores
 
 
 class ReplicaTrainer(Trainer):
@@ -122,10 +128,13 @@ class PopulationTrainer:
         self.randomness = ReplicaRandomness([r.generator for r in self.replicas])
         self.G = StackedNetwork([r.b.generator for r in self.replicas], self.randomness)
         self.D = StackedNetwork([r.b.discriminator for r in self.replicas], self.randomness)
-        # every built-in optimiser is elementwise: one over the stacked tensors is N independent ones
+        # every built-in optimiser is elementwise: one over the stacked tensors is N independent ones (a
+        # plugin's must declare it, or the population runs its seeds one after another: setup.why_sequential)
         cfg = self.config
-        self.opt_g = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.lr_g, cfg, self.device)
-        self.opt_d = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.lr_d, cfg, self.device)
+        self.opt_g = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.lr_g, cfg, self.device,
+                                    first.optimizers.get(cfg.optimizer_g))
+        self.opt_d = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.lr_d, cfg, self.device,
+                                    first.optimizers.get(cfg.optimizer_d))
         for i, replica in enumerate(self.replicas):
             replica.b.opt_g = ReplicaOptimizer(self.opt_g, i)
             replica.b.opt_d = ReplicaOptimizer(self.opt_d, i)
@@ -134,8 +143,14 @@ class PopulationTrainer:
         self.x, self.y, self.offsets = _population_data([r.b.data for r in self.replicas])
         self.one_d_call = scores_samples_independently(first.architecture)
         head, objective = first.head, first.objective
+        self.head = head
         self.d_losses = ReplicaLosses(lambda r, f, y: objective.d_loss(head, r, f, y))
-        self.g_losses = ReplicaLosses(lambda f: objective.g_loss(head, f))
+        self.with_real = takes_real_scores(objective)
+        self.g_losses = ReplicaLosses((lambda f, r: objective.g_loss(head, f, real_logits=r)) if self.with_real
+                                      else (lambda f: objective.g_loss(head, f)))
+        self.regularizers = first.regularizers
+        self.penalties = [r for r in first.regularizers if r.penalises]
+        self.augment = composed_augmentation(first.augmentations)
         self.stop = GracefulStop()
         self.step = self.replicas[0].ctx.step
 
@@ -151,12 +166,25 @@ class PopulationTrainer:
         y = self.y.index_select(0, rows).view(idx.shape) if self.y is not None else None
         return x, y
 
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def aug(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, B, ...) inputs of D through the run's augmentations, replica i's drawn from its own generator."""
+        if self.augment is None:
+            return x
+        return torch.stack([self.augment(x[i], g) for i, g in enumerate(self.randomness.generators)])
+
+    def uniform(self, lead: Sequence[int]) -> torch.Tensor:
+        """(N, B) U(0, 1), replica i's from its own generator (a gradient penalty's interpolation)."""
+        return torch.stack([torch.rand(tuple(lead[1:]), generator=g, device=self.device)
+                            for g in self.randomness.generators])
+
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         from ganlab.train.runtime import autocast
+        from ganlab.train.step import Step
 
         cfg, device = self.config, self.device
         set_rates(((self.opt_d, cfg.lr_d), (self.opt_g, cfg.lr_g)), cfg.lr_schedule, self.step, cfg.steps)
         step = self.step + 1
+        terms: dict[str, torch.Tensor] = {}
         for d_step in range(cfg.d_steps):
             real, labels = self.next_batch()
             self.opt_d.zero_grad(set_to_none=True)
@@ -165,27 +193,57 @@ class PopulationTrainer:
                 with torch.no_grad():
                     fake = self.G(noise)
                 if self.one_d_call:
-                    scores = self.D(torch.cat((real, fake.to(real.dtype)), dim=1))
+                    scores = self.D(self.aug(torch.cat((real, fake.to(real.dtype)), dim=1)))
                     real_scores, fake_scores = scores.split(real.shape[1], dim=1)
                 else:
-                    real_scores, fake_scores = self.D(real), self.D(fake)
+                    real_scores, fake_scores = self.D(self.aug(real)), self.D(self.aug(fake))
                 d_losses = self.d_losses(real_scores, fake_scores, labels)
+                due = [r for r in self.penalties if r.due(step)]
+                if due:
+                    state = Step(phase="d", number=step, d_step=d_step, real=real, real_labels=labels, noise=noise,
+                                 fake=fake, discriminator=self.D, head=self.head,
+                                 augment=self.aug if self.augment is not None else None,
+                                 uniform=self.uniform, population=True)
+                    state.remember(real, real_scores)
+                    state.remember(fake, fake_scores)
+                    terms = {"loss.d.adv": d_losses}
+                    for r in due:
+                        terms[f"loss.d.{r.name}"] = (r.weight * r.every) * r.made.penalty(state)
+                    d_losses = sum(terms.values())  # type: ignore[assignment]
             d_losses.sum().backward()
             self.opt_d.step()
+            self.after_d_update()
             for replica in self.active():
                 self.plugins.notify("on_after_d_step", ctx=replica.ctx, step=step, d_step=d_step,
                                     loss=d_losses[replica.index].detach())
         self.opt_g.zero_grad(set_to_none=True)
         with autocast(device, cfg.precision):
             fake = self.G(self.randomness.normal(cfg.batch_size, cfg.latent_dim, device))
-            g_losses = self.g_losses(self.D(fake, frozen=True))
+            if self.with_real:
+                with torch.no_grad():
+                    real_scores = self.D(self.aug(real), frozen=True)
+                g_losses = self.g_losses(self.D(self.aug(fake), frozen=True), real_scores)
+            else:
+                g_losses = self.g_losses(self.D(self.aug(fake), frozen=True))
         g_losses.sum().backward()
         self.opt_g.step()
         for replica in self.active():
             self.plugins.notify("on_after_g_step", ctx=replica.ctx, step=step, loss=g_losses[replica.index].detach())
         if self.average is not None:
             self.average.update(step)
-        return d_losses.detach(), g_losses.detach()
+        return d_losses.detach(), g_losses.detach(), {k: v.detach() for k, v in terms.items()}
+
+    def after_d_update(self) -> None:
+        """Regularisers acting on D's weights (WGAN's clipping), on each replica's D: its parameters are
+        views of the stacked ones, so changing them in place changes what the next update sees."""
+        from ganlab.train.build import call_plugin
+
+        for r in self.regularizers:
+            hook = getattr(r.made, "after_d_step", None)
+            if callable(hook):
+                with torch.no_grad():
+                    for replica in self.active():
+                        call_plugin(r.component, "after_d_step", hook, replica.b.discriminator)
 
     # ---- the loop ----------------------------------------------------------
     def fit(self) -> list[Any]:
@@ -243,7 +301,7 @@ class PopulationTrainer:
     def _loop(self) -> None:
         cfg = self.config
         while self.step < cfg.steps and self.active():
-            d_losses, g_losses = self.train_step()
+            d_losses, g_losses, terms = self.train_step()
             self.step += 1
             step = self.step
             last = step == cfg.steps
@@ -252,7 +310,8 @@ class PopulationTrainer:
             if step % cfg.log_every == 0 or last:
                 self.check_finite(d_losses, g_losses, step)
             for replica in self.active():
-                losses = {"loss.d": d_losses[replica.index], "loss.g": g_losses[replica.index]}
+                losses = {"loss.d": d_losses[replica.index], "loss.g": g_losses[replica.index],
+                          **{k: v[replica.index] for k, v in terms.items()}}
                 self.plugins.notify("on_step_end", ctx=replica.ctx, step=step, losses=losses)
             if last or (cfg.sample_every and step % cfg.sample_every == 0):
                 for replica in self.active():

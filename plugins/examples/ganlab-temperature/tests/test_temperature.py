@@ -26,7 +26,8 @@ def make(registry, kind: str, name: str, **options):
 
 
 def test_components_are_registered_by_this_plugin(registry):
-    for kind, name in (("head", "temperature-sigmoid"), ("loss", "margin-hinge"), ("dataset", "moons")):
+    for kind, name in (("head", "temperature-sigmoid"), ("loss", "margin-hinge"), ("regularizer", "logit-decay"),
+                       ("dataset", "moons")):
         component = registry.get(kind, name)
         assert component.provenance.plugin == plugin.__name__
         assert not component.provenance.builtin
@@ -111,3 +112,18 @@ def test_a_few_training_steps(registry):
 def test_bad_temperature_is_refused_by_name():
     with pytest.raises(GanlabError, match="head.temperature must be > 0"):
         run_steps(head={"name": "temperature-sigmoid", "temperature": 0.0}, plugins=[plugin], steps=1)
+
+
+def test_logit_decay_is_the_mean_squared_critic_score_and_trains(registry):
+    from ganlab.train.step import Step
+
+    decay = make(registry, "regularizer", "logit-decay")
+    d = torch.nn.Linear(2, 1)
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    step = Step(phase="d", number=1, d_step=0, real=real, real_labels=None, noise=torch.zeros(8, 2), fake=fake,
+                discriminator=d, head=make(registry, "head", "sigmoid"))
+    expected = (d(real)[:, 0] ** 2).mean() + (d(fake)[:, 0] ** 2).mean()
+    assert torch.allclose(decay.penalty(step), expected)
+    recorded = run_steps(steps=2, plugins=[plugin], dataset="tiny-vectors", reg="logit-decay")
+    for total, adversarial, penalty in zip(recorded["loss.d"], recorded["loss.d.adv"], recorded["loss.d.logit-decay"]):
+        assert math.isclose(total, adversarial + penalty, rel_tol=1e-5)

@@ -24,6 +24,12 @@ def _hinge(margin: float) -> Any:
     return Hinge(margin)
 
 
+def _logit_decay(fake: bool) -> Any:
+    from ganlab_temperature.regularizers import LogitDecay
+
+    return LogitDecay(fake)
+
+
 def _moons(samples: int, noise: float, seed: int) -> Any:
     from ganlab_temperature.moons import Moons
 
@@ -49,6 +55,16 @@ def register_losses(register: Any) -> None:
         summary="hinge GAN game on the head's margin fake_loss - real_loss (works with every head)",
         options={"margin": Option(float, 1.0, "hinge margin m: D pays relu(m - t) on real, relu(m + t) on fake",
                                   min=0.0, min_exclusive=True)},
+    )
+
+
+@hookimpl
+def register_regularizers(register: Any) -> None:
+    register(
+        "logit-decay", _logit_decay,
+        summary="squared critic scores of real (and generated) samples, added to D's loss",
+        options={"weight": Option(float, 0.01, "multiplies the penalty", min=0.0),
+                 "fake": Option(bool, True, "penalise the scores of generated samples too")},
     )
 
 

@@ -1,0 +1,142 @@
+"""The step object: what objectives and regularisers see of one training step.
+
+An objective written on scores alone (``d_loss(head, real_logits, fake_logits, labels)``)
+cannot express a gradient penalty, R1, or anything else that needs D itself and the
+samples it scored. The step hands them over together, with D's scores cached so that
+two terms never score the same batch twice, and with the few operations whose shape
+differs between a single run and a population (``mean``, ``uniform``, gradient norms),
+so one regulariser trains both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+
+def critic_score(head: Any, logits: torch.Tensor) -> torch.Tensor:
+    """D's scalar score of each sample, the quantity margin losses and penalties use.
+
+    A head may define ``score(logits)``. Otherwise: the single logit of a one-score head
+    (sigmoid: s), and for heads with the real classes first and "fake" last,
+    ``logsumexp(z_real classes) - z_fake`` (two classes: the margin z_real - z_fake).
+    Penalties differentiate this score, never a head's loss: the Fenchel-Young losses of
+    sparse heads are piecewise quadratic, with second derivatives that vanish where the
+    map is saturated, which would make a penalty on them silently zero.
+    """
+    own = getattr(head, "score", None)
+    if callable(own):
+        return own(logits)
+    if logits.dtype in (torch.float16, torch.bfloat16):  # half-precision D: score in float32
+        logits = logits.float()
+    if logits.shape[-1] == 1:
+        return logits[..., 0]
+    return torch.logsumexp(logits[..., :-1], dim=-1) - logits[..., -1]
+
+
+class Step:
+    """One D update (``phase == "d"``) or G update (``phase == "g"``) of a run, or of every replica of a
+    population at once (``population``: tensors gain a leading replica dimension N).
+
+    ``real``/``real_labels``: the real batch (in the G phase, the last D update's batch);
+    ``noise`` and ``fake``: this update's (detached in the D phase, differentiable in the G phase);
+    ``discriminator``: D as it trains (the DDP-synchronised one when distributed); ``head``;
+    ``number``: the training step being made (1-based); ``d_step``: which D update of the step.
+    """
+
+    def __init__(self, *, phase: str, number: int, d_step: int | None, real: torch.Tensor,
+                 real_labels: torch.Tensor | None, noise: torch.Tensor, fake: torch.Tensor,
+                 discriminator: Callable[[torch.Tensor], torch.Tensor], head: Any,
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 uniform: Callable[[Sequence[int]], torch.Tensor] | None = None,
+                 population: bool = False) -> None:
+        self.phase, self.number, self.d_step = phase, number, d_step
+        self.real, self.real_labels, self.noise, self.fake = real, real_labels, noise, fake
+        self.discriminator, self.head = discriminator, head
+        self.population = population
+        self._augment = augment
+        self._uniform = uniform
+        # keyed by id(); the tensor is kept alongside so its id cannot be reused by another one
+        self._scores: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # ---- scoring ------------------------------------------------------------
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as D sees it in training: through the run's augmentations (none: unchanged)."""
+        return x if self._augment is None else self._augment(x)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """D's raw scores of ``x`` (augmented as in training), computed once per tensor."""
+        found = self._scores.get(id(x))
+        if found is not None and found[0] is x:
+            return found[1]
+        out = self.discriminator(self.augment(x))
+        self._scores[id(x)] = (x, out)
+        return out
+
+    def remember(self, x: torch.Tensor, scores: torch.Tensor) -> None:
+        """Record scores the engine already computed for ``x`` (e.g. real and fake in one call)."""
+        self._scores[id(x)] = (x, scores)
+
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        """D's scalar score per scored row of ``x`` (:func:`critic_score`), differentiable in x and D."""
+        return critic_score(self.head, self.scores(x))
+
+    # ---- shapes that differ between a run and a population ---------------------------
+    @property
+    def batch_dims(self) -> int:
+        """Leading dimensions that index samples: 1 (batch), or 2 (replica, batch) in a population."""
+        return 2 if self.population else 1
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The batch mean of per-sample ``values``: a scalar, or one value per replica."""
+        if self.population:
+            return values.reshape(values.shape[0], -1).mean(dim=1)
+        return values.mean()
+
+    def uniform(self, like: torch.Tensor) -> torch.Tensor:
+        """U(0, 1) per sample of ``like``, broadcastable against it, drawn from the run's random stream
+        (each replica's own, in a population)."""
+        lead = tuple(like.shape[: self.batch_dims])
+        if self._uniform is not None:
+            u = self._uniform(lead)
+        else:
+            u = torch.rand(lead, device=like.device)
+        return u.to(like.dtype).reshape(*lead, *([1] * (like.dim() - len(lead))))
+
+    def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """The gradient of D's critic score with respect to its input ``x``, one flattened row per scored
+        row (per sample; per pack with PacGAN), with the graph kept (``create_graph``) so that a penalty
+        on it trains D."""
+        x = x.detach().requires_grad_(True)
+        score = self.critic(x)
+        (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
+        return grad.reshape(*score.shape, -1)
+
+
+def takes_real_scores(objective: Any) -> bool:
+    """Does the objective's ``g_loss`` take the real batch's scores too (a relativistic loss)?"""
+    import inspect
+
+    try:
+        return "real_logits" in inspect.signature(objective.g_loss).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def written_on_step(objective: Any) -> bool:
+    """Is the objective written on the step object rather than on scores?"""
+    return callable(getattr(objective, "discriminator_loss", None)) and \
+        callable(getattr(objective, "generator_loss", None))
+
+
+def total_of(value: torch.Tensor | Mapping[str, torch.Tensor], who: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """An objective's or regulariser's result as (sum, named terms); a bare tensor is one unnamed term."""
+    if isinstance(value, Mapping):
+        if not value:
+            raise ValueError(f"{who} returned an empty dict of loss terms")
+        terms = dict(value)
+        total = sum(terms.values())
+        return total, terms  # type: ignore[return-value]
+    return value, {}

@@ -1,0 +1,91 @@
+"""Optimisers registered by a plugin (``register_optimizers``): picked per network by name,
+options in ``[optimizer.NAME]``, vectorised in a population only when declared elementwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from conftest import run_in_process
+
+from ganlab import Option, hookimpl
+from ganlab.testing import make_plugin_manager
+
+
+class SignSGD(torch.optim.Optimizer):
+    """p <- p - lr * sign(grad) (Bernstein et al. 2018): elementwise, and simple to check by hand."""
+
+    def __init__(self, params: Any, lr: float) -> None:
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(torch.sign(p.grad), alpha=-group["lr"])
+
+
+class SignSGDFactory:
+    elementwise = True
+    state_copies = 0
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def build(self, params: Any, lr: float, config: Any) -> torch.optim.Optimizer:
+        return SignSGD(params, lr * self.scale)
+
+
+class UndeclaredFactory(SignSGDFactory):
+    elementwise = False  # as a plugin that says nothing
+
+
+class Plugin:
+    @hookimpl
+    def register_optimizers(self, register: Any) -> None:
+        register("signsgd", SignSGDFactory, summary="sign of the gradient times the rate",
+                 options={"scale": Option(float, 1.0, "multiplies the rate", min=0.0)})
+        register("undeclared", UndeclaredFactory, summary="signsgd without the elementwise declaration")
+
+
+def _trainer(**settings: Any) -> Any:
+    from ganlab.config import ConfigBuilder
+    from ganlab.train.build import build
+    from ganlab.train.engine import Trainer
+
+    manager = make_plugin_manager(Plugin())
+    base = {"dataset": "tiny-vectors", "steps": 2, "batch_size": 8, "latent_dim": 2, "tracking": False,
+            "metrics": "none", "device": "cpu", "arch": {"name": "mlp", "dropout": 0.0, "hidden_scale": 0.125}}
+    config = ConfigBuilder().add_mapping({**base, **settings}, "test").build(manager.registry)
+    return Trainer(build(manager, config), manager)
+
+
+def test_a_plugin_optimiser_trains_d_by_its_own_rule_with_its_options() -> None:
+    trainer = _trainer(optimizer_d="signsgd", lr_d=0.01, optimizer={"signsgd": {"scale": 0.5}})
+    assert isinstance(trainer.b.opt_d, SignSGD) and isinstance(trainer.b.opt_g, torch.optim.Adam)
+    assert trainer.b.config.flat()["optimizer.signsgd.scale"] == 0.5
+    before = [p.detach().clone() for p in trainer.b.discriminator.parameters()]
+    real, labels = trainer.batches.next()
+    trainer.b.opt_d.zero_grad()
+    loss, _ = trainer.d_loss_fn(real, labels, 1, 0)
+    loss.backward()
+    grads = [p.grad.clone() for p in trainer.b.discriminator.parameters()]
+    trainer.b.opt_d.step()
+    for old, grad, new in zip(before, grads, trainer.b.discriminator.parameters()):
+        torch.testing.assert_close(new.detach(), old - 0.005 * torch.sign(grad))
+
+
+def test_an_unknown_optimiser_is_one_line_listing_the_valid_ones(workdir: Any) -> None:
+    done = run_in_process(["run", "--optimizer-d", "adamm", "--dataset", "ring8", "--no-tracking"], workdir)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "unknown optimiser 'adamm'; did you mean 'adam'?" in done.stderr
+    assert "valid: adam, adamw, sgd, rmsprop" in done.stderr
+
+
+def test_a_population_vectorises_an_elementwise_plugin_optimiser_and_not_another() -> None:
+    from ganlab.train.population.setup import why_sequential
+
+    assert why_sequential(_trainer(optimizer_g="signsgd").b) is None
+    assert "does not declare elementwise" in why_sequential(_trainer(optimizer_g="undeclared").b)
