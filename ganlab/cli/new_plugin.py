@@ -12,8 +12,11 @@ from ganlab.errors import GanlabError
 
 def _refuse_taken_name(kind: str, name: str) -> None:
     """A component with this name already exists: the new plugin would clash with it."""
+    from ganlab.config import OPTIMIZERS
     from ganlab.plugins import PluginManager
 
+    if kind == "optimizer" and name in OPTIMIZERS:
+        raise GanlabError(f"'{name}' is a built-in optimiser ({', '.join(OPTIMIZERS)}); choose another NAME")
     registry = PluginManager(warn=lambda message: None).load().registry
     if name in registry.names(kind):
         owner = registry.get(kind, name).provenance.plugin
@@ -26,7 +29,7 @@ def register(app: Any) -> None:
         name: Annotated[str, typer.Argument(
             metavar="NAME", help="Component name, e.g. tempered-softmax (package: ganlab-NAME).")],
         kind: Annotated[list[str], typer.Option(
-            "--kind", "-k", help="head, loss, architecture, dataset, metric, regularizer or augmentation; "
+            "--kind", "-k", help="head, loss, architecture, dataset, metric, regularizer, augmentation or optimizer; "
                                  "repeat for a package with several components (--kind head --kind loss).")] = ["head"],  # noqa: B006
         directory: Annotated[Path, typer.Option("--dir", help="Where to create the package directory.")] = Path("."),
     ) -> None:

@@ -27,9 +27,9 @@ from string import Template
 from ganlab import __version__
 from ganlab.errors import GanlabError, did_you_mean
 
-KINDS = ("head", "loss", "architecture", "dataset", "metric", "regularizer", "augmentation")
+KINDS = ("head", "loss", "architecture", "dataset", "metric", "regularizer", "augmentation", "optimizer")
 KIND_ALIASES = {"arch": "architecture", "objective": "loss", "data": "dataset", "reg": "regularizer",
-                "augment": "augmentation"}
+                "augment": "augmentation", "optimiser": "optimizer"}
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _MAX_NAME = 40
 
