@@ -73,7 +73,8 @@ def register_losses(register: Register) -> None:
       scores of the last D step's real batch, as a relativistic loss needs), or
     - ``discriminator_loss(step)`` and ``generator_loss(step)`` written on the step object
       (:class:`ganlab.train.step.Step`: the batch, the noise, the fakes, D, cached scores), for
-      objectives that need more than scores. Single runs only: a population refuses them.
+      objectives that need more than scores (a population trains such an objective's seeds one
+      after another, as single runs).
 
     Either kind may return a tensor or a dict of named terms (summed; each logged as
     ``loss.d.NAME`` / ``loss.g.NAME``). Optional: ``num_classes(data) -> int`` (real

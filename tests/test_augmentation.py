@@ -191,3 +191,66 @@ def test_a_population_trains_a_step_objective_as_separate_runs() -> None:
     config = ConfigBuilder().add_mapping({"dataset": "tiny-vectors", "loss": "step-ns", "tracking": False,
                                           "device": "cpu", "metrics": "none"}, "test").build(manager.registry)
     assert "written on the step object" in why_sequential(build(manager, config))
+
+
+class _NamedTermsObjective:
+    """A scores-based objective returning named terms (vectorisable in a population)."""
+
+    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor, real_labels: Any = None) -> Any:
+        return {"real": head.real_loss(real_logits).mean(), "fake": head.fake_loss(fake_logits).mean()}
+
+    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> Any:
+        return {"ns": head.real_loss(fake_logits).mean()}
+
+
+class _BothObjective(_StepObjective):
+    """Written both ways: single runs use the step methods, so a population must too."""
+
+    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor, real_labels: Any = None) -> Any:
+        return head.real_loss(real_logits).mean()
+
+    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> Any:
+        return head.real_loss(fake_logits).mean()
+
+
+class _MorePlugin:
+    @hookimpl
+    def register_losses(self, register: Any) -> None:
+        register("named-terms", _NamedTermsObjective, summary="non-saturating, in named terms")
+        register("both-ways", _BothObjective, summary="written on scores and on the step")
+
+
+def test_named_terms_of_a_scores_objective_are_logged_per_replica_in_a_population() -> None:
+    from ganlab.config import ConfigBuilder
+    from ganlab.train.population.launch import run_population
+
+    seen: dict[int, list[dict[str, float]]] = {}
+
+    class Watch:
+        @hookimpl
+        def on_step_end(self, ctx: Any, losses: dict[str, Any]) -> None:
+            seen.setdefault(ctx.config.seed, []).append({k: float(v) for k, v in losses.items()})
+
+    manager = make_plugin_manager(_MorePlugin(), Watch())
+    config = ConfigBuilder().add_mapping({
+        "dataset": "tiny-vectors", "loss": "named-terms", "reg": "r1", "steps": 2, "batch_size": 8, "latent_dim": 2,
+        "seeds": "0,1", "tracking": False, "metrics": "none", "device": "cpu",
+        "arch": {"name": "mlp", "hidden_scale": 0.125}}, "test").build(manager.registry)
+    run_population(config, manager, progress=False)
+    assert sorted(seen) == [0, 1]
+    for rows in seen.values():
+        for row in rows:
+            assert row["loss.d"] == pytest.approx(row["loss.d.real"] + row["loss.d.fake"] + row["loss.d.r1"], rel=1e-5)
+            assert row["loss.g"] == pytest.approx(row["loss.g.ns"], rel=1e-6)
+    assert seen[0][0]["loss.d.real"] != seen[1][0]["loss.d.real"]  # each replica its own
+
+
+def test_an_objective_written_both_ways_trains_its_population_as_single_runs() -> None:
+    from ganlab.config import ConfigBuilder
+    from ganlab.train.build import build
+    from ganlab.train.population.setup import why_sequential
+
+    manager = make_plugin_manager(_MorePlugin())
+    config = ConfigBuilder().add_mapping({"dataset": "tiny-vectors", "loss": "both-ways", "tracking": False,
+                                          "device": "cpu", "metrics": "none"}, "test").build(manager.registry)
+    assert "written on the step object" in why_sequential(build(manager, config))

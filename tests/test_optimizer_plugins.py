@@ -89,3 +89,24 @@ def test_a_population_vectorises_an_elementwise_plugin_optimiser_and_not_another
 
     assert why_sequential(_trainer(optimizer_g="signsgd").b) is None
     assert "does not declare elementwise" in why_sequential(_trainer(optimizer_g="undeclared").b)
+
+
+def test_the_schedule_scales_each_groups_own_starting_rate() -> None:
+    """signsgd's scale sets its rate to lr x scale; a linear schedule then lowers that, not lr."""
+    from ganlab.train.schedule import set_rates
+
+    trainer = _trainer(optimizer_d="signsgd", lr_d=0.01, lr_schedule="linear", steps=4,
+                       optimizer={"signsgd": {"scale": 0.5}})
+    set_rates([(trainer.b.opt_d, 0.01)], "linear", 2, 4)
+    assert trainer.b.opt_d.param_groups[0]["lr"] == pytest.approx(0.005 * 0.5)
+    restored = _trainer(optimizer_d="signsgd", lr_d=0.01, lr_schedule="linear", steps=4,
+                        optimizer={"signsgd": {"scale": 0.5}})
+    restored.b.opt_d.load_state_dict(trainer.b.opt_d.state_dict())  # through a checkpoint
+    set_rates([(restored.b.opt_d, 0.01)], "linear", 3, 4)
+    assert restored.b.opt_d.param_groups[0]["lr"] == pytest.approx(0.005 * 0.25)
+
+
+def test_compile_with_a_gradient_penalty_is_refused_in_one_line(workdir: Any) -> None:
+    done = run_in_process(["run", "--compile", "--reg", "r1", "--dataset", "ring8", "--no-tracking"], workdir)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "--compile cannot train regularizer 'r1'" in done.stderr

@@ -248,6 +248,8 @@ class RunConfig:
         for section, table in self.components.items():
             out[section] = dict(table)
         for kind, tables in self._tables().items():
+            if kind == "plugins":  # an opt-in plugin this run leaves off: nothing of it to resume or sample
+                tables = {k: v for k, v in tables.items() if v.get("enabled") is not False}
             if tables:
                 out[kind] = {k: dict(v) for k, v in tables.items()}
         return out

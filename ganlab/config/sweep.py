@@ -154,7 +154,7 @@ def check_exclude(path: Path, entries: Any, grid: Mapping[str, list[Any]]) -> li
     """``exclude = [{ "loss.name" = "hinge", "head.name" = "softmax" }, ...]``: each entry names grid
     axes and one value of each; refused in one line if it names no axis or could match nothing."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
-        raise ConfigError(f"{path}: 'exclude' must be a list of tables of grid values, "
+        raise ConfigError(f"{path}: 'exclude' must be a list of tables of grid values "
                           '(e.g. exclude = [{ "loss.name" = "hinge", "head.name" = "softmax" }])')
     for entry in entries:
         for key, value in entry.items():

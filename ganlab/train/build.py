@@ -241,6 +241,10 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     metric_components = select_metrics(plugins, config)
     metrics = {c.name: c.create(config.metric_options.get(c.name, {})) for c in metric_components}
     regularizers = make_regularizers(plugins, config)
+    penalties = [r.name for r in regularizers if r.penalises]
+    if config.compile and penalties:
+        raise GanlabError(f"--compile cannot train regularizer '{penalties[0]}': a gradient penalty differentiates "
+                          "twice, which torch.compile does not support; drop --compile or the regularizer")
     if hasattr(objective, "check_regularizers"):  # e.g. wasserstein: an unconstrained critic
         call_plugin(loss, "check_regularizers", objective.check_regularizers, [r.name for r in regularizers])
     return Built(config, device, components, made["dataset"], data, head, objective, arch, num_classes,
@@ -433,7 +437,7 @@ def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, device:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise ComponentError(f"optimizer '{kind}' build() returned a {type(optimizer).__name__}, "
                                  "not a torch.optim.Optimizer")
-        return optimizer
+        return _with_initial_rates(optimizer)
     if kind in ("adam", "adamw"):
         cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
         options: dict[str, Any] = {"betas": (config.beta1, config.beta2), "weight_decay": config.weight_decay}
@@ -445,10 +449,18 @@ def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, device:
         raise GanlabError(f"unknown optimiser '{kind}'")
     if kind in ("adam", "adamw") and device.type in ("cuda", "cpu"):
         try:
-            return cls(params, lr=lr, fused=True, **options)
+            return _with_initial_rates(cls(params, lr=lr, fused=True, **options))
         except RuntimeError:  # no fused kernel for this device in this torch
             pass
-    return cls(params, lr=lr, **options)
+    return _with_initial_rates(cls(params, lr=lr, **options))
+
+
+def _with_initial_rates(optimizer: Any) -> Any:
+    """Remember each parameter group's starting rate: the schedule scales that (a plugin's optimiser may
+    set its own rates per group), and it travels in the optimiser's state_dict through checkpoints."""
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    return optimizer
 
 
 def select_metrics(plugins: PluginManager, config: RunConfig) -> list[Component]:

@@ -32,10 +32,13 @@ def factor(kind: str, step: int, steps: int) -> float:
 
 
 def set_rates(pairs: Iterable[tuple[Any, float]], kind: str, step: int, steps: int) -> None:
-    """Set every parameter group of each (optimizer, base rate) pair to the schedule's rate at ``step``."""
+    """Set every parameter group of each (optimizer, base rate) pair to the schedule's rate at ``step``:
+    the group's own starting rate (``initial_lr``, which ganlab.train.build records when it makes the
+    optimiser) times the schedule's factor; ``base`` for a group without one (a checkpoint written
+    before groups recorded it)."""
     if kind == "constant":
         return
     scale = factor(kind, step, steps)
     for optimizer, base in pairs:
         for group in optimizer.param_groups:
-            group["lr"] = base * scale
+            group["lr"] = group.get("initial_lr", base) * scale

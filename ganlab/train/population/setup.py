@@ -46,7 +46,7 @@ def why_sequential(built: Any) -> str | None:
         return f"loss '{built.config.name_of('loss')}' keeps state of its own for each run"
     from ganlab.train.step import written_on_step
 
-    if written_on_step(built.objective) and not callable(getattr(built.objective, "d_loss", None)):
+    if written_on_step(built.objective):  # a single run trains the step-object methods: so must its replica
         return f"loss '{built.config.name_of('loss')}' is written on the step object, not on scores"
     for name, made in built.optimizers.items():
         if not getattr(made, "elementwise", False):

@@ -112,7 +112,17 @@ class ReplicaLosses:
                     raise
                 self.vectorised = False
         n = next(a for a in args if a is not None).shape[0]
-        return torch.stack([self.loss(*(None if a is None else a[i] for a in args)) for i in range(n)])
+        values = [self.loss(*(None if a is None else a[i] for a in args)) for i in range(n)]
+        if isinstance(values[0], dict):  # named terms: each stacked over the replicas
+            return {key: torch.stack([v[key] for v in values]) for key in values[0]}
+        return torch.stack(values)
+
+
+def split_terms(values: Any, prefix: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """An objective's per-replica result as (total per replica, named terms ``prefix.NAME``)."""
+    if isinstance(values, dict):
+        return sum(values.values()), {f"{prefix}.{k}": v for k, v in values.items()}  # type: ignore[return-value]
+    return values, {}
 
 
 class PopulationTrainer:
@@ -197,7 +207,7 @@ class PopulationTrainer:
                     real_scores, fake_scores = scores.split(real.shape[1], dim=1)
                 else:
                     real_scores, fake_scores = self.D(self.aug(real)), self.D(self.aug(fake))
-                d_losses = self.d_losses(real_scores, fake_scores, labels)
+                d_losses, terms = split_terms(self.d_losses(real_scores, fake_scores, labels), "loss.d")
                 due = [r for r in self.penalties if r.due(step)]
                 if due:
                     state = Step(phase="d", number=step, d_step=d_step, real=real, real_labels=labels, noise=noise,
@@ -206,7 +216,7 @@ class PopulationTrainer:
                                  uniform=self.uniform, population=True)
                     state.remember(real, real_scores)
                     state.remember(fake, fake_scores)
-                    terms = {"loss.d.adv": d_losses}
+                    terms = terms or {"loss.d.adv": d_losses}
                     for r in due:
                         terms[f"loss.d.{r.name}"] = (r.weight * r.every) * r.made.penalty(state)
                     d_losses = sum(terms.values())  # type: ignore[assignment]
@@ -222,16 +232,17 @@ class PopulationTrainer:
             if self.with_real:
                 with torch.no_grad():
                     real_scores = self.D(self.aug(real), frozen=True)
-                g_losses = self.g_losses(self.D(self.aug(fake), frozen=True), real_scores)
+                g_losses, g_terms = split_terms(self.g_losses(self.D(self.aug(fake), frozen=True), real_scores),
+                                                "loss.g")
             else:
-                g_losses = self.g_losses(self.D(self.aug(fake), frozen=True))
+                g_losses, g_terms = split_terms(self.g_losses(self.D(self.aug(fake), frozen=True)), "loss.g")
         g_losses.sum().backward()
         self.opt_g.step()
         for replica in self.active():
             self.plugins.notify("on_after_g_step", ctx=replica.ctx, step=step, loss=g_losses[replica.index].detach())
         if self.average is not None:
             self.average.update(step)
-        return d_losses.detach(), g_losses.detach(), {k: v.detach() for k, v in terms.items()}
+        return d_losses.detach(), g_losses.detach(), {k: v.detach() for k, v in {**terms, **g_terms}.items()}
 
     def after_d_update(self) -> None:
         """Regularisers acting on D's weights (WGAN's clipping), on each replica's D: its parameters are

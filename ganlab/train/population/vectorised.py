@@ -51,7 +51,8 @@ def check_memory(first: Built, n: int) -> None:
     available = available_memory(first.device)
     if available is None:
         return
-    need = n * step_memory(first.config, first.device, first.generator, first.discriminator, first.data)(
+    need = n * step_memory(first.config, first.device, first.generator, first.discriminator, first.data,
+                           first.optimizers)(
         first.config.batch_size)
     if need > available:
         fits = max(1, available * n // max(need, 1))
