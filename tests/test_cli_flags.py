@@ -7,7 +7,7 @@ from typing import Any
 import typer.main
 
 from ganlab.cli.app import app
-from ganlab.config import DEFAULT_COMPONENTS, FLAG_SETTINGS, SECTIONS, SETTINGS
+from ganlab.config import DEFAULT_COMPONENTS, FLAG_SETTINGS, MULTI, SECTIONS, SETTINGS
 
 
 def annotated_type(option: Any) -> type:
@@ -15,7 +15,8 @@ def annotated_type(option: Any) -> type:
     descriptor = getattr(option, "type_descriptor", None)
     if descriptor is not None:
         return descriptor.annotation
-    return {"integer": int, "float": float, "text": str, "boolean": bool}[option.type.name]
+    base = {"integer": int, "float": float, "text": str, "boolean": bool}[option.type.name]
+    return list[base] if getattr(option, "multiple", False) else base  # type: ignore[valid-type]
 
 
 def run_command() -> Any:
@@ -35,7 +36,8 @@ def test_every_flag_setting_has_a_flag_with_its_declared_type_help_and_default()
         assert flag in option.opts, (name, option.opts)
         if declared.type is bool:
             assert option.secondary_opts == ["--no-" + flag[2:]], name
-        assert annotated_type(option) is declared.type, name
+        expected = list[str] if name in MULTI else declared.type  # --reg gp --reg r1
+        assert annotated_type(option) == expected, name
         assert declared.help in option.help, (name, option.help)
         if declared.default != "":
             shown = str(declared.default).lower() if declared.type is bool else str(declared.default)
@@ -65,3 +67,12 @@ def test_flags_reach_the_resolved_configuration(cli_inproc, capsys) -> None:
                  'name = "entmax"'):
         assert line in out, (line, out)
     assert "batch_size = 64" in out  # a flag not given leaves the default alone
+
+
+
+def test_repeated_and_comma_separated_component_lists_are_the_same(cli_inproc, capsys) -> None:
+    outs = []
+    for args in (["--reg", "gp", "--reg", "r1"], ["--reg", "gp,r1"]):
+        assert cli_inproc(["run", "--no-tracking", "--dataset", "ring8", *args, "--dry-run"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and 'reg = "gp,r1"' in outs[0]

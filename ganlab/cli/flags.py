@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ganlab.config import DEFAULT_COMPONENTS, FLAG_SETTINGS, SECTIONS, SETTINGS
+from ganlab.config import DEFAULT_COMPONENTS, FLAG_SETTINGS, MULTI, SECTIONS, SETTINGS
 
 #: what each component flag picks, for its help text
 _COMPONENT_HELP = {
@@ -55,9 +55,12 @@ def setting_parameters() -> list[inspect.Parameter]:
         option = SETTINGS[name]
         flag = _flag_name(name)
         declaration = f"{flag}/--no-{flag[2:]}" if option.type is bool else flag
+        # components a run uses several of: the flag repeats (--reg gp --reg r1), or takes gp,r1
+        kind = list[str] if name in MULTI else option.type
+        text = f"{option.help}; repeatable" if name in MULTI else option.help
         parameters.append(inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, default=None,
-            annotation=Annotated[Optional[option.type], typer.Option(declaration, help=_help(option.help, option.default))],
+            annotation=Annotated[Optional[kind], typer.Option(declaration, help=_help(text, option.default))],
         ))
     return parameters
 
