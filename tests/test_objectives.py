@@ -386,8 +386,11 @@ def test_margin_objectives_refuse_two_score_heads_in_one_line(workdir, name, hea
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_wasserstein_without_a_lipschitz_regulariser_warns_and_with_gp_does_not(workdir):
+def test_wasserstein_without_a_lipschitz_regulariser_warns_and_with_gp_does_not(workdir, monkeypatch):
     from conftest import run_in_process
+    from ganlab_plugins.objectives import games
+
+    monkeypatch.setattr(games, "_WARNED", set())  # the warning is once per process: this test's process
 
     bare = run_in_process(["run", "--loss", "wasserstein", "--dataset", "ring8", "--steps", "1", "--no-tracking"],
                           workdir)
@@ -453,3 +456,14 @@ def test_relativistic_g_loss_sees_the_real_batch_in_training():
 def modified_huber(m: torch.Tensor) -> torch.Tensor:
     """Zhang (2004): max(0, 1 − m)² for m ≥ −1, −4m below."""
     return torch.where(m >= -1, (1 - m).clamp(min=0) ** 2, -4 * m)
+
+
+def test_the_wasserstein_warning_is_said_once_per_process_not_per_replica(workdir, monkeypatch):
+    from conftest import run_in_process
+    from ganlab_plugins.objectives import games
+
+    monkeypatch.setattr(games, "_WARNED", set())
+    done = run_in_process(["run", "--loss", "wasserstein", "--dataset", "ring8", "--steps", "1", "--seeds", "0-2",
+                           "--batch-size", "8", "--no-tracking"], workdir)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("without a Lipschitz constraint") == 1

@@ -250,8 +250,18 @@ class Wasserstein(MarginObjective):
 
     def check_regularizers(self, names: list[str]) -> None:
         if not {"gp", "weight-clip"} & set(names):
-            print("ganlab: warning: loss 'wasserstein' without a Lipschitz constraint on the critic "
-                  "(--reg gp or --reg weight-clip): its scores can grow without bound", file=sys.stderr)
+            _warn_once("ganlab: warning: loss 'wasserstein' without a Lipschitz constraint on the critic "
+                       "(--reg gp or --reg weight-clip): its scores can grow without bound")
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Once per process: a population builds every replica, a sweep every variant."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr)
 
 
 class Relativistic:
