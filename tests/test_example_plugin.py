@@ -85,7 +85,7 @@ def test_plugins_shows_it_as_not_built_in_with_its_version(installed, cli):
     assert row["builtin"] is False and row["error"] is None
     assert row["distribution"] == "ganlab-temperature" and row["version"] == "0.1.0"
     assert row["module"] == "ganlab_temperature.plugin"
-    assert row["hooks"] == ["register_datasets", "register_heads", "register_losses"]
+    assert row["hooks"] == ["register_datasets", "register_heads", "register_losses", "register_regularizers"]
 
     text = cli(["plugins"], env={**installed["env"], "COLUMNS": "200"})
     line = next(line for line in text.stdout.splitlines() if "temperature" in line)
