@@ -146,7 +146,7 @@ def test_lazy_regularisation_applies_every_n_steps_weighted_by_n() -> None:
     (g,) = torch.autograd.grad(trainer.b.discriminator(x)[:, 0].sum(), x)
     unweighted = float((0.5 * g.pow(2).sum(dim=1)).mean())
     assert float(terms["r1"].detach()) == pytest.approx(4.0 * 3 * unweighted, rel=1e-5)
-    assert float(total) == pytest.approx(float(terms["adv"] + terms["r1"]), rel=1e-6)
+    assert float(total.detach()) == pytest.approx(float((terms["adv"] + terms["r1"]).detach()), rel=1e-6)
     values = run_steps(dataset="tiny-vectors", steps=4, reg="r1", sets=["regularizer.r1.every=2"])
     assert len(values["loss.d.r1"]) == 2 and len(values["loss.d"]) == 4  # logged at steps 2 and 4 only
 
