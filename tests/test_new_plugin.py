@@ -19,7 +19,8 @@ import pytest
 from test_example_plugin import env_with, pip_install
 
 KINDS = {"head": "my-head", "loss": "my-loss", "architecture": "my-arch", "dataset": "my-data",
-         "metric": "my-metric", "regularizer": "my-reg", "augmentation": "my-augment", "optimizer": "my-optim"}
+         "metric": "my-metric", "regularizer": "my-reg", "augmentation": "my-augment", "optimizer": "my-optim",
+         "lifecycle": "my-watch"}
 PACK = ("head", "loss", "regularizer")
 
 
@@ -77,6 +78,7 @@ def test_command_output_says_what_to_do_next(tmp_path, cli_inproc, capsys):
     (["sigmoid", "--kind", "head"], "a head named 'sigmoid' already exists (plugin 'heads')"),
     (["adam", "--kind", "optimizer"], "'adam' is a built-in optimiser"),
     (["ok", "--kind", "head", "--kind", "hed"], "unknown plugin kind 'hed'; did you mean 'head'?"),
+    (["ok", "--kind", "head", "--kind", "lifecycle"], "--kind lifecycle makes a package of its own"),
     (["ok", "--dir", "no/such/dir"], "--dir no/such/dir is not a directory"),
 ])
 def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch, cli_inproc, capsys, args, message):
@@ -108,8 +110,9 @@ def test_generated_tests_pass_once_installed(generated, installed):
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     # 2 common tests per package + head 2, loss 3, architecture 3, dataset 2, metric 1, regularizer 1,
-    # augmentation 1, optimizer 1; the multi-kind package: 2 common per kind + head 2, loss 3, regularizer 1
-    assert "42 passed" in done.stdout
+    # augmentation 1, optimizer 1; lifecycle 3 of its own; the multi-kind package: 2 common per kind +
+    # head 2, loss 3, regularizer 1
+    assert "45 passed" in done.stdout
 
 
 @pytest.mark.slow
@@ -118,7 +121,8 @@ def test_generated_plugins_are_listed_and_light(installed, cli):
     assert done.returncode == 0, done.stderr
     listed = {(c["kind"], c["name"]): c["plugin"] for c in json.loads(done.stdout)}
     for kind, name in KINDS.items():
-        assert listed.get((kind, name)) == name
+        if kind != "lifecycle":  # registers no component: it is in `ganlab plugins` below
+            assert listed.get((kind, name)) == name
     for kind in PACK:
         assert listed.get((kind, "my-pack")) == "my-pack"
 

@@ -29,7 +29,8 @@ def register(app: Any) -> None:
         name: Annotated[str, typer.Argument(
             metavar="NAME", help="Component name, e.g. tempered-softmax (package: ganlab-NAME).")],
         kind: Annotated[list[str], typer.Option(
-            "--kind", "-k", help="head, loss, architecture, dataset, metric, regularizer, augmentation or optimizer; "
+            "--kind", "-k", help="head, loss, architecture, dataset, metric, regularizer, augmentation, optimizer or "
+                                 "lifecycle (hooks only); "
                                  "repeat for a package with several components (--kind head --kind loss).")] = ["head"],  # noqa: B006
         directory: Annotated[Path, typer.Option("--dir", help="Where to create the package directory.")] = Path("."),
     ) -> None:
@@ -38,8 +39,12 @@ def register(app: Any) -> None:
 
         names = names_for(name)
         kinds = list(dict.fromkeys(normalise_kind(k) for k in kind))
+        if "lifecycle" in kinds and len(kinds) > 1:
+            raise GanlabError("--kind lifecycle makes a package of its own: it registers no component "
+                              "(leave it out of a multi-kind package, or scaffold it separately)")
         for each in kinds:
-            _refuse_taken_name(each, names.component)
+            if each != "lifecycle":
+                _refuse_taken_name(each, names.component)
         target = write_package(names, kinds, directory)
         typer.echo(f"created {target}/ with {', '.join(kinds)} '{names.component}':")
         for relative in sorted(render_many(names, kinds)):
@@ -48,4 +53,4 @@ def register(app: Any) -> None:
         typer.echo(f"  pip install -e '{target}[test]'")
         typer.echo(f"  pytest {target}")
         for each in kinds:
-            typer.echo(f"  ganlab components {each}")
+            typer.echo("  ganlab plugins" if each == "lifecycle" else f"  ganlab components {each}")

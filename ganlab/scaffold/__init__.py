@@ -27,7 +27,7 @@ from string import Template
 from ganlab import __version__
 from ganlab.errors import GanlabError, did_you_mean
 
-KINDS = ("head", "loss", "architecture", "dataset", "metric", "regularizer", "augmentation", "optimizer")
+KINDS = ("head", "loss", "architecture", "dataset", "metric", "regularizer", "augmentation", "optimizer", "lifecycle")
 KIND_ALIASES = {"arch": "architecture", "objective": "loss", "data": "dataset", "reg": "regularizer",
                 "augment": "augmentation", "optimiser": "optimizer"}
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -66,6 +66,13 @@ def _template(*parts: str) -> str:
     return files(__name__).joinpath("templates", *parts).read_text(encoding="utf-8")
 
 
+def _own_or_shared(kind: str, name: str) -> str:
+    """``templates/<kind>/NAME`` where the kind has its own (a lifecycle plugin registers no component),
+    else ``templates/shared/NAME``."""
+    own = files(__name__).joinpath("templates", kind, name)
+    return own.read_text(encoding="utf-8") if own.is_file() else _template("shared", name)
+
+
 def render(names: Names, kind: str) -> dict[str, str]:
     """The package's files, relative path -> text."""
     major_minor = ".".join(__version__.split(".")[:2])
@@ -78,11 +85,11 @@ def render(names: Names, kind: str) -> dict[str, str]:
     values["test_imports"] = _test_imports(values["test_body"])
     templates = {
         "pyproject.toml": _template("shared", "pyproject.toml.tmpl"),
-        "README.md": _template("shared", "README.md.tmpl"),
+        "README.md": _own_or_shared(kind, "README.md.tmpl"),
         f"src/{names.package}/__init__.py": _template("shared", "__init__.py.tmpl"),
-        f"src/{names.package}/plugin.py": _template("shared", "plugin.py.tmpl"),
+        f"src/{names.package}/plugin.py": _own_or_shared(kind, "plugin.py.tmpl"),
         f"src/{names.package}/impl.py": _template(kind, "impl.py.tmpl"),
-        f"tests/test_{names.package}.py": _template("shared", "test.py.tmpl"),
+        f"tests/test_{names.package}.py": _own_or_shared(kind, "test.py.tmpl"),
     }
     return {path: Template(text).substitute(values) for path, text in templates.items()}
 
@@ -92,6 +99,9 @@ def render_many(names: Names, kinds: list[str]) -> dict[str, str]:
     module, one implementation module per kind (``<kind>.py``), one test file per kind."""
     if len(kinds) == 1:
         return render(names, kinds[0])
+    if "lifecycle" in kinds:
+        raise GanlabError("--kind lifecycle makes a package of its own: it registers no component "
+                          "(leave it out of a multi-kind package, or scaffold it separately)")
     singles = {kind: render(names, kind) for kind in kinds}
     package = f"src/{names.package}"
     plugin_path, impl_path = f"{package}/plugin.py", f"{package}/impl.py"
