@@ -143,6 +143,9 @@ class PluginManager:
         self._objects: dict[str, object] = {}  # name -> the plugin object itself (pluggy may hold a stand-in)
         #: opt-in plugins the current run does not enable: their lifecycle hooks are not called
         self._off: frozenset[str] = frozenset()
+        #: hook name -> the caller without the plugins off in this run (made once per run, not per call:
+        #: notify runs several times a training step)
+        self._subset_callers: dict[str, Any] = {}
         if _flag("GANLAB_TRACE_HOOKS"):
             self.pm.add_hookcall_monitoring(self._trace, lambda *args: None)
 
@@ -389,6 +392,7 @@ class PluginManager:
     def configure_run(self, config: Any) -> None:
         """Switch off, for the run about to start, the opt-in plugins it does not enable
         (an option ``enabled`` declared False by default and not set true: see ``plugin_options``)."""
+        self._subset_callers = {}
         self._off = frozenset(name for name, options in getattr(config, "plugin_options", {}).items()
                               if options.get("enabled") is False)
 
@@ -404,8 +408,11 @@ class PluginManager:
         that implementation is skipped from then on (see ``_isolating_stand_in``).
         """
         if self._off:
-            off = [self.pm.get_plugin(name) for name in self._off if self.pm.get_plugin(name) is not None]
-            self.pm.subset_hook_caller(hook_name, remove_plugins=off)(**kwargs)
+            caller = self._subset_callers.get(hook_name)
+            if caller is None:
+                off = [self.pm.get_plugin(name) for name in self._off if self.pm.get_plugin(name) is not None]
+                caller = self._subset_callers[hook_name] = self.pm.subset_hook_caller(hook_name, remove_plugins=off)
+            caller(**kwargs)
             return
         getattr(self.pm.hook, hook_name)(**kwargs)
 
