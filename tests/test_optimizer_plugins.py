@@ -110,3 +110,12 @@ def test_compile_with_a_gradient_penalty_is_refused_in_one_line(workdir: Any) ->
     done = run_in_process(["run", "--compile", "--reg", "r1", "--dataset", "ring8", "--no-tracking"], workdir)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "--compile cannot train regularizer 'r1'" in done.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "optimizer.nope.scale=1"], "unknown optimiser 'nope' in [optimizer.nope]"),
+    (["--set", "optimizer.adam.beta1=0.9"], "the built-in optimisers take their options as settings"),
+])
+def test_optimizer_tables_for_no_plugin_optimiser_are_one_line(workdir: Any, args: list[str], message: str) -> None:
+    done = run_in_process(["run", "--dataset", "ring8", "--no-tracking", *args], workdir)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr

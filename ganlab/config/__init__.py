@@ -392,7 +392,12 @@ class ConfigBuilder:
                           for name, options in sorted(declared.items())}
         registered = registry.names("optimizer")
         for name in self.raw.get("optimizer", {}):
-            registry.get("optimizer", name)
+            if name in OPTIMIZERS:
+                raise ConfigError(f"[optimizer.{name}]: the built-in optimisers take their options as settings "
+                                  "(beta1, beta2, momentum, weight_decay), not an optimizer table")
+            if name not in registered:
+                raise ConfigError(f"unknown optimiser '{name}' in [optimizer.{name}]{did_you_mean(name, registered)} "
+                                  f"(optimisers registered by plugins: {', '.join(registered) or 'none'})")
         optimizer_options = {}
         for key in ("optimizer_g", "optimizer_d"):
             name = settings[key]
