@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 #: 1.3: register_regularizers, register_augmentations, register_optimizers, plugin_options; objectives
 #: may be written on the step object (``discriminator_loss(step)``/``generator_loss(step)``,
 #: ganlab.train.step.Step), take ``real_logits`` in ``g_loss``, and return named terms.
-HOOKSPEC_VERSION = "1.3"
+HOOKSPEC_VERSION = "1.4"
 
 PROJECT_NAME = "ganlab"
 

@@ -44,6 +44,9 @@ class RunContext:
     recorder: Any = field(default=None, repr=False)
     #: each plugin's options for this run (``plugin_options`` hook), by plugin name
     plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a class-conditional run's ``ganlab.train.conditioning.Conditioning`` (classes, which networks
+    #: take labels, how fakes get theirs); None for an unconditional run
+    conditioning: Any = None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record a plugin's own metrics in this run at ``step`` (default: the current step), through
@@ -86,3 +89,10 @@ class EvalContext:
     run: RunContext | None = None
     config: RunConfig | None = None
     params: dict[str, Any] = field(default_factory=dict)  # protocol params a metric wants logged once
+    #: conditional runs (``conditioning`` set): ``generate_labelled(n)`` returns n samples and the classes
+    #: they were generated for (balanced: 0, 1, ..., K-1, 0, ...), the stream ``generate`` draws from;
+    #: ``real_labelled(n)`` n training samples with their labels. ``discriminate(x, labels)`` needs the
+    #: labels where D is conditional (``conditioning.discriminator``).
+    conditioning: Any = None
+    generate_labelled: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
+    real_labelled: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None

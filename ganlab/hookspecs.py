@@ -48,6 +48,10 @@ def register_architectures(register: Register) -> None:
     -> (generator, discriminator)``: G maps (B, latent_dim) to (B, *data_shape),
     D maps (B, *data_shape) to raw scores (B, num_logits). ``build`` raises
     :class:`ganlab.errors.ComponentError` for a data shape it cannot serve.
+
+    Class-conditional architectures (since 1.4) set ``conditional = True``: their ``build``
+    also receives ``num_classes`` (keyword), G is called as ``G(z, y)`` and D as ``D(x, y)``
+    (``conditional_discriminator = False``: ``D(x)``), ``y`` a (B,) tensor of class indices.
     """
 
 
@@ -74,13 +78,16 @@ def register_losses(register: Register) -> None:
     - ``discriminator_loss(step)`` and ``generator_loss(step)`` written on the step object
       (:class:`ganlab.train.step.Step`: the batch, the noise, the fakes, D, cached scores), for
       objectives that need more than scores (a population trains such an objective's seeds one
-      after another, as single runs).
+      after another, as single runs). In a conditional run ``step.fake_labels`` are the classes
+      the fakes were generated for.
 
     Either kind may return a tensor or a dict of named terms (summed; each logged as
     ``loss.d.NAME`` / ``loss.g.NAME``). Optional: ``num_classes(data) -> int`` (real
     classes D must tell apart; 1 unless semi-supervised), ``check(head_name,
     head, data)`` raising ComponentError for a combination that cannot work,
-    and ``setup(run: RunContext)`` called once the networks exist.
+    ``setup(run: RunContext)`` called once the networks exist, and the declarations
+    ``needs_conditional_generator`` / ``predicts_classes`` (refuse an unconditional G / a D given
+    the classes it should predict, as AC-GAN does).
     """
 
 

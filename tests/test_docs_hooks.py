@@ -142,6 +142,15 @@ def test_component_and_lifecycle_examples_train_together(examples, capsys):
     assert "losses.csv written; run finished" in out
 
 
+@pytest.mark.parametrize("head", ["sigmoid", "entmax"])
+def test_conditional_architecture_example_trains_on_labelled_data(examples, head):
+    from ganlab.testing import run_steps
+
+    recorded = run_steps(head=head, arch="tiny-cgan", dataset={"name": "tiny-images", "classes": 3}, steps=3,
+                         plugins=[str(examples["tiny_cgan.py"])], metrics="images")
+    assert len(recorded["loss.d"]) == 3 and 0.0 <= recorded["images.cond_accuracy"][-1] <= 1.0
+
+
 def test_plugin_file_example_from_the_command_line(examples, cli_inproc, capsys):
     assert cli_inproc(["components", "head", "--plugin", "scaled_sigmoid.py", "--json"]) == 0
     listed = {c["name"]: c for c in json.loads(capsys.readouterr().out)}

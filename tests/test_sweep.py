@@ -256,8 +256,8 @@ def test_the_digits_objectives_experiment_is_valid(workdir: Path) -> None:
     assert "11 variant(s)" in result.stdout and "29 excluded" in result.stdout
 
 
-@pytest.mark.parametrize("name", ["objectives", "stabilisers"])
-def test_the_objective_and_stabiliser_experiments_run_end_to_end_at_a_tiny_size(name: str, workdir: Path,
+@pytest.mark.parametrize("name", ["objectives", "stabilisers", "conditional"])
+def test_the_objective_stabiliser_and_conditional_experiments_run_end_to_end_at_a_tiny_size(name: str, workdir: Path,
                                                                                   mlflow_client: Any) -> None:
     from conftest import run_in_process
 
@@ -272,9 +272,14 @@ def test_the_objective_and_stabiliser_experiments_run_end_to_end_at_a_tiny_size(
     runs = mlflow_client.search_runs([experiment.experiment_id], max_results=500)
     children = [r for r in runs if r.data.params.get("seed") is not None and "mlflow.parentRunId" in r.data.tags
                 and r.data.params.get("seeds", "") == ""]
-    expected = 16 if name == "stabilisers" else 11
+    expected = {"stabilisers": 16, "objectives": 11, "conditional": 7}[name]
     assert len(children) == 2 * expected and all(r.info.status == "FINISHED" for r in children)
-    if name != "stabilisers":
+    if name == "objectives":
         assert {r.data.params["reg"] for r in children if r.data.params["loss.name"] == "wasserstein"} == {"gp"}
-    else:
+    elif name == "stabilisers":
         assert {r.data.params["augment"] for r in children} == {"none", "diffaugment"}
+    else:  # AC-GAN's D is never given the class, the projection cGAN's always
+        pairs = {(r.data.params["loss.name"], r.data.params["arch.projection"]) for r in children}
+        assert pairs == {("nonsaturating", "True"), ("acgan", "False")}
+        assert {r.data.params["head.name"] for r in children if r.data.params["loss.name"] == "acgan"} == \
+            {"softmax", "sparsemax", "entmax"}

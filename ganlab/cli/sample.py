@@ -11,6 +11,9 @@ noise, which is one stream however the batches fall.
 
 ``.npy``: float32 array (N, *shape) in data space, written batch by batch into
 a memory-mapped file, so any N that fits on the disk fits in memory.
+Conditional runs: ``--class C`` draws every sample of class C; without it the classes
+take turns (``.npy``: sample i has class i mod K; ``.png``: one class per row of the grid).
+
 ``.png``: images as a square grid; vector data as a scatter plot over the
 run's real data (a histogram for 1-D data, a projection onto the real data's
 first two principal components beyond 2-D); at most ``MAX_PNG_SAMPLES``.
@@ -54,6 +57,7 @@ def sample(
     n: Annotated[int, typer.Option("--n", "-n", min=1, help=f"How many samples (.png: at most {MAX_PNG_SAMPLES}).")] = 64,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (any data, any N) or .png (image grid, scatter of vector data over the real data).")] = Path("samples.npy"),
     seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    klass: Annotated[Optional[int], typer.Option("--class", help="Conditional runs: draw every sample of this class (default: the classes in turn; .png: one per row).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
     plugin: Annotated[Optional[list[str]], typer.Option("--plugin", "-p", help="Extra plugin providing the run's architecture (repeatable).")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
@@ -73,10 +77,12 @@ def sample(
         files = _artifacts(mlflow_client, run, ("config.toml", "generator.pt"))
         plugins = load_plugins(plugin)
         model = _load(run, files, plugins, device)
+        labels = requested_labels(model, klass, f"run '{run_id}'",
+                                  columns=math.ceil(math.sqrt(n)) if suffix == ".png" else 0)
         if suffix == ".npy":
             check_space(out, partial, n, model.shape)
         # closing: an error or Ctrl-C while writing still ends the progress bar
-        with contextlib.closing(sample_batches(model.generator, n, model.latent_dim, seed)) as batches:
+        with contextlib.closing(sample_batches(model.generator, n, model.latent_dim, seed, labels=labels)) as batches:
             _write(batches, suffix, out, partial, model, run, plugins, n, seed)
     finally:
         partial.unlink(missing_ok=True)
@@ -173,6 +179,29 @@ class Model:
     shape: tuple[int, ...]
     latent_dim: int
     config: Any
+    #: ganlab.train.conditioning.Conditioning of a conditional run, else None
+    conditioning: Any = None
+
+
+def requested_labels(model: Model, klass: int | None, what: str, columns: int = 0) -> Any:
+    """``labels(start, size)``: the classes of samples start..start+size-1, or None for an unconditional G.
+
+    With ``klass``: all of that class (refused, in one line, on an unconditional run or out of range).
+    Otherwise the classes in turn: per sample, or per row of ``columns`` samples (a picture's grid).
+    """
+    import torch
+
+    from ganlab.train.conditioning import check_class
+
+    cond = model.conditioning
+    if klass is not None:
+        check_class(klass, cond, what)
+        return lambda start, size: torch.full((size,), klass, dtype=torch.long)
+    if cond is None or not cond.generator:
+        return None
+    if columns:
+        return lambda start, size: (torch.arange(start, start + size) // columns) % cond.num_classes
+    return lambda start, size: torch.arange(start, start + size) % cond.num_classes
 
 
 def _artifacts(mlflow_client: Any, run: Any, names: tuple[str, ...]) -> dict[str, Path]:
@@ -201,6 +230,7 @@ def _load(run: Any, files: dict[str, Path], plugins: Any, device: str) -> Model:
     import torch
 
     from ganlab.config import ConfigBuilder, read_toml
+    from ganlab.train.conditioning import Conditioning, build_with_classes, declared
     from ganlab.train.runtime import resolve_device
 
     builder = ConfigBuilder().add_mapping(read_toml(files["config.toml"]), f"run {run.info.run_id} config.toml")
@@ -212,7 +242,9 @@ def _load(run: Any, files: dict[str, Path], plugins: Any, device: str) -> Model:
         num_logits = int(head.num_logits(1))  # D's width only; the generator does not depend on it
     except Exception:
         num_logits = 1
-    generator, _ = arch.build(shape, config.latent_dim, num_logits)
+    takes_labels = declared(arch)
+    conditioning = Conditioning(_num_classes(run, config, plugins), *takes_labels) if any(takes_labels) else None
+    generator, _ = build_with_classes(arch.build, conditioning)(shape, config.latent_dim, num_logits)
     try:
         state = torch.load(files["generator.pt"], map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -223,7 +255,15 @@ def _load(run: Any, files: dict[str, Path], plugins: Any, device: str) -> Model:
         first = str(exc).strip().splitlines()[0]
         raise GanlabError(f"generator.pt of run '{run.info.run_id}' does not fit architecture "
                           f"'{config.name_of('arch')}' as configured: {first}") from None
-    return Model(generator.to(resolve_device(device)), shape, config.latent_dim, config)
+    return Model(generator.to(resolve_device(device)), shape, config.latent_dim, config, conditioning)
+
+
+def _num_classes(run: Any, config: Any, plugins: Any) -> int:
+    """The classes a conditional run was trained on: its data card, else the dataset."""
+    text = run.data.params.get("data.num_classes")
+    if text and text.isdigit() and int(text) >= 2:
+        return int(text)
+    return int(getattr(_dataset(config, plugins), "num_classes", 0) or 0)
 
 
 def _data_shape(run: Any, config: Any, plugins: Any) -> tuple[int, ...]:
@@ -248,12 +288,14 @@ def _dataset(config: Any, plugins: Any) -> Any:
 
 
 # ---- generating and writing -------------------------------------------------------
-def sample_batches(generator: Any, n: int, latent_dim: int, seed: int, batch: int = BATCH) -> Iterator[Any]:
+def sample_batches(generator: Any, n: int, latent_dim: int, seed: int, batch: int = BATCH,
+                   labels: Any = None) -> Iterator[Any]:
     """N samples as CPU float tensors of up to ``batch`` each, with progress on stderr.
 
     The noise is one stream from ``seed``: torch draws the same normal numbers for
     ``randn(a)`` then ``randn(b)`` as for ``randn(a + b)`` when ``a`` is a multiple of 16, and
     every batch but the last holds ``batch × latent_dim`` numbers, a multiple of 512.
+    ``labels(start, size)``: a conditional generator's classes for each batch (None: G(z)).
     """
     import torch
 
@@ -265,7 +307,10 @@ def sample_batches(generator: Any, n: int, latent_dim: int, seed: int, batch: in
             size = min(batch, n - start)
             noise = torch.randn(size, latent_dim, generator=noise_gen).to(target)
             with torch.no_grad():
-                samples = generator(noise).float().cpu()
+                if labels is None:
+                    samples = generator(noise).float().cpu()
+                else:
+                    samples = generator(noise, labels(start, size).to(target)).float().cpu()
             yield samples
             if progress is not None:
                 progress.update(start + size)

@@ -146,6 +146,8 @@ SETTINGS: dict[str, Option] = {
                       "(options: --set augmentation.NAME.OPTION=VALUE)"),
     "pack": Option(int, 1, "PacGAN packing: D scores this many samples jointly (1: no packing; must "
                    "divide batch_size)", min=1),
+    "fake_labels": Option(str, "uniform", "conditional runs: the fakes' classes, drawn uniformly (uniform) or "
+                          "taken from the real batch (real: the same class histogram)", choices=("uniform", "real")),
     "seed": Option(int, 0, "random seed", min=0),
     "device": Option(str, "auto", "auto, cpu, cuda, cuda:N or mps"),
     "precision": Option(str, "fp32", "network precision", choices=("fp32", "bf16", "fp16")),

@@ -62,6 +62,8 @@ class Built:
     augmentations: list[tuple[Component, Any]] = field(default_factory=list)
     #: what plugin-registered optimisers' factories made, by name (the built-in ones are not here)
     optimizers: dict[str, Any] = field(default_factory=dict)
+    #: class-conditional runs: which networks take labels, and how many classes (None: unconditional)
+    conditioning: Any = None
 
 
 def make_optimizer_plugins(plugins: PluginManager, config: RunConfig) -> dict[str, Any]:
@@ -211,11 +213,16 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
         raise ComponentError(f"head '{config.name_of('head')}' with loss '{config.name_of('loss')}': {exc}") from None
 
     shape = tuple(data.shape)
+    from ganlab.train import conditioning as cond
     from ganlab.train import packing  # PacGAN: with pack > 1, D is built for packs (pack 1: unchanged)
 
+    conditioning = cond.conditioning_for(arch, config.name_of("arch"), data, config.name_of("dataset"),
+                                         config.fake_labels, made["dataset"])
+    check_conditioning(config, objective, conditioning)
     packing.check_pack(config.pack, config.batch_size, len(data), num_classes, config.name_of("loss"))
+    arch_build = cond.build_with_classes(arch.build, conditioning)
     networks = packing.build_networks(
-        lambda built_for: call_plugin(architecture, "build", arch.build, built_for, config.latent_dim, num_logits),
+        lambda built_for: call_plugin(architecture, "build", arch_build, built_for, config.latent_dim, num_logits),
         shape, config.pack)
     if not (isinstance(networks, (tuple, list)) and len(networks) == 2):
         raise ComponentError(f"architecture '{config.name_of('arch')}' build() returned {type(networks).__name__}; "
@@ -231,7 +238,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     if isinstance(data, TensorData):
         data = data.to(device)
     optimizers = make_optimizer_plugins(plugins, config)
-    check_batch_fits(config, device, generator, discriminator, data, optimizers)
+    check_batch_fits(config, device, generator, discriminator, data, optimizers, conditioning)
 
     opt_g = make_optimizer(config.optimizer_g, generator.parameters(), config.lr_g, config, device,
                            optimizers.get(config.optimizer_g))
@@ -251,11 +258,33 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
                  num_logits, generator, discriminator, opt_g, opt_d, hit, metrics,
                  metric_components={c.name: c for c in metric_components},
                  regularizers=regularizers, augmentations=make_augmentations(plugins, config, shape),
-                 optimizers=optimizers)
+                 optimizers=optimizers, conditioning=conditioning)
+
+
+def check_conditioning(config: RunConfig, objective: Any, conditioning: Any) -> None:
+    """Refuse, in one line, what a conditional run cannot do, and an objective that needs one without it."""
+    loss = config.name_of("loss")
+    if getattr(objective, "needs_conditional_generator", False) and (conditioning is None or not conditioning.generator):
+        raise GanlabError(f"loss '{loss}' trains a class-conditional generator: use an architecture with "
+                          f"arch.conditional=true (the built-in mlp and dcgan have it) on a labelled dataset")
+    if conditioning is None:
+        return
+    if getattr(objective, "predicts_classes", False) and conditioning.discriminator:
+        raise GanlabError(f"loss '{loss}' trains D to predict each sample's class, but architecture "
+                          f"'{config.name_of('arch')}' gives D the class (a projection discriminator); "
+                          "set arch.projection=false")
+    if config.pack > 1:
+        raise GanlabError(f"pack {config.pack} scores packs of samples jointly, which have no single class: a "
+                          f"conditional architecture ('{config.name_of('arch')}') needs pack 1")
+    if getattr(objective, "semi_supervised", False):
+        raise GanlabError(f"loss '{loss}' with a labelled subset (semi-supervised) assumes the other samples are "
+                          "unlabelled, but a conditional architecture labels every sample; set loss.labeled=0 "
+                          "or arch.conditional=false")
 
 
 def check_batch_fits(config: RunConfig, device: Any, generator: Any, discriminator: Any,
-                     data: TensorData | StreamingData, plugin_optimizers: dict[str, Any] | None = None) -> None:
+                     data: TensorData | StreamingData, plugin_optimizers: dict[str, Any] | None = None,
+                     conditioning: Any = None) -> None:
     """Refuse, before any run exists, a batch size whose training step cannot fit in memory.
 
     The estimate (``step_memory``) is a lower bound: only what one step must
@@ -268,7 +297,7 @@ def check_batch_fits(config: RunConfig, device: Any, generator: Any, discriminat
     available = available_memory(device)
     if available is None:
         return
-    need = step_memory(config, device, generator, discriminator, data, plugin_optimizers)
+    need = step_memory(config, device, generator, discriminator, data, plugin_optimizers, conditioning)
     batch = config.batch_size
     if need(batch) <= available:
         return
@@ -293,7 +322,7 @@ def _largest_fitting(need: Callable[[int], int], available: int, batch: int) -> 
 
 def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: Any,
                 data: TensorData | StreamingData,
-                plugin_optimizers: dict[str, Any] | None = None) -> Callable[[int], int]:
+                plugin_optimizers: dict[str, Any] | None = None, conditioning: Any = None) -> Callable[[int], int]:
     """Bytes one training step holds at least, as a function of the batch size.
 
     Fixed: each network's gradients and its optimiser's state (Adam: two moments,
@@ -310,7 +339,7 @@ def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: A
              + (g_bytes if config.ema else 0))
     element = data.x.element_size() if isinstance(data, TensorData) else 4
     sample = math.prod(data.shape) * element
-    g_step_kept, d_kept = kept_bytes_per_sample(config, device, generator, discriminator)
+    g_step_kept, d_kept = kept_bytes_per_sample(config, device, generator, discriminator, conditioning)
     real_cap = len(data) if isinstance(data, TensorData) else None
 
     def need(batch: int) -> int:
@@ -322,7 +351,8 @@ def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: A
     return need
 
 
-def kept_bytes_per_sample(config: RunConfig, device: Any, generator: Any, discriminator: Any) -> tuple[int, int]:
+def kept_bytes_per_sample(config: RunConfig, device: Any, generator: Any, discriminator: Any,
+                          conditioning: Any = None) -> tuple[int, int]:
     """Bytes per sample held through the backward pass of the G step (noise, G, D) and of D on one batch.
 
     Measured with autograd's saved-tensor hooks on forward passes at batch 2
@@ -333,15 +363,19 @@ def kept_bytes_per_sample(config: RunConfig, device: Any, generator: Any, discri
     """
     import torch
 
+    from ganlab.train.conditioning import discriminator_call, generator_call
     from ganlab.train.runtime import autocast
+
+    G, D = generator_call(generator, conditioning), discriminator_call(discriminator, conditioning)
 
     def measure(batch: int) -> tuple[int, int]:
         noise = torch.zeros(batch, config.latent_dim, device=device)
-        g_step, scores = _kept_by(lambda: discriminator(generator(noise)), noise)
+        labels = torch.zeros(batch, dtype=torch.long, device=device)
+        g_step, scores = _kept_by(lambda: D(G(noise, labels), labels), noise)
         del scores  # frees the G step's graph before D is measured alone
         with torch.no_grad():
-            sample = generator(noise)
-        d_alone, _ = _kept_by(lambda: discriminator(sample), sample)
+            sample = G(noise, labels)
+        d_alone, _ = _kept_by(lambda: D(sample, labels), sample)
         return g_step, d_alone
 
     modes = [(m, m.training) for net in (generator, discriminator) for m in net.modules()]

@@ -55,6 +55,7 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
     as ``ganlab.train.step.total_of`` splits them (no names when there is one bare term).
     """
     from ganlab.train.build import composed_augmentation
+    from ganlab.train.conditioning import discriminator_call, generator_call
     from ganlab.train.runtime import autocast
     from ganlab.train.step import Step, takes_real_scores, total_of, written_on_step
 
@@ -63,6 +64,11 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
     # distributed: gradients are averaged through DDP wrappers (ganlab.dist); the G step
     # scores fakes with the bare D, whose gradients there are discarded and need no all-reduce
     G_sync, D_sync = b.wrapped if b.wrapped is not None else (G, D)
+    # conditional runs: G(z, y) and D(x, y) (ganlab.train.conditioning); otherwise G(z) and D(x)
+    cond = b.conditioning
+    cond_d = cond is not None and cond.discriminator
+    gen, gen_sync = generator_call(G, cond), generator_call(G_sync, cond)
+    disc, disc_sync = discriminator_call(D, cond), discriminator_call(D_sync, cond)
     one_d_call = scores_samples_independently(b.architecture)
     augment = composed_augmentation(b.augmentations)
     aug = (lambda x: augment(x, None)) if augment is not None else (lambda x: x)
@@ -77,18 +83,21 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
 
         with autocast(device, config.precision):
             noise = torch.randn(real.shape[0], latent, device=device)
+            fake_labels = cond.draw(real.shape[0], real_labels, device) if cond is not None else None
             with torch.no_grad():
-                fake = G(noise)
+                fake = gen(noise, fake_labels)
             step = Step(phase="d", number=number, d_step=d_step, real=real, real_labels=real_labels,
-                        noise=noise, fake=fake, discriminator=D_sync, head=head, augment=step_aug)
+                        noise=noise, fake=fake, discriminator=D_sync, head=head, augment=step_aug,
+                        fake_labels=fake_labels, conditional=cond_d)
             if one_d_call:
                 # one call on both halves: larger matrix products and half the kernel launches
                 # (measured in docs/benchmarks.md)
-                both = D_sync(aug(torch.cat((real, fake.to(real.dtype)))))
+                both_labels = torch.cat((real_labels, fake_labels)) if cond_d else None
+                both = disc_sync(aug(torch.cat((real, fake.to(real.dtype)))), both_labels)
                 real_scores, fake_scores = both.split(real.shape[0])
             else:
                 # BatchNorm and the like: each batch must see only its own statistics
-                real_scores, fake_scores = D_sync(aug(real)), D_sync(aug(fake))
+                real_scores, fake_scores = disc_sync(aug(real), real_labels), disc_sync(aug(fake), fake_labels)
             step.remember(real, real_scores)
             step.remember(fake, fake_scores)
             if on_step:
@@ -109,17 +118,19 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
 
         with autocast(device, config.precision):
             noise = torch.randn(batch_size, latent, device=device)
-            fake = G_sync(noise)
+            fake_labels = cond.draw(batch_size, real_labels, device) if cond is not None else None
+            fake = gen_sync(noise, fake_labels)
             if on_step:
                 step = Step(phase="g", number=number, d_step=None, real=real, real_labels=real_labels,
-                            noise=noise, fake=fake, discriminator=D, head=head, augment=step_aug)
+                            noise=noise, fake=fake, discriminator=D, head=head, augment=step_aug,
+                            fake_labels=fake_labels, conditional=cond_d)
                 value = objective.generator_loss(step)
             elif with_real:
                 with torch.no_grad():
-                    real_scores = D(aug(real))
-                value = objective.g_loss(head, D(aug(fake)), real_logits=real_scores)
+                    real_scores = disc(aug(real), real_labels)
+                value = objective.g_loss(head, disc(aug(fake), fake_labels), real_logits=real_scores)
             else:
-                value = objective.g_loss(head, D(aug(fake)))
+                value = objective.g_loss(head, disc(aug(fake), fake_labels))
         return total_of(value, f"loss '{loss_name}'")
 
     return d_loss_fn, g_loss_fn
@@ -168,8 +179,10 @@ class Trainer:
             else StreamingBatches(built.data, config.batch_size, config.seed, built.device)
         )
         self.scaler = torch.amp.GradScaler(built.device.type, enabled=config.precision == "fp16")
-        # images: one 8x8 grid; vectors (2-D mixtures): enough points for a scatter plot
-        n_fixed = 64 if len(built.data.shape) > 1 else 1000
+        # images: one 8x8 grid (conditional: a row of 8 per class); vectors (2-D mixtures): enough
+        # points for a scatter plot
+        self.fixed_labels = fixed_labels(built.conditioning, len(built.data.shape) > 1, built.device)
+        n_fixed = (64 if len(built.data.shape) > 1 else 1000) if self.fixed_labels is None else len(self.fixed_labels)
         self.fixed_noise = torch.randn(
             n_fixed, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 1)
         ).to(built.device)
@@ -180,7 +193,7 @@ class Trainer:
         self.ctx = RunContext(
             config=config, device=built.device, generator=built.generator, discriminator=built.discriminator,
             head=built.head, objective=built.objective, data=built.data, data_shape=tuple(built.data.shape),
-            num_classes=built.num_classes, components=built.components,
+            num_classes=built.num_classes, components=built.components, conditioning=built.conditioning,
             plugin_options={k: dict(v) for k, v in config.plugin_options.items()},
         )
         self.ctx.extras["metrics"] = {}
@@ -373,11 +386,12 @@ class Trainer:
 
         from ganlab.train.runtime import autocast
 
+        from ganlab.train.conditioning import generator_call
         from ganlab.train.evaluation import evaluation_mode
 
         generator = self.sampling_generator
         with torch.no_grad(), autocast(self.b.device, self.b.config.precision), evaluation_mode(generator):
-            return generator(self.fixed_noise).float().cpu()
+            return generator_call(generator, self.b.conditioning)(self.fixed_noise, self.fixed_labels).float().cpu()
 
     def select_metrics(self) -> None:
         explicit = self.b.config.metric_names
@@ -472,6 +486,24 @@ class Trainer:
         self.last_checkpoint = path
         self.plugins.notify("on_checkpoint", ctx=self.ctx, step=self.ctx.step, path=path)
         return path
+
+
+#: A conditional image run's sample grid shows one row of this many samples per class, for at most
+#: MAX_GRID_CLASSES classes (the first ones).
+GRID_COLUMNS, MAX_GRID_CLASSES = 8, 16
+
+
+def fixed_labels(conditioning: Any, images: bool, device: Any) -> Any:
+    """The classes of a conditional run's fixed samples: row c of an image grid is class c; vectors cycle
+    through the classes. None for an unconditional generator."""
+    import torch
+
+    if conditioning is None or not conditioning.generator:
+        return None
+    if images:
+        rows = min(conditioning.num_classes, MAX_GRID_CLASSES)
+        return torch.arange(rows, device=device).repeat_interleave(GRID_COLUMNS)
+    return conditioning.balanced(1000, device)
 
 
 def resume_state(directory: Path) -> dict[str, Any] | None:

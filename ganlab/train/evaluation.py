@@ -29,39 +29,55 @@ def make_eval_context(trainer: Any, step: int) -> EvalContext:
     from ganlab.data import default_cache_dir
     from ganlab.train.runtime import autocast
 
+    from ganlab.train.conditioning import discriminator_call, generator_call
+
     b, cfg = trainer.b, trainer.b.config
     device = b.device
+    cond = b.conditioning
     generator = trainer.sampling_generator
+    G, D = generator_call(generator, cond), discriminator_call(b.discriminator, cond)
     noise_gen = torch.Generator().manual_seed(cfg.seed + 7919)
     data = b.data if isinstance(b.data, TensorData) else getattr(b.data, "preview", None)
 
-    def generate(n: int) -> torch.Tensor:
-        chunks = []
+    def generate_labelled(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        chunks, labels = [], []
         with torch.no_grad(), autocast(device, cfg.precision):
             for start in range(0, n, 512):
                 size = min(512, n - start)
                 noise = torch.randn(size, cfg.latent_dim, generator=noise_gen).to(device)
-                chunks.append(generator(noise).float())
-        return torch.cat(chunks)
+                y = cond.balanced(size, device, offset=start) if cond is not None and cond.generator else None
+                chunks.append(G(noise, y).float())
+                labels.append(y)
+        return torch.cat(chunks), (torch.cat(labels) if labels[0] is not None else None)
 
-    def discriminate(x: torch.Tensor) -> torch.Tensor:
+    def generate(n: int) -> torch.Tensor:
+        return generate_labelled(n)[0]
+
+    def discriminate(x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad(), autocast(device, cfg.precision):
-            return torch.cat([b.discriminator(x[i : i + 512].to(device)).float() for i in range(0, len(x), 512)])
+            return torch.cat([D(x[i : i + 512].to(device), None if labels is None else labels[i : i + 512].to(device)).float()
+                              for i in range(0, len(x), 512)])
 
     real_gen = torch.Generator().manual_seed(cfg.seed + 104729)
 
-    def real_batch(n: int) -> torch.Tensor:
+    def real_labelled(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if data is None:
-            x, _ = trainer.batches.next()
-            return x[:n]
+            x, y = trainer.batches.next()
+            return x[:n], (None if y is None else y[:n])
         idx = torch.randint(len(data), (n,), generator=real_gen).to(data.x.device)
-        return data.x[idx]
+        return data.x[idx], (None if data.y is None else data.y[idx.to(data.y.device)])
 
+    def real_batch(n: int) -> torch.Tensor:
+        return real_labelled(n)[0]
+
+    conditional = cond is not None
     return EvalContext(
         step=step, device=device, dataset_name=cfg.name_of("dataset"), data=data, head=b.head,
         generator=generator, discriminator=b.discriminator, latent_dim=cfg.latent_dim, seed=cfg.seed,
         cache_dir=default_cache_dir(), generate=generate, discriminate=discriminate, real_batch=real_batch,
-        objective=b.objective, run=trainer.ctx, config=cfg,
+        objective=b.objective, run=trainer.ctx, config=cfg, conditioning=cond,
+        generate_labelled=generate_labelled if conditional else None,
+        real_labelled=real_labelled if conditional else None,
     )
 
 

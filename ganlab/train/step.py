@@ -44,6 +44,12 @@ class Step:
     ``noise`` and ``fake``: this update's (detached in the D phase, differentiable in the G phase);
     ``discriminator``: D as it trains (the DDP-synchronised one when distributed); ``head``;
     ``number``: the training step being made (1-based); ``d_step``: which D update of the step.
+
+    Conditional runs (``ganlab.train.conditioning``): ``fake_labels`` are the classes the fakes were
+    generated for (None in an unconditional run), and where D is conditional (``conditional``) it is
+    called as ``D(x, y)``: ``scores``, ``critic`` and ``input_gradient`` give it the fakes' labels for
+    ``fake`` and the real batch's labels for any other tensor (the real batch, and the interpolates of a
+    gradient penalty, as StudioGAN's conditional WGAN-GP does), unless ``labels`` are passed.
     """
 
     def __init__(self, *, phase: str, number: int, d_step: int | None, real: torch.Tensor,
@@ -51,37 +57,52 @@ class Step:
                  discriminator: Callable[[torch.Tensor], torch.Tensor], head: Any,
                  augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  uniform: Callable[[Sequence[int]], torch.Tensor] | None = None,
-                 population: bool = False) -> None:
+                 population: bool = False, fake_labels: torch.Tensor | None = None,
+                 conditional: bool = False) -> None:
         self.phase, self.number, self.d_step = phase, number, d_step
+        self.fake_labels, self.conditional = fake_labels, conditional
         self.real, self.real_labels, self.noise, self.fake = real, real_labels, noise, fake
         self.discriminator, self.head = discriminator, head
         self.population = population
         self._augment = augment
         self._uniform = uniform
-        # keyed by id(); the tensor is kept alongside so its id cannot be reused by another one
-        self._scores: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        # keyed by the ids of x and its labels; both are kept alongside so their ids cannot be reused
+        self._scores: dict[tuple[int, int], tuple[torch.Tensor, Any, torch.Tensor]] = {}
 
     # ---- scoring ------------------------------------------------------------
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` as D sees it in training: through the run's augmentations (none: unchanged)."""
         return x if self._augment is None else self._augment(x)
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """D's raw scores of ``x`` (augmented as in training), computed once per tensor."""
-        found = self._scores.get(id(x))
-        if found is not None and found[0] is x:
-            return found[1]
-        out = self.discriminator(self.augment(x))
-        self._scores[id(x)] = (x, out)
+    def labels_for(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The class labels D is given with ``x`` in a conditional run: the fakes' for ``fake``, the real
+        batch's otherwise; None where D is unconditional."""
+        if not self.conditional:
+            return None
+        return self.fake_labels if x is self.fake else self.real_labels
+
+    def scores(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's raw scores of ``x`` (augmented as in training), computed once per tensor (and labels)."""
+        if labels is None:
+            labels = self.labels_for(x)
+        key = (id(x), id(labels))
+        found = self._scores.get(key)
+        if found is not None and found[0] is x and found[1] is labels:
+            return found[2]
+        seen = self.augment(x)
+        out = self.discriminator(seen, labels) if self.conditional else self.discriminator(seen)
+        self._scores[key] = (x, labels, out)
         return out
 
     def remember(self, x: torch.Tensor, scores: torch.Tensor) -> None:
-        """Record scores the engine already computed for ``x`` (e.g. real and fake in one call)."""
-        self._scores[id(x)] = (x, scores)
+        """Record scores the engine already computed for ``x`` with its default labels (e.g. real and fake
+        in one call)."""
+        labels = self.labels_for(x)
+        self._scores[(id(x), id(labels))] = (x, labels, scores)
 
-    def critic(self, x: torch.Tensor) -> torch.Tensor:
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """D's scalar score per scored row of ``x`` (:func:`critic_score`), differentiable in x and D."""
-        return critic_score(self.head, self.scores(x))
+        return critic_score(self.head, self.scores(x, labels))
 
     # ---- shapes that differ between a run and a population ---------------------------
     @property
@@ -105,12 +126,14 @@ class Step:
             u = torch.rand(lead, device=like.device)
         return u.to(like.dtype).reshape(*lead, *([1] * (like.dim() - len(lead))))
 
-    def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
+    def input_gradient(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The gradient of D's critic score with respect to its input ``x``, one flattened row per scored
         row (per sample; per pack with PacGAN), with the graph kept (``create_graph``) so that a penalty
         on it trains D."""
+        if labels is None:  # before detaching: the detached copy is no longer ``fake``
+            labels = self.labels_for(x)
         x = x.detach().requires_grad_(True)
-        score = self.critic(x)
+        score = self.critic(x, labels)
         (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
         return grad.reshape(*score.shape, -1)
 

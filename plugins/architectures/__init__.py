@@ -13,6 +13,16 @@ from ganlab import Option, hookimpl
 from ganlab.options import IntTuple
 
 
+#: Options of both built-in architectures for class-conditional runs (labelled datasets only).
+CONDITIONAL_OPTIONS = {
+    "conditional": Option(bool, False, "class-conditional: G(z, y) with a class embedding joined to z (dcgan: and "
+                          "conditional BatchNorm), D(x, y) a projection discriminator"),
+    "projection": Option(bool, True, "with conditional: D projects its features on the class (Miyato & Koyama "
+                         "2018); false: D ignores labels (AC-GAN, whose D learns classes through its loss)"),
+    "class_dim": Option(int, 32, "with conditional: size of G's class embedding", min=1),
+}
+
+
 def _some_layers(widths: tuple[int, ...]) -> str | None:
     return None if widths else "needs at least one hidden layer"
 
@@ -39,13 +49,16 @@ def register_architectures(register: Any) -> None:
                                    "article) or relu (PacGAN)", choices=("leaky_relu", "relu")),
             "g_batchnorm": Option(bool, False, "BatchNorm after each hidden layer of G (PacGAN's G; "
                                   "not the article's)"),
+            **CONDITIONAL_OPTIONS,
         },
     )
     register(
         "dcgan", "ganlab_plugins.architectures.dcgan:DCGANArchitecture",
-        summary="DCGAN (Radford et al. 2015): transposed-conv G, strided-conv D, BatchNorm; square images 8 to 128 px",
+        summary="DCGAN (Radford et al. 2015): transposed-conv G, strided-conv D, BatchNorm; square images 8 to 128 px "
+                "(conditional=true: a class-conditional G and a projection D)",
         options={
             "ngf": Option(int, 64, "generator width: channels of G's last hidden layer", min=1),
             "ndf": Option(int, 64, "discriminator width: channels of D's first layer", min=1),
+            **CONDITIONAL_OPTIONS,
         },
     )

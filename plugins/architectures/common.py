@@ -13,3 +13,10 @@ def check_build_args(arch: str, data_shape: tuple[int, ...], latent_dim: int, nu
         raise ComponentError(f"architecture '{arch}' needs latent_dim >= 1, not {latent_dim}")
     if num_logits < 1:
         raise ComponentError(f"architecture '{arch}' needs num_logits >= 1, not {num_logits}")
+
+
+def check_classes(arch: str, conditional: bool, num_classes: int) -> None:
+    """A conditional network needs the number of classes (the engine passes it to build)."""
+    if conditional and num_classes < 2:
+        raise ComponentError(f"architecture '{arch}' is conditional but was built with num_classes={num_classes}; "
+                             "it needs a labelled dataset with at least 2 classes")

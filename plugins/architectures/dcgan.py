@@ -21,6 +21,11 @@ on an H100/H200 with torch 2.x).
 
 Layers followed by BatchNorm carry no bias (BatchNorm's shift replaces
 it); the first and last layers of D and the last of G keep theirs.
+
+``conditional=True`` (``plugins/architectures/conditional.py``): G takes a class embedding
+concatenated to z and every BatchNorm of G becomes conditional BatchNorm (a scale and shift per
+class); D adds the projection of its last feature map, summed over positions as in Miyato and
+Koyama's discriminators, on the class (``projection=False``: D stays unconditional, as in AC-GAN).
 """
 
 from __future__ import annotations
@@ -29,7 +34,14 @@ import torch
 from torch import nn
 
 from ganlab.errors import ComponentError
-from ganlab_plugins.architectures.common import check_build_args
+from ganlab_plugins.architectures.common import check_build_args, check_classes
+from ganlab_plugins.architectures.conditional import (
+    CLASS_DIM,
+    ConditionalBatchNorm2d,
+    Projection,
+    check_labels,
+    with_class,
+)
 
 BASES = (4, 7)
 MAX_SIZE = 128
@@ -60,30 +72,43 @@ def _width(unit: int, level: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, latent_dim: int, channels: int, size: int, ngf: int) -> None:
+    def __init__(self, latent_dim: int, channels: int, size: int, ngf: int, num_classes: int = 0,
+                 class_dim: int = CLASS_DIM) -> None:
         super().__init__()
         base, ups = plan(size)
         width = _width(ngf, ups - 1)
-        self.project = nn.Linear(latent_dim, width * base * base, bias=False)
+        # conditional (num_classes > 0): the class embedding joins z, and BatchNorm scales per class
+        self.classes = nn.Embedding(num_classes, class_dim) if num_classes else None
+
+        def norm(channels_: int) -> nn.Module:
+            return ConditionalBatchNorm2d(channels_, num_classes) if num_classes else nn.BatchNorm2d(channels_)
+
+        self.project = nn.Linear(latent_dim + (class_dim if num_classes else 0), width * base * base, bias=False)
         self.projected_shape = (width, base, base)
-        layers: list[nn.Module] = [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [norm(width), nn.ReLU(inplace=True)]
         for level in range(ups - 2, -1, -1):
             narrower = _width(ngf, level)
             layers += [
                 nn.ConvTranspose2d(width, narrower, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(narrower),
+                norm(narrower),
                 nn.ReLU(inplace=True),
             ]
             width = narrower
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(self.project(z).view(z.shape[0], *self.projected_shape))
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.classes is None:
+            return self.main(self.project(z).view(z.shape[0], *self.projected_shape))
+        labels = check_labels(labels, z.shape[0], "generator")
+        x = self.project(with_class(z, self.classes, labels)).view(z.shape[0], *self.projected_shape)
+        for layer in self.main:
+            x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int, size: int, ndf: int, num_logits: int) -> None:
+    def __init__(self, channels: int, size: int, ndf: int, num_logits: int, num_classes: int = 0) -> None:
         super().__init__()
         base, ups = plan(size)
         width = _width(ndf, 0)
@@ -98,9 +123,16 @@ class DCGANDiscriminator(nn.Module):
             width = wider
         layers.append(nn.Conv2d(width, num_logits, base, 1, 0))
         self.main = nn.Sequential(*layers)
+        self.projection = Projection(num_classes, width, num_logits) if num_classes else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten(1)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.projection is None:
+            return self.main(x).flatten(1)
+        labels = check_labels(labels, x.shape[0], "discriminator")
+        *hidden, last = self.main
+        for layer in hidden:
+            x = layer(x)
+        return last(x).flatten(1) + self.projection(x.sum(dim=(2, 3)), labels)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -109,7 +141,7 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:  # conditional BatchNorm: its own init
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -122,13 +154,20 @@ class DCGANArchitecture:
     # running statistics (stacked buffers) and normalises over its own batch, as a single run does
     vectorisable = True
 
-    def __init__(self, ngf: int = 64, ndf: int = 64) -> None:
+    def __init__(self, ngf: int = 64, ndf: int = 64, conditional: bool = False, projection: bool = True,
+                 class_dim: int = CLASS_DIM) -> None:
         self.ngf = ngf
         self.ndf = ndf
+        # read by the engine (ganlab.train.conditioning): G(z, y), and D(x, y) when it projects
+        self.conditional = bool(conditional)
+        self.conditional_discriminator = self.conditional and bool(projection)
+        self.class_dim = int(class_dim)
 
-    def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int) -> tuple[nn.Module, nn.Module]:
+    def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int,
+              num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
         data_shape = tuple(int(d) for d in data_shape)
         check_build_args("dcgan", data_shape, latent_dim, num_logits)
+        check_classes("dcgan", self.conditional, num_classes)
         if len(data_shape) != 3:
             raise ComponentError(
                 f"architecture 'dcgan' needs images shaped (channels, height, width), not data of shape "
@@ -141,8 +180,10 @@ class DCGANArchitecture:
                 f"supported sizes: {', '.join(map(str, SUPPORTED_SIZES))}"
             )
         plan(height)  # refuses an unsupported size before any layer is made
-        generator = DCGANGenerator(latent_dim, channels, height, self.ngf)
-        discriminator = DCGANDiscriminator(channels, height, self.ndf, num_logits)
+        generator = DCGANGenerator(latent_dim, channels, height, self.ngf,
+                                   num_classes if self.conditional else 0, self.class_dim)
+        discriminator = DCGANDiscriminator(channels, height, self.ndf, num_logits,
+                                           num_classes if self.conditional_discriminator else 0)
         generator.apply(init_weights)
         discriminator.apply(init_weights)
         return generator, discriminator

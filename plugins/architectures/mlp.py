@@ -15,6 +15,10 @@ Options express other fully connected GANs, e.g. PacGAN's 2-D networks (Lin et a
 ``d_widths=(200, 200, 200)``, ``d_activation="relu"``, ``dropout=0`` (PacGAN's G also has
 BatchNorm after each hidden layer: ``g_batchnorm=True``). With no options
 the modules, and the order in which they are initialised, are the article's.
+
+``conditional=True`` makes a class-conditional pair (``plugins/architectures/conditional.py``):
+G takes a class embedding concatenated to z, D adds a projection of its last hidden features
+(``projection=False``: D stays unconditional, as in AC-GAN).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import math
 import torch
 from torch import nn
 
-from ganlab_plugins.architectures.common import check_build_args
+from ganlab_plugins.architectures.common import check_build_args, check_classes
+from ganlab_plugins.architectures.conditional import CLASS_DIM, Projection, check_labels, with_class
 
 ARTICLE_G_WIDTHS = (256, 512, 1024)
 ARTICLE_D_WIDTHS = (1024, 512, 256)
@@ -34,11 +39,13 @@ D_ACTIVATIONS = ("leaky_relu", "relu")
 
 class MLPGenerator(nn.Module):
     def __init__(self, latent_dim: int, data_shape: tuple[int, ...], widths: tuple[int, ...], tanh: bool,
-                 batchnorm: bool = False) -> None:
+                 batchnorm: bool = False, num_classes: int = 0, class_dim: int = CLASS_DIM) -> None:
         super().__init__()
         self.data_shape = tuple(data_shape)
+        # conditional (num_classes > 0): a class embedding joins the noise at the input
+        self.classes = nn.Embedding(num_classes, class_dim) if num_classes else None
         layers: list[nn.Module] = []
-        fan_in = latent_dim
+        fan_in = latent_dim + (class_dim if num_classes else 0)
         for width in widths:
             layers.append(nn.Linear(fan_in, width))
             if batchnorm:
@@ -50,13 +57,15 @@ class MLPGenerator(nn.Module):
             layers.append(nn.Tanh())
         self.main = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.classes is not None:
+            z = with_class(z, self.classes, check_labels(labels, z.shape[0], "generator"))
         return self.main(z).view(z.shape[0], *self.data_shape)
 
 
 class MLPDiscriminator(nn.Module):
     def __init__(self, data_shape: tuple[int, ...], widths: tuple[int, ...], dropout: float, num_logits: int,
-                 activation: str = "leaky_relu") -> None:
+                 activation: str = "leaky_relu", num_classes: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         fan_in = math.prod(data_shape)
@@ -67,10 +76,19 @@ class MLPDiscriminator(nn.Module):
             fan_in = width
         layers.append(nn.Linear(fan_in, num_logits))
         self.main = nn.Sequential(*layers)
+        # a projection discriminator (num_classes > 0) projects the last hidden features on the class
+        self.projection = Projection(num_classes, fan_in, num_logits) if num_classes else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         # reshape, not view: a channels_last or sliced batch need not be contiguous
-        return self.main(x.reshape(x.shape[0], -1))
+        x = x.reshape(x.shape[0], -1)
+        if self.projection is None:
+            return self.main(x)
+        labels = check_labels(labels, x.shape[0], "discriminator")
+        *hidden, last = self.main
+        for layer in hidden:
+            x = layer(x)
+        return last(x) + self.projection(x, labels)
 
 
 class MLPArchitecture:
@@ -84,7 +102,8 @@ class MLPArchitecture:
 
     def __init__(self, hidden_scale: float = 1.0, dropout: float = 0.3, output: str = "auto",
                  g_widths: tuple[int, ...] = ARTICLE_G_WIDTHS, d_widths: tuple[int, ...] = ARTICLE_D_WIDTHS,
-                 d_activation: str = "leaky_relu", g_batchnorm: bool = False) -> None:
+                 d_activation: str = "leaky_relu", g_batchnorm: bool = False, conditional: bool = False,
+                 projection: bool = True, class_dim: int = CLASS_DIM) -> None:
         if d_activation not in D_ACTIVATIONS:
             raise ValueError(f"d_activation must be one of {D_ACTIVATIONS}, not {d_activation!r}")
         self.hidden_scale = hidden_scale
@@ -94,16 +113,25 @@ class MLPArchitecture:
         self.d_widths = tuple(int(w) for w in d_widths)
         self.d_activation = d_activation
         self.g_batchnorm = g_batchnorm
+        # read by the engine (ganlab.train.conditioning): G(z, y), and D(x, y) when it projects
+        self.conditional = bool(conditional)
+        self.conditional_discriminator = self.conditional and bool(projection)
+        self.class_dim = int(class_dim)
 
     def _widths(self, base: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(max(1, round(w * self.hidden_scale)) for w in base)
 
-    def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int) -> tuple[nn.Module, nn.Module]:
+    def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int,
+              num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
         data_shape = tuple(int(d) for d in data_shape)
         check_build_args("mlp", data_shape, latent_dim, num_logits)
+        check_classes("mlp", self.conditional, num_classes)
         tanh = self.output == "tanh" or (self.output == "auto" and len(data_shape) > 1)
-        generator = MLPGenerator(latent_dim, data_shape, self._widths(self.g_widths), tanh, self.g_batchnorm)
+        g_classes = num_classes if self.conditional else 0
+        d_classes = num_classes if self.conditional_discriminator else 0
+        generator = MLPGenerator(latent_dim, data_shape, self._widths(self.g_widths), tanh, self.g_batchnorm,
+                                 g_classes, self.class_dim)
         discriminator = MLPDiscriminator(data_shape, self._widths(self.d_widths), self.dropout, num_logits,
-                                         self.d_activation)
+                                         self.d_activation, d_classes)
         return generator, discriminator
 

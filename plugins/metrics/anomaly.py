@@ -35,6 +35,8 @@ class AnomalyMetric:
             return False
         if int(run.config.settings.get("pack", 1)) > 1:
             return False  # a packed D scores packs of images: no score of one test image to rank
+        if getattr(run, "conditioning", None) is not None and run.conditioning.discriminator:
+            return False  # a conditional D scores an image given a class: no label-free score to rank by
         data = _tensor_data(run.data)
         if data is None or getattr(data, "test_y", None) is None or getattr(data, "y", None) is None:
             return False

@@ -36,10 +36,15 @@ class HeadDiagnostics:
         if ctx.config is not None:
             n = min(n, int(getattr(ctx.config, "eval_samples", n)))
         head = ctx.head
-        real = ctx.real_batch(n)
-        fake = ctx.generate(n)
-        real_logits = ctx.discriminate(real)
-        fake_logits = ctx.discriminate(fake)
+        # a conditional D scores a sample given its class: real samples with their labels, fakes with the
+        # classes they were generated for
+        labelled = getattr(ctx, "conditioning", None) is not None and ctx.conditioning.discriminator
+        if labelled:
+            (real, real_y), (fake, fake_y) = ctx.real_labelled(n), ctx.generate_labelled(n)
+            real_logits, fake_logits = ctx.discriminate(real, real_y), ctx.discriminate(fake, fake_y)
+        else:
+            real, fake = ctx.real_batch(n), ctx.generate(n)
+            real_logits, fake_logits = ctx.discriminate(real), ctx.discriminate(fake)
         probs = torch.cat([head.probs(real_logits), head.probs(fake_logits)])
         out = {
             "diag.p_real_real": head.p_real(real_logits).mean().item(),
@@ -54,14 +59,16 @@ class HeadDiagnostics:
             # a relativistic G loss judges its samples against real ones: it gets the real batch's scores
             real_given = real_logits[: self.grad_samples] if takes_real_scores(ctx.objective) else None
             norms = generator_gradient_norms(ctx.objective, head, ctx.discriminator, fake[: self.grad_samples],
-                                             precision, real_given)
+                                             precision, real_given,
+                                             fake_y[: self.grad_samples] if labelled else None)
             out["diag.g_grad_norm"] = norms.mean().item()
             out["diag.g_grad_zero"] = (norms == 0).float().mean().item()
         return out
 
 
 def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: torch.Tensor,
-                             precision: str = "fp32", real_logits: torch.Tensor | None = None) -> torch.Tensor:
+                             precision: str = "fp32", real_logits: torch.Tensor | None = None,
+                             labels: torch.Tensor | None = None) -> torch.Tensor:
     """(B,) L2 norms of ∇_x of each sample's generator loss.
 
     ``g_loss`` is a batch mean, so it is scaled by B to give each sample's own
@@ -73,7 +80,7 @@ def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: t
     buffers = [(b, b.detach().clone()) for b in getattr(discriminator, "buffers", lambda: [])()]
     try:
         with torch.enable_grad(), _autocast(x.device, precision):
-            scores = discriminator(x)
+            scores = discriminator(x) if labels is None else discriminator(x, labels)
             value = objective.g_loss(head, scores) if real_logits is None else \
                 objective.g_loss(head, scores, real_logits=real_logits)
             loss = total_of(value, "loss")[0] * x.shape[0]

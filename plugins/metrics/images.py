@@ -29,7 +29,10 @@ Protocol, fixed per run and logged as ``images.*`` params (docs/heads.md,
 * ``images.coverage``: fraction of R whose share of the predictions is at least
   ``coverage_threshold`` times its fair share 1/|R| (default 0.5: a class counts
   from 1/(2|R|) of the samples, 5 % on ten classes; see :func:`coverage`);
-  ``images.class_kl``: KL(predicted class histogram ‖ uniform over R) in nats.
+  ``images.class_kl``: KL(predicted class histogram ‖ uniform over R) in nats;
+* conditional generators: the n samples are generated for balanced classes (0, 1, …, K − 1, 0, …),
+  and ``images.cond_accuracy`` is the share of those asked for a class c in R that the classifier
+  labels c (chance: 1/|R|), beside ``images.classifier_test_accuracy``, its ceiling on real images.
 """
 
 from __future__ import annotations
@@ -198,7 +201,25 @@ class ImageMetrics:
     def evaluate(self, ctx: Any) -> dict[str, float]:
         ref = self.reference(ctx)
         ctx.params.update(ref.params)
-        feats, logits = ref.classifier.features_and_logits(ctx.generate(ref.n), ctx.device)
+        conditioning = getattr(ctx, "conditioning", None)
+        if conditioning is not None and conditioning.generator:
+            samples, asked = ctx.generate_labelled(ref.n)
+        else:
+            samples, asked = ctx.generate(ref.n), None
+        feats, logits = ref.classifier.features_and_logits(samples, ctx.device)
         out = {f"images.{k}": v for k, v in self._stats(feats, logits, ref).items()}
+        if asked is not None:
+            out["images.cond_accuracy"] = conditional_accuracy(logits, ref.classes, asked)
         out.update(ref.floor)
         return out
+
+
+def conditional_accuracy(logits: torch.Tensor, classes: torch.Tensor, asked: torch.Tensor) -> float:
+    """The share of samples asked for a class among ``classes`` (the training split's label values) that the
+    classifier, choosing among those classes as :func:`class_histogram` does, assigns to it."""
+    asked, classes, logits = asked.cpu(), classes.cpu(), logits.cpu()
+    predicted = classes[logits[:, classes].argmax(dim=1)]
+    known = torch.isin(asked, classes)
+    if not bool(known.any()):
+        return float("nan")
+    return float((predicted[known] == asked[known]).float().mean())

@@ -1,5 +1,5 @@
-"""Built-in GAN objectives (nonsaturating, minimax, hinge, least-squares, wasserstein, relativistic) and the semi-supervised
-accuracy metric.
+"""Built-in GAN objectives (nonsaturating, minimax, hinge, least-squares, wasserstein, relativistic, acgan) and the
+semi-supervised accuracy metric.
 
 Registration only: the factories are ``"module:attr"`` strings into
 :mod:`ganlab_plugins.objectives.games`, imported when a run builds them. Both
@@ -52,6 +52,16 @@ def register_losses(register: Any) -> None:
     register(
         "relativistic", f"{_TORCH}:Relativistic",
         summary="relativistic average game (RaGAN) through the head's own losses; every head",
+    )
+    register(
+        "acgan", "ganlab_plugins.objectives.acgan:ACGAN",
+        summary="AC-GAN: the non-saturating game plus the K+1 head's own class loss on real samples and on "
+                "fakes for their requested class; conditional generators, heads with class scores",
+        options={
+            "class_weight": Option(float, 1.0, "weight of the auxiliary class loss (D's and G's)", min=0.0),
+            "fake_class_loss": Option(bool, True, "D also learns the requested classes of fakes (Odena et "
+                                      "al.'s AC-GAN); false: D's class loss on real samples only"),
+        },
     )
 
 

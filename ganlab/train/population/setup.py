@@ -40,6 +40,8 @@ def why_sequential(built: Any) -> str | None:
     if not getattr(built.architecture, "vectorisable", False):
         return (f"architecture '{arch}' does not declare vectorisable = True "
                 "(docs/plugins.md, \"Population runs\")")
+    if getattr(built, "conditioning", None) is not None:
+        return f"architecture '{arch}' is conditional (the stacked replicas are not called with labels)"
     if not isinstance(built.data, TensorData):
         return f"dataset '{built.config.name_of('dataset')}' is streamed from disk, not held in memory"
     if getattr(built.objective, "semi_supervised", False) or getattr(built.objective, "vectorisable", True) is False:
