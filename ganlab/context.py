@@ -95,4 +95,8 @@ class EvalContext:
     #: labels where D is conditional (``conditioning.discriminator``).
     conditioning: Any = None
     generate_labelled: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
+    #: the run's latent component (``sample(n, latent_dim, device, generator)``; InfoGAN's has ``codes``),
+    #: and ``generate_from(noise, labels=None)``: samples of given latents, as ``generate`` makes them
+    latent: Any = None
+    generate_from: Callable[..., torch.Tensor] | None = None
     real_labelled: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None

@@ -102,6 +102,19 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_latents(register: Register) -> None:
+    """Register what G is fed: ``--latent NAME`` (default ``gaussian``, z ~ N(0, I)).
+
+    The factory returns an object with ``sample(n, latent_dim, device, generator) -> Tensor``
+    (n, latent_dim), drawing from ``generator`` (a torch.Generator on the CPU, or None for torch's
+    global stream on ``device``). Optional: ``check(latent_dim)`` raising ComponentError for a size
+    it cannot fill, ``codes(noise)`` returning the structured codes a sample was drawn with
+    (InfoGAN's), and ``sweep(rows, columns, latent_dim, generator)`` for the sample grid: one code
+    varying along each column, the rest fixed along each row.
+    """
+
+
+@hookspec
 def register_metrics(register: Register) -> None:
     """Register evaluation metrics.
 
@@ -240,6 +253,7 @@ COMPONENT_HOOKS = {
     "register_heads": "head",
     "register_losses": "loss",
     "register_datasets": "dataset",
+    "register_latents": "latent",
     "register_metrics": "metric",
     "register_regularizers": "regularizer",
     "register_augmentations": "augmentation",

@@ -57,6 +57,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganlab_plugins.metrics",
     "ganlab_plugins.regularizers",
     "ganlab_plugins.augmentations",
+    "ganlab_plugins.latents",
 )
 
 

@@ -18,7 +18,7 @@ from ganlab.contracts import check_contract
 from ganlab.errors import ComponentError, GanlabError, did_you_mean
 from ganlab.options import Option, as_option, resolve_options
 
-KINDS = ("architecture", "head", "loss", "dataset", "metric", "regularizer", "augmentation", "optimizer")
+KINDS = ("architecture", "head", "loss", "dataset", "latent", "metric", "regularizer", "augmentation", "optimizer")
 
 #: Options every component of a kind has, applied by the engine rather than the component: a plugin
 #: may declare them itself to change their defaults (gp: weight 10); its factory never receives them.

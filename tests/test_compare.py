@@ -275,14 +275,22 @@ def test_a_run_recorded_before_a_setting_existed_groups_with_its_default(workdir
     base = {"head.name": "sigmoid", "arch.name": "mlp", "dataset.name": "ring8"}
     log_run(mlflow_client, exp, "old", {**base, "seed": 0}, {"modes.captured": 6.0})
     log_run(mlflow_client, exp, "new", {**base, "seed": 1, "ema": "0.0", "lr_schedule": "constant",
-                                        "arch.g_batchnorm": "False"}, {"modes.captured": 8.0})
-    log_run(mlflow_client, exp, "averaged", {**base, "seed": 2, "ema": "0.999", "arch.g_batchnorm": "False"},
-            {"modes.captured": 5.0})
+                                        "arch.g_batchnorm": "False", "latent.name": "gaussian"},
+            {"modes.captured": 8.0})
+    log_run(mlflow_client, exp, "averaged", {**base, "seed": 2, "ema": "0.999", "arch.g_batchnorm": "False",
+                                             "latent.name": "gaussian"}, {"modes.captured": 5.0})
     code, out, err = compare(cli_inproc, capsys, "-e", "versions", "-f", "json")
     assert code == 0, err
     groups = {g["group"]["ema"]: g for g in json.loads(out)["groups"]}
     assert groups["0.0"]["runs"] == 2 and groups["0.0"]["metrics"]["modes.captured"]["mean"] == 7.0
     assert groups["0.999"]["runs"] == 1
+    # a component kind added later (latent) reads as its default component for the older run
+    log_run(mlflow_client, exp, "coded", {**base, "seed": 3, "ema": "0.0", "latent.name": "infogan"},
+            {"modes.captured": 1.0})
+    code, out, err = compare(cli_inproc, capsys, "-e", "versions", "-f", "json")
+    assert code == 0, err
+    by_latent = {(g["group"].get("latent.name"), g["group"].get("ema")): g["runs"] for g in json.loads(out)["groups"]}
+    assert by_latent[("gaussian", "0.0")] == 2 and by_latent[("infogan", "0.0")] == 1
 
 
 def test_at_step_compares_the_values_logged_at_that_step(store, cli_inproc, capsys):

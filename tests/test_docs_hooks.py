@@ -151,6 +151,20 @@ def test_conditional_architecture_example_trains_on_labelled_data(examples, head
     assert len(recorded["loss.d"]) == 3 and 0.0 <= recorded["images.cond_accuracy"][-1] <= 1.0
 
 
+def test_latent_example_feeds_g_unit_vectors(examples):
+    import torch
+
+    from ganlab.testing import make_plugin_manager, run_steps
+
+    sphere = make_plugin_manager(str(examples["sphere_latent.py"]), builtins=False).registry.get(
+        "latent", "sphere").create({})
+    z = sphere.sample(5, 4, "cpu", torch.Generator().manual_seed(0))
+    assert torch.allclose(z.norm(dim=1), torch.ones(5))
+    recorded = run_steps(latent="sphere", dataset="tiny-vectors", steps=3, plugins=[str(examples["sphere_latent.py"])],
+                         metrics="none")
+    assert recorded["step"] == [1.0, 2.0, 3.0]
+
+
 def test_plugin_file_example_from_the_command_line(examples, cli_inproc, capsys):
     assert cli_inproc(["components", "head", "--plugin", "scaled_sigmoid.py", "--json"]) == 0
     listed = {c["name"]: c for c in json.loads(capsys.readouterr().out)}

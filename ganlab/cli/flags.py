@@ -19,6 +19,7 @@ from ganlab.config import DEFAULT_COMPONENTS, FLAG_SETTINGS, MULTI, SECTIONS, SE
 #: what each component flag picks, for its help text
 _COMPONENT_HELP = {
     "arch": "Architecture", "head": "Discriminator output head", "loss": "GAN objective", "dataset": "Dataset",
+    "latent": "G's input: noise, or noise and latent codes (InfoGAN)",
 }
 
 
@@ -35,7 +36,8 @@ def _help(text: str, default: Any) -> str:
 
 
 def component_parameters() -> list[inspect.Parameter]:
-    """``--arch``, ``--head``, ``--loss``, ``--dataset``: a component's name (its options go through --set)."""
+    """``--arch``, ``--head``, ``--loss``, ``--dataset``, ``--latent``: a component's name (its options go
+    through --set)."""
     return [
         inspect.Parameter(
             section, inspect.Parameter.KEYWORD_ONLY, default=None,

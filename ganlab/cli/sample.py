@@ -82,7 +82,8 @@ def sample(
         if suffix == ".npy":
             check_space(out, partial, n, model.shape)
         # closing: an error or Ctrl-C while writing still ends the progress bar
-        with contextlib.closing(sample_batches(model.generator, n, model.latent_dim, seed, labels=labels)) as batches:
+        with contextlib.closing(sample_batches(model.generator, n, model.latent_dim, seed, labels=labels,
+                                               latent=model.latent)) as batches:
             _write(batches, suffix, out, partial, model, run, plugins, n, seed)
     finally:
         partial.unlink(missing_ok=True)
@@ -181,6 +182,8 @@ class Model:
     config: Any
     #: ganlab.train.conditioning.Conditioning of a conditional run, else None
     conditioning: Any = None
+    #: the run's latent component (None: the plain Gaussian)
+    latent: Any = None
 
 
 def requested_labels(model: Model, klass: int | None, what: str, columns: int = 0) -> Any:
@@ -255,7 +258,10 @@ def _load(run: Any, files: dict[str, Path], plugins: Any, device: str) -> Model:
         first = str(exc).strip().splitlines()[0]
         raise GanlabError(f"generator.pt of run '{run.info.run_id}' does not fit architecture "
                           f"'{config.name_of('arch')}' as configured: {first}") from None
-    return Model(generator.to(resolve_device(device)), shape, config.latent_dim, config, conditioning)
+    from ganlab.train.build import make_latent
+
+    latent = make_latent(plugins, config, {})
+    return Model(generator.to(resolve_device(device)), shape, config.latent_dim, config, conditioning, latent)
 
 
 def _num_classes(run: Any, config: Any, plugins: Any) -> int:
@@ -289,13 +295,14 @@ def _dataset(config: Any, plugins: Any) -> Any:
 
 # ---- generating and writing -------------------------------------------------------
 def sample_batches(generator: Any, n: int, latent_dim: int, seed: int, batch: int = BATCH,
-                   labels: Any = None) -> Iterator[Any]:
+                   labels: Any = None, latent: Any = None) -> Iterator[Any]:
     """N samples as CPU float tensors of up to ``batch`` each, with progress on stderr.
 
     The noise is one stream from ``seed``: torch draws the same normal numbers for
     ``randn(a)`` then ``randn(b)`` as for ``randn(a + b)`` when ``a`` is a multiple of 16, and
     every batch but the last holds ``batch × latent_dim`` numbers, a multiple of 512.
-    ``labels(start, size)``: a conditional generator's classes for each batch (None: G(z)).
+    ``labels(start, size)``: a conditional generator's classes for each batch (None: G(z));
+    ``latent``: the run's latent component (None: the plain Gaussian, drawn here as it draws).
     """
     import torch
 
@@ -305,7 +312,8 @@ def sample_batches(generator: Any, n: int, latent_dim: int, seed: int, batch: in
     try:
         for start in range(0, n, batch):
             size = min(batch, n - start)
-            noise = torch.randn(size, latent_dim, generator=noise_gen).to(target)
+            noise = torch.randn(size, latent_dim, generator=noise_gen).to(target) if latent is None else \
+                latent.sample(size, latent_dim, target, noise_gen)
             with torch.no_grad():
                 if labels is None:
                     samples = generator(noise).float().cpu()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganlab.compare.store import get_experiment, get_run, search_all
-from ganlab.config import SECTIONS, SETTINGS
+from ganlab.config import DEFAULT_COMPONENTS, SECTIONS, SETTINGS
 from ganlab.errors import GanlabError, did_you_mean
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -211,6 +211,8 @@ def _default_of(run: Any, key: str) -> str:
     if key in SETTINGS:
         return _param_text(SETTINGS[key].default)
     section, _, option = key.partition(".")
+    if option == "name" and section in DEFAULT_COMPONENTS:  # a component kind added later (latent)
+        return DEFAULT_COMPONENTS[section]
     component = run.data.params.get(f"{section}.name")
     if section in SECTIONS and component and option != "name":
         declared = _component_options(SECTIONS[section], component)

@@ -32,9 +32,10 @@ from ganlab.options import Option, resolve_options
 from ganlab.train.schedule import SCHEDULES
 
 #: config-file section -> registry kind
-SECTIONS = {"arch": "architecture", "head": "head", "loss": "loss", "dataset": "dataset"}
+SECTIONS = {"arch": "architecture", "head": "head", "loss": "loss", "dataset": "dataset", "latent": "latent"}
 
-DEFAULT_COMPONENTS = {"arch": "mlp", "head": "sigmoid", "loss": "nonsaturating", "dataset": "digits"}
+DEFAULT_COMPONENTS = {"arch": "mlp", "head": "sigmoid", "loss": "nonsaturating", "dataset": "digits",
+                      "latent": "gaussian"}
 
 #: Components a run uses several of, by name: the setting that lists them (comma-separated, "none" for
 #: none), and the per-name option tables (``[regularizer.gp]``, ``--set regularizer.gp.weight=5``).
@@ -369,6 +370,10 @@ class ConfigBuilder:
             name = table.pop("name", None) or DEFAULT_COMPONENTS[section]
             if not isinstance(name, str):
                 raise ConfigError(f"{section}.name must be a string, not {name!r}")
+            if section == "latent" and name == DEFAULT_COMPONENTS[section] and not table \
+                    and name not in registry.names(kind):
+                components[section] = {"name": name}  # the engine's own noise (ganlab.train.noise)
+                continue
             component = registry.get(kind, name)
             components[section] = {"name": name, **component.resolve(table)}
         metric_options: dict[str, dict[str, Any]] = {}

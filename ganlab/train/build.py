@@ -64,6 +64,10 @@ class Built:
     optimizers: dict[str, Any] = field(default_factory=dict)
     #: class-conditional runs: which networks take labels, and how many classes (None: unconditional)
     conditioning: Any = None
+    #: what G is fed (``latent`` component; ``sample(n, latent_dim, device, generator)``)
+    latent: Any = None
+    #: a network the objective trains with D on D's features (InfoGAN's Q head), or None
+    auxiliary: Any = None
 
 
 def make_optimizer_plugins(plugins: PluginManager, config: RunConfig) -> dict[str, Any]:
@@ -122,6 +126,20 @@ def composed_augmentation(augmentations: list[tuple[Component, Any]]) -> Callabl
         return x
 
     return augment
+
+
+def make_latent(plugins: PluginManager, config: RunConfig, components: dict[str, Component]) -> Any:
+    """The run's latent (``--latent``), checked against the latent size; the engine's own N(0, I) when
+    the default ``gaussian`` is not registered (a plugin manager without the built-ins)."""
+    name = config.name_of("latent")
+    if name not in plugins.registry.names("latent"):
+        from ganlab.train.noise import StandardNormal
+
+        return StandardNormal()
+    components["latent"], latent = create(plugins, config, "latent")
+    if hasattr(latent, "check"):
+        call_plugin(components["latent"], "check", latent.check, config.latent_dim)
+    return latent
 
 
 def create(plugins: PluginManager, config: RunConfig, section: str) -> tuple[Component, Any]:
@@ -194,6 +212,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     made: dict[str, Any] = {}
     for section in ("dataset", "head", "loss", "arch"):
         components[section], made[section] = create(plugins, config, section)
+    latent = make_latent(plugins, config, components)
 
     request = DataRequest(root=Path(config.data_root), download=config.download, seed=config.seed)
     data, hit = load_data(components["dataset"], made["dataset"], config.options_of("dataset"), request,
@@ -203,6 +222,8 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     loss, architecture = components["loss"], components["arch"]
     if hasattr(objective, "check"):
         call_plugin(loss, "check", objective.check, config.name_of("head"), head, data)
+    if hasattr(objective, "use_latent"):  # e.g. InfoGAN: the codes it must recover
+        call_plugin(loss, "use_latent", objective.use_latent, config.name_of("latent"), latent)
     num_classes = int(call_plugin(loss, "num_classes", objective.num_classes, data)) \
         if hasattr(objective, "num_classes") else 1
     try:
@@ -239,10 +260,12 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
         data = data.to(device)
     optimizers = make_optimizer_plugins(plugins, config)
     check_batch_fits(config, device, generator, discriminator, data, optimizers, conditioning)
+    auxiliary = make_auxiliary(config, loss, objective, discriminator, device)
 
     opt_g = make_optimizer(config.optimizer_g, generator.parameters(), config.lr_g, config, device,
                            optimizers.get(config.optimizer_g))
-    opt_d = make_optimizer(config.optimizer_d, discriminator.parameters(), config.lr_d, config, device,
+    d_params = [*discriminator.parameters(), *(auxiliary.parameters() if auxiliary is not None else ())]
+    opt_d = make_optimizer(config.optimizer_d, d_params, config.lr_d, config, device,
                            optimizers.get(config.optimizer_d))
 
     metric_components = select_metrics(plugins, config)
@@ -258,7 +281,32 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
                  num_logits, generator, discriminator, opt_g, opt_d, hit, metrics,
                  metric_components={c.name: c for c in metric_components},
                  regularizers=regularizers, augmentations=make_augmentations(plugins, config, shape),
-                 optimizers=optimizers, conditioning=conditioning)
+                 optimizers=optimizers, conditioning=conditioning, latent=latent, auxiliary=auxiliary)
+
+
+def make_auxiliary(config: RunConfig, loss: Component, objective: Any, discriminator: Any, device: Any) -> Any:
+    """The objective's network on D's features (``auxiliary_network(feature_dim)``: InfoGAN's Q), on the
+    run's device, or None. D must expose ``features(x)`` and ``feature_dim``; the network trains with D's
+    optimiser and is checkpointed with the run."""
+    import torch
+
+    if not callable(getattr(objective, "auxiliary_network", None)):
+        return None
+    name, arch = config.name_of("loss"), config.name_of("arch")
+    if not (callable(getattr(discriminator, "features", None)) and getattr(discriminator, "feature_dim", None)):
+        why = " (a packed D scores packs, not samples)" if config.pack > 1 else ""
+        raise GanlabError(f"loss '{name}' reads D's features, but architecture '{arch}'{why} does not expose them: "
+                          "its discriminator needs features(x) and feature_dim (docs/plugins.md, \"Latents\")")
+    from ganlab.dist import launched_by_torchrun
+
+    if launched_by_torchrun():
+        raise GanlabError(f"loss '{name}' trains a network of its own beside D, which a distributed run does not "
+                          "synchronise yet; run it in one process")
+    network = call_plugin(loss, "auxiliary_network", objective.auxiliary_network, int(discriminator.feature_dim))
+    if not isinstance(network, torch.nn.Module):
+        raise ComponentError(f"loss '{name}' auxiliary_network() returned a {type(network).__name__}, "
+                             "not a torch.nn.Module")
+    return network.to(device)
 
 
 def check_conditioning(config: RunConfig, objective: Any, conditioning: Any) -> None:

@@ -61,6 +61,8 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
 
     config, G, D, head, objective = b.config, b.generator, b.discriminator, b.head, b.objective
     device, latent = b.device, config.latent_dim
+    draw = b.latent.sample  # the plain Gaussian's is torch.randn(n, latent_dim, device=device)
+    features = D.features if b.auxiliary is not None else None
     # distributed: gradients are averaged through DDP wrappers (ganlab.dist); the G step
     # scores fakes with the bare D, whose gradients there are discarded and need no all-reduce
     G_sync, D_sync = b.wrapped if b.wrapped is not None else (G, D)
@@ -82,13 +84,13 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
         import torch
 
         with autocast(device, config.precision):
-            noise = torch.randn(real.shape[0], latent, device=device)
+            noise = draw(real.shape[0], latent, device)
             fake_labels = cond.draw(real.shape[0], real_labels, device) if cond is not None else None
             with torch.no_grad():
                 fake = gen(noise, fake_labels)
             step = Step(phase="d", number=number, d_step=d_step, real=real, real_labels=real_labels,
                         noise=noise, fake=fake, discriminator=D_sync, head=head, augment=step_aug,
-                        fake_labels=fake_labels, conditional=cond_d)
+                        fake_labels=fake_labels, conditional=cond_d, features=features, auxiliary=b.auxiliary)
             if one_d_call:
                 # one call on both halves: larger matrix products and half the kernel launches
                 # (measured in docs/benchmarks.md)
@@ -117,13 +119,14 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
         import torch
 
         with autocast(device, config.precision):
-            noise = torch.randn(batch_size, latent, device=device)
+            noise = draw(batch_size, latent, device)
             fake_labels = cond.draw(batch_size, real_labels, device) if cond is not None else None
             fake = gen_sync(noise, fake_labels)
             if on_step:
                 step = Step(phase="g", number=number, d_step=None, real=real, real_labels=real_labels,
                             noise=noise, fake=fake, discriminator=D, head=head, augment=step_aug,
-                            fake_labels=fake_labels, conditional=cond_d)
+                            fake_labels=fake_labels, conditional=cond_d, features=features,
+                            auxiliary=b.auxiliary)
                 value = objective.generator_loss(step)
             elif with_real:
                 with torch.no_grad():
@@ -182,12 +185,10 @@ class Trainer:
         # images: one 8x8 grid (conditional: a row of 8 per class); vectors (2-D mixtures): enough
         # points for a scatter plot
         self.fixed_labels = fixed_labels(built.conditioning, len(built.data.shape) > 1, built.device)
-        n_fixed = (64 if len(built.data.shape) > 1 else 1000) if self.fixed_labels is None else len(self.fixed_labels)
-        self.fixed_noise = torch.randn(
-            n_fixed, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 1)
-        ).to(built.device)
+        self.fixed_noise = fixed_noise(built, self.fixed_labels)
         d_fn, g_fn = make_step_functions(built)
-        self.d_trainable = [p for p in built.discriminator.parameters() if p.requires_grad]
+        auxiliary = list(built.auxiliary.parameters()) if built.auxiliary is not None else []
+        self.d_trainable = [p for p in [*built.discriminator.parameters(), *auxiliary] if p.requires_grad]
         self.d_loss_fn = maybe_compile(d_fn, config.compile, "discriminator")
         self.g_loss_fn = maybe_compile(g_fn, config.compile, "generator")
         self.ctx = RunContext(
@@ -440,6 +441,7 @@ class Trainer:
             "data_order": self.batches.state_dict(),
             "config": b.config.to_toml_dict(),
             "objective": b.objective.state_dict() if hasattr(b.objective, "state_dict") else {},
+            **({"auxiliary": b.auxiliary.state_dict()} if b.auxiliary is not None else {}),
             **({"generator_average": self.average.state_dict()} if self.average is not None else {}),
             "plugins": self.plugins.collect_state(self.ctx),
         }
@@ -456,6 +458,8 @@ class Trainer:
         self.batches.load_state_dict(state["data_order"])
         if hasattr(b.objective, "load_state_dict") and state.get("objective"):
             b.objective.load_state_dict(state["objective"])
+        if b.auxiliary is not None:
+            b.auxiliary.load_state_dict(state["auxiliary"])
         if self.average is not None:
             # a checkpoint from before the average existed: it starts from the weights being resumed
             self.average.load_state_dict(state.get("generator_average", state["generator"]))
@@ -491,6 +495,22 @@ class Trainer:
 #: A conditional image run's sample grid shows one row of this many samples per class, for at most
 #: MAX_GRID_CLASSES classes (the first ones).
 GRID_COLUMNS, MAX_GRID_CLASSES = 8, 16
+
+
+def fixed_noise(built: Built, labels: Any) -> Any:
+    """The latents of the run's sample grids, from their own seeded stream: for an image run an 8x8 grid, or
+    one row per class (conditional), or a latent's own sweep (InfoGAN: a code varying down each column);
+    for vectors, 1000 points."""
+    import torch
+
+    config = built.config
+    stream = torch.Generator().manual_seed(config.seed + 1)
+    images = len(built.data.shape) > 1
+    if labels is None and images and callable(getattr(built.latent, "sweep", None)):
+        rows = min(int(getattr(built.latent, "sweep_rows", MAX_GRID_CLASSES)), MAX_GRID_CLASSES)
+        return built.latent.sweep(rows, GRID_COLUMNS, config.latent_dim, stream).to(built.device)
+    n = (64 if images else 1000) if labels is None else len(labels)
+    return built.latent.sample(n, config.latent_dim, built.device, stream)
 
 
 def fixed_labels(conditioning: Any, images: bool, device: Any) -> Any:

@@ -39,15 +39,19 @@ def make_eval_context(trainer: Any, step: int) -> EvalContext:
     noise_gen = torch.Generator().manual_seed(cfg.seed + 7919)
     data = b.data if isinstance(b.data, TensorData) else getattr(b.data, "preview", None)
 
+    def generate_from(noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.no_grad(), autocast(device, cfg.precision):
+            return torch.cat([G(noise[i : i + 512].to(device), None if labels is None else labels[i : i + 512])
+                              .float() for i in range(0, len(noise), 512)])
+
     def generate_labelled(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         chunks, labels = [], []
-        with torch.no_grad(), autocast(device, cfg.precision):
-            for start in range(0, n, 512):
-                size = min(512, n - start)
-                noise = torch.randn(size, cfg.latent_dim, generator=noise_gen).to(device)
-                y = cond.balanced(size, device, offset=start) if cond is not None and cond.generator else None
-                chunks.append(G(noise, y).float())
-                labels.append(y)
+        for start in range(0, n, 512):
+            size = min(512, n - start)
+            noise = b.latent.sample(size, cfg.latent_dim, device, noise_gen)
+            y = cond.balanced(size, device, offset=start) if cond is not None and cond.generator else None
+            chunks.append(generate_from(noise, y))
+            labels.append(y)
         return torch.cat(chunks), (torch.cat(labels) if labels[0] is not None else None)
 
     def generate(n: int) -> torch.Tensor:
@@ -75,7 +79,8 @@ def make_eval_context(trainer: Any, step: int) -> EvalContext:
         step=step, device=device, dataset_name=cfg.name_of("dataset"), data=data, head=b.head,
         generator=generator, discriminator=b.discriminator, latent_dim=cfg.latent_dim, seed=cfg.seed,
         cache_dir=default_cache_dir(), generate=generate, discriminate=discriminate, real_batch=real_batch,
-        objective=b.objective, run=trainer.ctx, config=cfg, conditioning=cond,
+        objective=b.objective, run=trainer.ctx, config=cfg, conditioning=cond, latent=b.latent,
+        generate_from=generate_from,
         generate_labelled=generate_labelled if conditional else None,
         real_labelled=real_labelled if conditional else None,
     )

@@ -45,6 +45,9 @@ class Step:
     ``discriminator``: D as it trains (the DDP-synchronised one when distributed); ``head``;
     ``number``: the training step being made (1-based); ``d_step``: which D update of the step.
 
+    ``auxiliary`` and ``features(x)``: the network an objective trains on D's features (InfoGAN's Q) and
+    those features, where the objective declares ``auxiliary_network``.
+
     Conditional runs (``ganlab.train.conditioning``): ``fake_labels`` are the classes the fakes were
     generated for (None in an unconditional run), and where D is conditional (``conditional``) it is
     called as ``D(x, y)``: ``scores``, ``critic`` and ``input_gradient`` give it the fakes' labels for
@@ -58,9 +61,12 @@ class Step:
                  augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  uniform: Callable[[Sequence[int]], torch.Tensor] | None = None,
                  population: bool = False, fake_labels: torch.Tensor | None = None,
-                 conditional: bool = False) -> None:
+                 conditional: bool = False, features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 auxiliary: Any = None) -> None:
         self.phase, self.number, self.d_step = phase, number, d_step
         self.fake_labels, self.conditional = fake_labels, conditional
+        self._features = features
+        self.auxiliary = auxiliary
         self.real, self.real_labels, self.noise, self.fake = real, real_labels, noise, fake
         self.discriminator, self.head = discriminator, head
         self.population = population
@@ -99,6 +105,13 @@ class Step:
         in one call)."""
         labels = self.labels_for(x)
         self._scores[(id(x), id(labels))] = (x, labels, scores)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """D's last hidden features of ``x`` (augmented as in training), for an objective that trains a
+        network on them (``auxiliary``: InfoGAN's Q head). Only where the objective declares one."""
+        if self._features is None:
+            raise RuntimeError("D's features are handed to objectives that declare auxiliary_network()")
+        return self._features(self.augment(x))
 
     def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """D's scalar score per scored row of ``x`` (:func:`critic_score`), differentiable in x and D."""

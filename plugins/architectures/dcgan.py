@@ -124,15 +124,25 @@ class DCGANDiscriminator(nn.Module):
         layers.append(nn.Conv2d(width, num_logits, base, 1, 0))
         self.main = nn.Sequential(*layers)
         self.projection = Projection(num_classes, width, num_logits) if num_classes else None
+        #: the width of ``features`` (the last feature map, flattened): what an objective's own head on
+        #: D reads (InfoGAN's Q)
+        self.feature_dim = width * base * base
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in list(self.main)[:-1]:
+            x = layer(x)
+        return x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden feature map, flattened (B, feature_dim)."""
+        return self.feature_map(x).flatten(1)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.projection is None:
             return self.main(x).flatten(1)
         labels = check_labels(labels, x.shape[0], "discriminator")
-        *hidden, last = self.main
-        for layer in hidden:
-            x = layer(x)
-        return last(x).flatten(1) + self.projection(x.sum(dim=(2, 3)), labels)
+        h = self.feature_map(x)
+        return self.main[-1](h).flatten(1) + self.projection(h.sum(dim=(2, 3)), labels)
 
 
 def init_weights(module: nn.Module) -> None:

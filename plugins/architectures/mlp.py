@@ -78,17 +78,23 @@ class MLPDiscriminator(nn.Module):
         self.main = nn.Sequential(*layers)
         # a projection discriminator (num_classes > 0) projects the last hidden features on the class
         self.projection = Projection(num_classes, fan_in, num_logits) if num_classes else None
+        #: the width of ``features``: what an objective's own head on D reads (InfoGAN's Q)
+        self.feature_dim = fan_in
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's output (B, feature_dim)."""
         # reshape, not view: a channels_last or sliced batch need not be contiguous
         x = x.reshape(x.shape[0], -1)
-        if self.projection is None:
-            return self.main(x)
-        labels = check_labels(labels, x.shape[0], "discriminator")
-        *hidden, last = self.main
-        for layer in hidden:
+        for layer in list(self.main)[:-1]:
             x = layer(x)
-        return last(x) + self.projection(x, labels)
+        return x
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.projection is None:
+            return self.main(x.reshape(x.shape[0], -1))
+        labels = check_labels(labels, x.shape[0], "discriminator")
+        h = self.features(x)
+        return self.main[-1](h) + self.projection(h, labels)
 
 
 class MLPArchitecture:

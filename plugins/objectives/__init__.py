@@ -1,5 +1,5 @@
-"""Built-in GAN objectives (nonsaturating, minimax, hinge, least-squares, wasserstein, relativistic, acgan) and the
-semi-supervised accuracy metric.
+"""Built-in GAN objectives (nonsaturating, minimax, hinge, least-squares, wasserstein, relativistic, acgan,
+infogan) and their metrics: the semi-supervised accuracy and InfoGAN's code recovery.
 
 Registration only: the factories are ``"module:attr"`` strings into
 :mod:`ganlab_plugins.objectives.games`, imported when a run builds them. Both
@@ -65,10 +65,30 @@ def register_losses(register: Any) -> None:
     )
 
 
+    register(
+        "infogan", "ganlab_plugins.objectives.infogan:InfoGAN",
+        summary="InfoGAN: the non-saturating game plus Q's recovery of G's latent codes from D's features "
+                "(--latent infogan; Q's categorical map softmax, sparsemax or entmax)",
+        options={
+            "info_weight": Option(float, 1.0, "weight of the information loss (lambda), for D and G", min=0.0),
+            "continuous_weight": Option(float, 0.1, "extra weight of the continuous codes' loss", min=0.0),
+            "q_map": Option(str, "softmax", "Q's posterior over each categorical code: softmax (the paper: "
+                            "-log Q), sparsemax or entmax (their Fenchel-Young losses)",
+                            choices=("softmax", "sparsemax", "entmax")),
+            "q_hidden": Option(int, 128, "width of Q's hidden layer on D's features", min=1),
+        },
+    )
+
+
 @hookimpl
 def register_metrics(register: Any) -> None:
     register(
         "ssl", f"{_TORCH}:SemiSupervisedAccuracy",
         summary="semi-supervised D's class accuracy on the test split (runs with loss.labeled > 0)",
         options={"max_examples": Option(int, 10000, "test examples to classify", min=1)},
+    )
+    register(
+        "infogan", "ganlab_plugins.objectives.infogan:CodeRecovery",
+        summary="InfoGAN runs: Q's recovery of the codes of generated samples (accuracy, continuous MSE)",
+        options={"samples": Option(int, 1000, "generated samples per evaluation", min=1)},
     )

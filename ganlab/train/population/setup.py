@@ -40,6 +40,8 @@ def why_sequential(built: Any) -> str | None:
     if not getattr(built.architecture, "vectorisable", False):
         return (f"architecture '{arch}' does not declare vectorisable = True "
                 "(docs/plugins.md, \"Population runs\")")
+    if not getattr(built.latent, "standard_normal", False):
+        return f"latent '{built.config.name_of('latent')}' is not the plain Gaussian the stacked replicas draw"
     if getattr(built, "conditioning", None) is not None:
         return f"architecture '{arch}' is conditional (the stacked replicas are not called with labels)"
     if not isinstance(built.data, TensorData):
