@@ -354,6 +354,9 @@ def wrap(built: Built, d: Distributed) -> None:
     import torch
     from torch.nn.parallel import DistributedDataParallel
 
+    if built.auxiliary is not None:  # its gradients would not be averaged over the ranks
+        raise GanlabError(f"loss '{built.config.name_of('loss')}' trains a network of its own beside D (InfoGAN's "
+                          "Q), which a distributed run does not synchronise; run it in one process")
     if d.sync_batchnorm:
         built.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(built.generator)
         built.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(built.discriminator)

@@ -287,7 +287,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
 def make_auxiliary(config: RunConfig, loss: Component, objective: Any, discriminator: Any, device: Any) -> Any:
     """The objective's network on D's features (``auxiliary_network(feature_dim)``: InfoGAN's Q), on the
     run's device, or None. D must expose ``features(x)`` and ``feature_dim``; the network trains with D's
-    optimiser and is checkpointed with the run."""
+    optimiser and is checkpointed with the run (a distributed run refuses it: ganlab.dist.wrap)."""
     import torch
 
     if not callable(getattr(objective, "auxiliary_network", None)):
@@ -297,11 +297,6 @@ def make_auxiliary(config: RunConfig, loss: Component, objective: Any, discrimin
         why = " (a packed D scores packs, not samples)" if config.pack > 1 else ""
         raise GanlabError(f"loss '{name}' reads D's features, but architecture '{arch}'{why} does not expose them: "
                           "its discriminator needs features(x) and feature_dim (docs/plugins.md, \"Latents\")")
-    from ganlab.dist import launched_by_torchrun
-
-    if launched_by_torchrun():
-        raise GanlabError(f"loss '{name}' trains a network of its own beside D, which a distributed run does not "
-                          "synchronise yet; run it in one process")
     network = call_plugin(loss, "auxiliary_network", objective.auxiliary_network, int(discriminator.feature_dim))
     if not isinstance(network, torch.nn.Module):
         raise ComponentError(f"loss '{name}' auxiliary_network() returned a {type(network).__name__}, "
