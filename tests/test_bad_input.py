@@ -146,6 +146,15 @@ def garbage_mnist(cwd: Path, header: bytes = b"\x00\x00\x08\x03") -> None:
         (raw / name).write_bytes(header + os.urandom(60))
 
 
+def flat_images(cwd: Path) -> None:
+    """A folder of images with no class subfolders: unlabelled."""
+    from PIL import Image
+
+    (cwd / "flat").mkdir()
+    for i in range(4):
+        Image.new("L", (8, 8), color=40 * i).save(cwd / "flat" / f"{i}.png")
+
+
 def not_a_database(cwd: Path) -> None:
     (cwd / "other.db").write_bytes(b"this is not an SQLite database" * 10)
 
@@ -221,6 +230,9 @@ CASES = [
          ["loss 'acgan' trains D to predict each sample's class", "arch.projection=false"]),
     Case("conditional-pack", ["run", *TINY_RUN, "--set", "arch.conditional=true", "--pack", "2"],
          ["pack 2", "have no single class", "needs pack 1"]),
+    Case("conditional-unlabelled-folder", ["run", *ANY_ARCH, "--dataset", "image-folder", "--set", "dataset.path=flat",
+                                           "--set", "arch.conditional=true", "--set", "arch.hidden_scale=0.05"],
+         ["architecture 'mlp' is conditional", "dataset 'image-folder' has no class labels"], setup=flat_images),
     Case("fake-labels-choice", ["run", "--set", "fake_labels=histogram"], ["fake_labels must be one of", "histogram"]),
     Case("sample-class-unconditional", ["sample", RUN_ID, "--class", "3"],
          ["--class needs a conditional run", "unconditional generator"]),
