@@ -87,7 +87,9 @@ def register_losses(register: Register) -> None:
     head, data)`` raising ComponentError for a combination that cannot work,
     ``setup(run: RunContext)`` called once the networks exist, and the declarations
     ``needs_conditional_generator`` / ``predicts_classes`` (refuse an unconditional G / a D given
-    the classes it should predict, as AC-GAN does).
+    the classes it should predict, as AC-GAN does), ``use_latent(name, latent)`` (the run's latent
+    component) and ``auxiliary_network(feature_dim) -> nn.Module`` (a network on D's
+    ``features(x)`` trained with D and checkpointed: InfoGAN's Q; ``step.auxiliary``).
     """
 
 
