@@ -24,6 +24,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "augmentation": ("augment",),
     # build(params, lr, config) -> torch.optim.Optimizer
     "optimizer": ("build",),
+    # sample(n, latent_dim, device, generator=None) -> (n, latent_dim)
+    "latent": ("sample",),
 }
 
 #: kinds that need one of several sets of methods: the first set the object has is its contract

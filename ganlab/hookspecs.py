@@ -107,12 +107,12 @@ def register_datasets(register: Register) -> None:
 def register_latents(register: Register) -> None:
     """Register what G is fed: ``--latent NAME`` (default ``gaussian``, z ~ N(0, I)).
 
-    The factory returns an object with ``sample(n, latent_dim, device, generator) -> Tensor``
-    (n, latent_dim), drawing from ``generator`` (a torch.Generator on the CPU, or None for torch's
-    global stream on ``device``). Optional: ``check(latent_dim)`` raising ComponentError for a size
-    it cannot fill, ``codes(noise)`` returning the structured codes a sample was drawn with
-    (InfoGAN's), and ``sweep(rows, columns, latent_dim, generator)`` for the sample grid: one code
-    varying along each column, the rest fixed along each row.
+    The factory returns an object with ``sample(n, latent_dim, device, generator=None) -> Tensor``
+    (n, latent_dim), drawing from ``generator`` (a torch.Generator on the CPU, or None, as in
+    training, for torch's global stream on ``device``). Optional: ``check(latent_dim)`` raising
+    ComponentError for a size it cannot fill, ``codes(noise)`` returning the structured codes a
+    sample was drawn with (InfoGAN's), and ``sweep(rows, columns, latent_dim, generator)`` for the
+    sample grid: each column keeps one draw of everything but one code, which varies down it.
     """
 
 

@@ -375,3 +375,42 @@ def test_sampling_a_conditional_run_without_a_class_takes_the_classes_in_turn() 
     assert requested_labels(model, 2, "run 'x'")(0, 3).tolist() == [2, 2, 2]
     unconditional = Model(generator=None, shape=(2,), latent_dim=4, config=None)
     assert requested_labels(unconditional, None, "run 'x'") is None
+
+
+def test_r2_penalises_the_fakes_with_their_own_labels() -> None:
+    """R2 differentiates D at the fakes: a conditional D must be given the classes they were made for."""
+    seen: list[torch.Tensor] = []
+
+    def D(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.append(y)
+        return (x.sum(dim=1) * (y.double() + 1)).unsqueeze(1)
+
+    real, fake = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    real_y, fake_y = torch.tensor([0, 0, 0, 0]), torch.tensor([1, 2, 1, 2])
+    step = Step(phase="d", number=1, d_step=0, real=real, real_labels=real_y, noise=torch.zeros(4, 1), fake=fake,
+                discriminator=D, head=make("head", "sigmoid"), fake_labels=fake_y, conditional=True)
+    penalty = make("regularizer", "r2").penalty(step)
+    assert seen[-1] is fake_y
+    # the critic is s = (y + 1) * sum(x): its input gradient is (y + 1) in every coordinate
+    assert torch.allclose(penalty, (0.5 * 2 * (fake_y.double() + 1) ** 2).mean())
+
+
+def test_a_conditional_discriminator_needs_a_conditional_generator() -> None:
+    from ganlab.errors import ComponentError
+    from ganlab.testing import tiny_image_data
+    from ganlab.train.conditioning import conditioning_for
+
+    class DOnly:
+        conditional = False
+        conditional_discriminator = True
+
+    with pytest.raises(ComponentError, match="conditional discriminator but an unconditional generator"):
+        conditioning_for(DOnly(), "d-only", tiny_image_data(classes=3), "tiny-images", "uniform")
+
+
+def test_a_conditional_infogan_run_evaluates_its_codes_with_labels() -> None:
+    values = run_steps(loss="infogan", latent={"name": "infogan", "categorical": (3,)},
+                       arch={"name": "mlp", "conditional": True, "hidden_scale": 0.02},
+                       dataset={"name": "tiny-images", "classes": 3}, latent_dim=12, steps=2,
+                       metrics="infogan,images,diagnostics")
+    assert 0.0 <= values["infogan.code_accuracy"][-1] <= 1.0 and 0.0 <= values["images.cond_accuracy"][-1] <= 1.0

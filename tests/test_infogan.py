@@ -198,3 +198,16 @@ def test_a_population_with_codes_trains_its_seeds_one_after_another() -> None:
 
     assert "latent 'infogan' is not the plain Gaussian" in why_sequential(built("infogan"))
     assert why_sequential(built("gaussian")) is None
+
+
+def test_a_latent_without_sample_is_refused_in_one_line() -> None:
+    from ganlab import hookimpl
+    from ganlab.errors import ComponentError
+
+    class Broken:
+        @hookimpl
+        def register_latents(self, register: Any) -> None:
+            register("hollow", lambda: object(), summary="no sample()")
+
+    with pytest.raises(ComponentError, match="latent 'hollow' .* without sample"):
+        run_steps(latent="hollow", plugins=[Broken()], steps=1, metrics="none")

@@ -308,8 +308,10 @@ def check_conditioning(config: RunConfig, objective: Any, conditioning: Any) -> 
     """Refuse, in one line, what a conditional run cannot do, and an objective that needs one without it."""
     loss = config.name_of("loss")
     if getattr(objective, "needs_conditional_generator", False) and (conditioning is None or not conditioning.generator):
+        follow = " and arch.projection=false (its D must not be given the class)" \
+            if getattr(objective, "predicts_classes", False) else ""
         raise GanlabError(f"loss '{loss}' trains a class-conditional generator: use an architecture with "
-                          f"arch.conditional=true (the built-in mlp and dcgan have it) on a labelled dataset")
+                          f"arch.conditional=true{follow} (the built-in mlp and dcgan have them) on a labelled dataset")
     if conditioning is None:
         return
     if getattr(objective, "predicts_classes", False) and conditioning.discriminator:

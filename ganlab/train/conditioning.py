@@ -67,6 +67,10 @@ def conditioning_for(arch: Any, arch_name: str, data: Any, dataset_name: str, fa
     generator, discriminator = declared(arch)
     if not (generator or discriminator):
         return None
+    if discriminator and not generator:
+        raise ComponentError(f"architecture '{arch_name}' declares a conditional discriminator but an unconditional "
+                             "generator: its fakes would have no class to be judged by; set conditional = True "
+                             "(a conditional G) or conditional_discriminator = False")
     classes = int(getattr(data, "num_classes", 0) or 0)
     labelled = classes >= 2 and (getattr(data, "y", None) is not None or not hasattr(data, "y")) \
         and getattr(dataset, "labelled", True) is not False

@@ -41,8 +41,9 @@ def make_eval_context(trainer: Any, step: int) -> EvalContext:
 
     def generate_from(noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad(), autocast(device, cfg.precision):
-            return torch.cat([G(noise[i : i + 512].to(device), None if labels is None else labels[i : i + 512])
-                              .float() for i in range(0, len(noise), 512)])
+            return torch.cat([G(noise[i : i + 512].to(device),
+                                None if labels is None else labels[i : i + 512].to(device)).float()
+                              for i in range(0, len(noise), 512)])
 
     def generate_labelled(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         chunks, labels = [], []

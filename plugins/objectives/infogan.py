@@ -121,8 +121,10 @@ class CodeRecovery:
         generator = torch.Generator().manual_seed(int(ctx.seed) + 31337)
         noise = ctx.latent.sample(self.samples, ctx.latent_dim, ctx.device, generator)
         codes = ctx.latent.codes(noise)
+        conditioning = getattr(ctx, "conditioning", None)  # a conditional G: the classes in turn
+        labels = conditioning.balanced(self.samples, ctx.device) if conditioning is not None else None
         with torch.no_grad():
-            x = ctx.generate_from(noise)
+            x = ctx.generate_from(noise, labels)
             scores, means = objective.q_outputs(objective.q(ctx.discriminator.features(x.to(ctx.device))).float())
         out: dict[str, float] = {}
         if scores:

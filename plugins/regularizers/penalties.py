@@ -40,7 +40,9 @@ class R1:
     on = "real"
 
     def penalty(self, step: Any) -> torch.Tensor:
-        x = step.real if self.on == "real" else step.fake.detach()
+        # step.fake itself, not a detached copy: the step finds a conditional D's labels by identity
+        # (the fakes' own), and input_gradient detaches after that
+        x = step.real if self.on == "real" else step.fake
         return step.mean(0.5 * step.input_gradient(x).pow(2).sum(dim=-1))
 
     def __repr__(self) -> str:
