@@ -155,27 +155,19 @@ class RecordingArchitecture:
     def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int, num_classes: int) -> Any:
         inner_g, inner_d = make("architecture", "mlp", conditional=True, g_widths=(8,), d_widths=(8,)).build(
             data_shape, latent_dim, num_logits, num_classes=num_classes)
-        log = self.log
+        return LabelRecorder(inner_g, self.log.g_labels), LabelRecorder(inner_d, self.log.d_labels)
 
-        class G(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.inner = inner_g
 
-            def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-                log.g_labels.append(y.clone())
-                return self.inner(z, y)
+class LabelRecorder(torch.nn.Module):
+    """A conditional network that appends the labels of every call to ``seen``."""
 
-        class D(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.inner = inner_d
+    def __init__(self, inner: torch.nn.Module, seen: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.inner, self.seen = inner, seen
 
-            def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-                log.d_labels.append(y.clone())
-                return self.inner(x, y)
-
-        return G(), D()
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.seen.append(y.clone())
+        return self.inner(x, y)
 
 
 def test_fakes_take_the_real_batch_labels_or_uniform_ones() -> None:
@@ -363,6 +355,9 @@ def test_acgan_on_digits_learns_to_draw_the_class_it_is_asked_for(workdir: Any, 
         samples = torch.from_numpy(np.load(workdir / f"c{klass}.npy")).reshape(100, -1)
         nearest = torch.cdist(samples, centroids).argmin(dim=1)
         assert (nearest == klass).float().mean() >= 0.7, torch.bincount(nearest, minlength=10)
+    # a class the run was not trained on: one line, exit 2, no file
+    assert cli_inproc(["sample", run.info.run_id, "--class", "10", "--out", "c10.npy"]) == 2
+    assert not (workdir / "c10.npy").exists()
 
 
 def test_sampling_a_conditional_run_without_a_class_takes_the_classes_in_turn() -> None:
