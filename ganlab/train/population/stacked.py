@@ -30,6 +30,20 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 
+def stack_replicas(modules: Sequence[nn.Module]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``stack_module_state`` of the replicas, converted to the default (contiguous) memory format first.
+
+    A single run on CUDA keeps convolutional networks channels_last (``ganlab.train.build``),
+    and stacking channels_last weights gives tensors whose every slice is channels_last. Inside
+    ``vmap`` CUDA's BatchNorm and convolution then ask the batched tensor whether it is
+    channels_last-contiguous, which functorch does not implement ("NYI: querying is_contiguous
+    inside of vmap"; seen on an H100 with torch 2.11). Contiguous stacks avoid the question.
+    """
+    for module in modules:
+        module.to(memory_format=torch.contiguous_format)
+    return stack_module_state(list(modules))
+
+
 class ReplicaRandomness:
     """The replicas' own generators, and the dropout masks of the vectorised call under way.
 
@@ -121,7 +135,7 @@ class StackedNetwork:
     def __init__(self, modules: Sequence[nn.Module], randomness: ReplicaRandomness) -> None:
         self.modules = list(modules)
         self.randomness = randomness
-        params, buffers = stack_module_state(self.modules)
+        params, buffers = stack_replicas(self.modules)
         self.params: dict[str, torch.Tensor] = params
         self.buffers: dict[str, torch.Tensor] = buffers
         # the template's own tensors are never used: functional_call substitutes the stacked ones

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch.func import stack_module_state, vmap
+from torch.func import vmap
 
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
@@ -32,7 +32,7 @@ from ganlab.train.build import (
 from ganlab.train.engine import Diverged, Interrupted, OutOfMemory, Trainer
 from ganlab.train.population.optim import ReplicaOptimizer
 from ganlab.train.averaging import blend
-from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork, view_slice
+from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork, stack_replicas, view_slice
 from ganlab.train.signals import GracefulStop
 from ganlab.train.schedule import set_rates
 from ganlab.train.step import takes_real_scores
@@ -396,7 +396,7 @@ class StackedAverage:
 
     def __init__(self, G: StackedNetwork, averages: Sequence[torch.nn.Module], config: Any) -> None:
         self.G, self.decay, self.start = G, config.ema, config.ema_start
-        self.params, self.buffers = stack_module_state(list(averages))
+        self.params, self.buffers = stack_replicas(list(averages))
         for i, module in enumerate(averages):
             view_slice(module, self.params, self.buffers, i)
         self.names = list(self.params)
