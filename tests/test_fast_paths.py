@@ -299,6 +299,7 @@ def test_cuda_population_of_convolutional_replicas_trains(workdir: Path, cli_inp
             "--set", "arch.ngf=8", "--set", "arch.ndf=8"]
     assert cli_inproc(args) == 0
     runs = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
-    children = [r for r in runs if r.data.params.get("seed") in ("0", "1")]
-    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.params["seed"] for r in children) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in runs)
     assert all(math.isfinite(r.data.metrics["loss.d"]) for r in children)
