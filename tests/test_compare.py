@@ -304,3 +304,19 @@ def test_at_step_compares_the_values_logged_at_that_step(store, cli_inproc, caps
     code, out, err = compare(cli_inproc, capsys, "-e", "cmp", "-m", "modes.captured", "--at-step", "0", "--test",
                              "-f", "markdown")
     assert code == 0 and "values at step 0" in out
+
+
+def test_at_step_takes_the_step_from_any_run_when_the_runs_stopped_at_different_steps(workdir, mlflow_client,
+                                                                                         cli_inproc, capsys):
+    # interrupted populations end at different steps; the oldest and the newest run stopped earliest
+    exp = mlflow_client.create_experiment("stopped")
+    for seed, (head, steps) in enumerate((("entmax", 2), ("sigmoid", 3), ("entmax", 2))):
+        log_run(mlflow_client, exp, f"{head}-{seed}", {"head.name": head, "seed": seed},
+                {"images.fld": 1.5 if steps == 3 else 2.5}, status="FINISHED" if steps == 3 else "KILLED", steps=steps)
+    code, out, err = compare(cli_inproc, capsys, "-e", "stopped", "-m", "images.fld", "--all-runs", "--at-step", "20",
+                             "-f", "json")
+    assert code == 0, err
+    got = {g["group"]["head.name"]: g["metrics"].get("images.fld") for g in json.loads(out)["groups"]}
+    assert got["sigmoid"]["mean"] == pytest.approx(1.5) and not got["entmax"]
+    code, out, err = compare(cli_inproc, capsys, "-e", "stopped", "-m", "images.fld", "--all-runs", "--at-step", "30")
+    assert code == 2 and "--at-step 30: the runs logged images.fld at steps 0, 10, 20" in err

@@ -357,17 +357,18 @@ def at_step(mlflow_client: Any, selection: Selection, metrics: list[str], step: 
     that logged no value of a metric at that step has none (it is left out of that metric)."""
     from types import SimpleNamespace
 
-    if not any(m.step == step for run in selection.runs[:1] for metric in metrics
-               for m in mlflow_client.get_metric_history(run.info.run_id, metric)):
-        logged = sorted({m.step for run in selection.runs[:5] for metric in metrics[:1]
-                         for m in mlflow_client.get_metric_history(run.info.run_id, metric)})
+    histories = {(run.info.run_id, metric): mlflow_client.get_metric_history(run.info.run_id, metric)
+                 for run in selection.runs for metric in metrics}
+    if not any(m.step == step for points in histories.values() for m in points):
+        # runs stopped at different steps log different steps: name every step any run logged
+        logged = sorted({m.step for (_, metric), points in histories.items() if metric == metrics[0] for m in points})
         shown = ", ".join(map(str, logged[:12])) + (" ..." if len(logged) > 12 else "")
         raise GanlabError(f"--at-step {step}: the runs logged {', '.join(metrics[:1])} at steps {shown or 'none'}")
     runs = []
     for run in selection.runs:
         values = {}
         for metric in metrics:
-            at = [m.value for m in mlflow_client.get_metric_history(run.info.run_id, metric) if m.step == step]
+            at = [m.value for m in histories[(run.info.run_id, metric)] if m.step == step]
             if at:
                 values[metric] = at[-1]
         runs.append(SimpleNamespace(info=run.info, data=SimpleNamespace(params=run.data.params, tags=run.data.tags,
