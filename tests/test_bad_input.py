@@ -176,6 +176,33 @@ STRICT = {"GANLAB_STRICT_PLUGINS": "1"}
 SITE = on_path("site")  # relative: each case's own ./site
 RUN_ID = "{run_id}"  # replaced with the populated run's id
 
+STUDY_GRID = """
+[base]
+steps = 2
+[base.dataset]
+name = "ring8"
+[grid]
+seed = [0, 1]
+"""
+STUDY_SEARCH = """
+[base]
+steps = 2
+batch_size = 16
+latent_dim = 8
+eval_every = 2
+sample_every = 0
+[base.arch]
+name = "mlp"
+hidden_scale = 0.125
+[base.dataset]
+name = "ring8"
+[search]
+n_trials = 3
+objective = "{objective}"
+sampler = "random"
+lr_g = {{ log_uniform = {lr} }}
+"""
+
 CASES = [
     # -- unknown or misspelled component names: the message lists valid names and suggests the closest
     Case("head-misspelled", ["run", "--head", "sigmod"], ["unknown head 'sigmod'", "did you mean 'sigmoid'", "softmax"]),
@@ -310,6 +337,23 @@ CASES = [
          ["cannot create the tracking store directory", "afile/sub"], setup=file_in_the_way),
     Case("tracking-not-a-database", ["run", *TINY_RUN, "--tracking-uri", "sqlite:///other.db"],
          ["cannot open the tracking store", "other.db", "file is not a database"], setup=not_a_database),
+    # sweeps as studies (ganlab.studies): storage, search distributions, objective
+    Case("study-storage-scheme", ["sweep", "grid.toml", "--storage", "redis://localhost/0"],
+         ["unknown storage scheme 'redis'", "postgresql://"], setup=write("grid.toml", STUDY_GRID)),
+    Case("study-storage-unreachable", ["sweep", "grid.toml", "--storage", "postgresql://nobody@127.0.0.1:9/none"],
+         ["storage postgresql://nobody@127.0.0.1:9/none is unreachable"], setup=write("grid.toml", STUDY_GRID)),
+    Case("study-low-above-high", ["sweep", "search.toml"], ["[search] lr_g: low 0.01 > high 0.0001"],
+         setup=write("search.toml", STUDY_SEARCH.format(lr="[1e-2, 1e-4]", objective="modes.hq_percent"))),
+    Case("study-unknown-distribution", ["sweep", "search.toml"], ["unknown distribution 'normal'", "log_uniform"],
+         setup=write("search.toml", STUDY_SEARCH.replace("log_uniform", "normal").format(
+             lr="[1e-4, 1e-2]", objective="modes.hq_percent"))),
+    Case("study-objective-no-metric", ["sweep", "search.toml"], ["objective 'mode.hq_percent'", "modes.*"],
+         setup=write("search.toml", STUDY_SEARCH.format(lr="[1e-4, 1e-2]", objective="mode.hq_percent"))),
+    # a metric component that is selected but does not apply to the data: found after the first trial
+    Case("study-objective-not-logged", ["sweep", "search.toml"], ["objective 'images.fld'", "do not log",
+                                                                   "modes.hq_percent"],
+         setup=write("search.toml", STUDY_SEARCH.format(lr="[1e-4, 1e-2]", objective="images.fld")), new_runs=2),
+    Case("study-unknown", ["sweep", "status", "nosuchstudy"], ["no study 'nosuchstudy'"]),
 ]
 
 #: broken-but-tolerated: a warning line, and the command carries on (exit 0)

@@ -11,8 +11,9 @@ def register_core_commands(app: Any) -> None:
     from ganlab.cli import new_plugin as cmd_new_plugin
     from ganlab.cli import runs as cmd_runs
     from ganlab.cli import sample as cmd_sample
+    from ganlab.cli import study as cmd_study
     from ganlab.cli import sweep as cmd_sweep
     from ganlab.cli import ui as cmd_ui
 
-    for module in (cmd_runs, cmd_sweep, cmd_compare, cmd_sample, cmd_ui, cmd_new_plugin):
+    for module in (cmd_runs, cmd_sweep, cmd_study, cmd_compare, cmd_sample, cmd_ui, cmd_new_plugin):
         module.register(app)

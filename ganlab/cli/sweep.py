@@ -23,7 +23,8 @@ MAX_VARIANTS = 10_000
 
 
 def sweep(
-    file: Annotated[Path, typer.Argument(help="Sweep file: [base] run configuration + [grid] of values (see experiments/).")],
+    file: Annotated[Path, typer.Argument(help="Sweep file: [base] run configuration + [grid] of values or [search] (see experiments/); or 'status' and a study name.")],
+    study: Annotated[Optional[str], typer.Argument(help="With 'status': the study to show.", show_default=False)] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Variants to train in parallel processes (1: one after another, in this process).")] = 1,
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override KEY=VALUE in the base of every variant, e.g. steps=200 (repeatable).")] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="Replace or add a grid axis, KEY=V1,V2,... e.g. seed=0,1 (repeatable).")] = None,
@@ -33,6 +34,11 @@ def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the variants (all validated) and exit.")] = False,
     force: Annotated[bool, typer.Option("--force", help=f"Expand a grid of more than {MAX_VARIANTS} variants.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Let MLflow log what it does (also in every variant's process).")] = False,
+    storage: Annotated[Optional[str], typer.Option(help="Run the sweep as an Optuna study in this storage (postgresql://..., journal:PATH, sqlite:///...; default with --workers or [search]: journal:mlruns/optuna.journal), which workers anywhere pull trials from.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Study workers to start here (0: create the study and print its name; workers elsewhere run `ganlab sweep-worker`).")] = None,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="GPUs handed out to local jobs or workers in turn, e.g. 0,1,2,3 ('all': every visible one; 'none': no assignment).")] = None,
+    heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.1, help="Study workers: seconds between a trial's heartbeats.")] = 10.0,
+    grace: Annotated[float, typer.Option("--grace", min=0.5, help="Study workers: a trial silent this many seconds has lost its worker (failed, retried once).")] = 60.0,
 ) -> None:
     """Train a grid of variants (e.g. heads x seeds) as one parent MLflow run with a child run each.
 
@@ -41,6 +47,20 @@ def sweep(
     if verbose:
         # read by the record writer; variants' processes inherit it with the environment
         os.environ["GANLAB_VERBOSE"] = "1"
+    if str(file) == "status" and not file.exists():
+        from ganlab.cli.study import show_status
+
+        show_status(study, storage)
+        return
+    if study is not None:
+        raise typer.BadParameter(f"unexpected argument '{study}' (only `ganlab sweep status STUDY` takes two)")
+    if gpus is not None:
+        from ganlab.cli.sweep_jobs import GPUS_ENV
+
+        if gpus == "all":  # every visible GPU: CUDA_VISIBLE_DEVICES, else nvidia-smi's list
+            os.environ.pop(GPUS_ENV, None)
+        else:
+            os.environ[GPUS_ENV] = _gpu_list(gpus)
     from ganlab.plugins import load_plugins
     from ganlab.config.sweep import (
         check_axis,
@@ -49,6 +69,7 @@ def sweep(
         parse_grid_override,
         variants,
         vectorise_seed_axis,
+        check_search_axes,
     )
 
     spec = load_sweep(file, experiment)
@@ -57,11 +78,34 @@ def sweep(
         spec.grid[key] = check_axis("--grid", key, values)
     if spec.population:  # a --grid seed=... of a population sweep gives each population its seeds
         vectorise_seed_axis(spec)
+    check_search_axes(spec)
     check_size(spec, MAX_VARIANTS, force)  # counted from the axes before a single variant is expanded
     plugins = load_plugins(plugin)
-    found = variants(spec, set_ or [], plugins.registry, tracking_uri or "")
+    if spec.search is not None:  # validate the base and every distribution's key before anything is created
+        from ganlab.config.sweep import build_variant
+
+        found = [_search_probe(spec, set_ or [], plugins.registry, tracking_uri or "", build_variant)]
+    else:
+        found = variants(spec, set_ or [], plugins.registry, tracking_uri or "")
     if dry_run:
+        if spec.search is not None:
+            typer.echo(f"sweep '{spec.name}' -> experiment '{spec.experiment}': a search of {spec.search.n_trials} "
+                       f"trial(s) over {', '.join(d.key for d in spec.search.distributions)}; all valid, nothing "
+                       "trained (--dry-run)")
+            return
         _print_plan(spec, found)
+        return
+    if storage is not None or workers is not None or spec.search is not None:
+        from ganlab.cli.study import run_study
+        from ganlab.record.tracking import tracking_uri as resolve_uri
+
+        uri = resolve_uri(tracking_uri)
+        for variant in found:
+            variant.config = variant.config.replace(tracking_uri=uri)
+        code = run_study(spec, found, set_ or [], uri, storage, workers, plugin or [], plugins.registry,
+                         heartbeat, grace, explicit_uri=tracking_uri is not None)
+        if code:
+            raise typer.Exit(code)
         return
     from ganlab.cli.sweep_jobs import SweepInterrupted, SweepRunner
     from ganlab.record.tracking import tracking_uri as resolve_uri
@@ -85,6 +129,21 @@ def sweep(
     typer.echo(f"compare: ganlab compare --sweep {runner.parent_id}{uri_flag}")
     if failed:
         raise typer.Exit(1)
+
+
+def _search_probe(spec: Any, sets: list[str], registry: Any, uri: str, build_variant: Any) -> Any:
+    """The search's base with every distribution at an inside value, validated as a trial would be."""
+    from ganlab.config.sweep import Variant
+
+    values = {d.key: d.middle() for d in spec.search.distributions}
+    return Variant(1, values, "search", build_variant(spec, values, sets, registry, uri))
+
+
+def _gpu_list(text: str) -> str:
+    """--gpus 0,1 | none, as the GANLAB_GPUS value the job and worker assignment reads."""
+    if text != "none" and not all(part.strip() for part in text.split(",")):
+        raise typer.BadParameter(f"--gpus {text!r}: a comma-separated list of GPU ids (e.g. 0,1,2,3), 'all' or 'none'")
+    return text
 
 
 def _print_plan(spec: Any, found: list[Any]) -> None:

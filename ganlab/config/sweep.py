@@ -68,7 +68,7 @@ from ganlab.config import (
 from ganlab.errors import ConfigError, GanlabError, did_you_mean
 
 #: Top-level keys of a sweep file.
-SWEEP_KEYS = ("experiment", "name", "description", "population", "base", "grid", "exclude")
+SWEEP_KEYS = ("experiment", "name", "description", "population", "base", "grid", "exclude", "search")
 #: Settings the sweep owns for every variant; a grid or --set may not change them.
 RESERVED = ("experiment", "run_name", "tracking", "tracking_uri", "parent_run_id")
 
@@ -95,6 +95,8 @@ class SweepSpec:
     population: bool = False
     #: combinations left out of the grid: a variant matching every key of one entry is not trained
     exclude: list[dict[str, Any]] = field(default_factory=list)
+    #: ``[search]``: distributions an Optuna sampler draws each trial's settings from (ganlab.studies.space)
+    search: Any = None
 
     @property
     def size(self) -> int:
@@ -147,7 +149,19 @@ def load_sweep(path: str | Path, experiment: str | None = None) -> SweepSpec:
         spec.population = True
         vectorise_seed_axis(spec)
     spec.exclude = check_exclude(path, raw.get("exclude", []) if ("base" in raw or "grid" in raw) else [], spec.grid)
+    if "search" in raw and ("base" in raw or "grid" in raw):
+        from ganlab.studies.space import parse_search
+
+        spec.search = parse_search(str(path), raw["search"])
+        check_search_axes(spec)
     return spec
+
+
+def check_search_axes(spec: SweepSpec) -> None:
+    """A search draws its own values: it does not combine with a grid (a population's seeds excepted)."""
+    if spec.search is not None and spec.grid:
+        raise ConfigError(f"{spec.path}: [search] and [grid] ({', '.join(spec.grid)}) do not combine; a search draws "
+                          "each trial's values (a population = true file may keep its seed axis)")
 
 
 def check_exclude(path: Path, entries: Any, grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:

@@ -46,6 +46,7 @@ def register_metrics(register: Any) -> None:
     register(
         "diagnostics", f"{_PACKAGE}.diagnostics:HeadDiagnostics",
         summary="head diagnostics: p_real on real/fake, exact 0/1 outputs, entropy, G gradient norm",
+        logs="diag",  # its metrics are diag.*, not diagnostics.* (a sweep's objective is checked against it)
         options={
             "samples": Option(int, 512, "real and generated samples per evaluation (capped by eval_samples)", min=1),
             "grad_samples": Option(int, 256, "generated samples for the generator-gradient norm", min=1),

@@ -1,0 +1,296 @@
+"""Sweeps as Optuna studies (ganlab.studies): workers pulling trials from one storage.
+
+The multi-worker tests use real processes throughout: ``ganlab sweep`` creating the study,
+``ganlab sweep-worker`` processes, each trial a ``ganlab run`` process; the distributed one
+also a real PostgreSQL server and a real ``mlflow server`` backed by it (tests/servers.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+import servers
+
+#: 12 variants of a tiny ring8 run; 400 steps keep a trial alive for a few seconds to be killed in
+GRID_12 = """
+experiment = "study"
+[base]
+steps = 400
+batch_size = 16
+latent_dim = 8
+log_every = 100
+eval_every = 0
+sample_every = 0
+metrics = "diagnostics"
+[base.arch]
+name = "mlp"
+hidden_scale = 0.125
+[base.dataset]
+name = "ring8"
+[grid]
+"head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]
+seed = [0, 1, 2]
+"""
+
+SEARCH = """
+experiment = "search"
+[base]
+steps = 60
+batch_size = 16
+latent_dim = 8
+log_every = 20
+eval_every = 30
+sample_every = 0
+metrics = "modes"
+[base.arch]
+name = "mlp"
+hidden_scale = 0.125
+[base.dataset]
+name = "ring8"
+[search]
+n_trials = 3
+objective = "modes.kl_uniform"
+direction = "minimize"
+lr_g = { log_uniform = [1e-4, 1e-2] }
+"head.name" = { choices = ["sigmoid", "entmax"] }
+"""
+
+ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def _study(name: str, storage: str):
+    import optuna
+
+    from ganlab.studies.storage import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
+
+
+def _base_name(run_name: str) -> str:
+    return run_name.removesuffix(" (retry)")
+
+
+def _check_every_variant_finished_once(study, client, experiment: str, variants: int) -> None:
+    """The study: one COMPLETE trial per variant; MLflow: one FINISHED child per variant, none RUNNING."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == variants
+    assert len({_base_name(t.user_attrs["ganlab.name"]) for t in complete}) == variants
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    parent_id = study.user_attrs["ganlab.sweep"]["parent_run_id"]
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert len(finished) == variants
+    assert len({_base_name(r.info.run_name) for r in finished}) == variants
+    assert client.get_run(parent_id).info.status == "FINISHED"
+    return trials, children
+
+
+def test_four_local_workers_share_the_default_journal_study(workdir: Path, mlflow_client) -> None:
+    (workdir / "grid.toml").write_text(GRID_12.replace("steps = 400", "steps = 20").replace(
+        'seed = [0, 1, 2]', 'seed = [0, 1]'))
+    done = run_cli(["sweep", "grid.toml", "--workers", "4"], cwd=workdir, env=ENV)
+    assert done.returncode == 0, done.stderr
+    name = done.stdout.split("study '")[1].split("'")[0]
+    assert "8 done, 0 running, 0 failed, 0 left" in done.stdout
+    storage = f"journal:{workdir / 'mlruns' / 'optuna.journal'}"
+    trials, _ = _check_every_variant_finished_once(_study(name, storage), mlflow_client, "study", 8)
+    assert len({t.user_attrs["ganlab.worker"] for t in trials}) >= 2  # the work was shared
+    status = run_cli(["sweep", "status", name], cwd=workdir)
+    assert status.returncode == 0 and "8 done, 0 running, 0 failed, 0 left" in status.stdout
+
+
+def test_a_search_samples_its_distributions_and_records_the_objective(workdir: Path, mlflow_client) -> None:
+    (workdir / "search.toml").write_text(SEARCH)
+    done = run_cli(["sweep", "search.toml"], cwd=workdir, env=ENV)
+    assert done.returncode == 0, done.stderr
+    name = done.stdout.split("study '")[1].split("'")[0]
+    study = _study(name, f"journal:{workdir / 'mlruns' / 'optuna.journal'}")
+    trials = study.get_trials()
+    assert len(trials) == 3
+    for trial in trials:
+        assert 1e-4 <= trial.params["lr_g"] <= 1e-2 and trial.params["head.name"] in ("sigmoid", "entmax")
+        [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("search").experiment_id],
+                                          filter_string=f"attributes.run_name = '{trial.user_attrs['ganlab.name']}'")
+        assert float(run.data.params["lr_g"]) == pytest.approx(trial.params["lr_g"])
+        assert run.data.params["head.name"] == trial.params["head.name"]
+        assert trial.value == pytest.approx(run.data.metrics["modes.kl_uniform"])
+    status = run_cli(["sweep", "status", name], cwd=workdir)
+    best = min(t.value for t in trials)
+    assert f"best modes.kl_uniform = {best:g}" in status.stdout
+
+
+def test_workers_pinned_to_the_gpus_given(workdir: Path, mlflow_client) -> None:
+    # the assignment only: on this CPU machine a run told CUDA_VISIBLE_DEVICES=5 still trains on the CPU
+    (workdir / "grid.toml").write_text(GRID_12.replace("steps = 400", "steps = 10").replace(
+        '"head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]', '"head.name" = ["sigmoid"]'))
+    done = run_cli(["sweep", "grid.toml", "--workers", "2", "--gpus", "5,7"], cwd=workdir, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "worker 0: CUDA_VISIBLE_DEVICES=5" in done.stderr and "worker 1: CUDA_VISIBLE_DEVICES=7" in done.stderr
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("study").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 3 and {r.data.tags["ganlab.sweep.gpu"] for r in children} <= {"5", "7"}
+
+
+def _kill_one_worker_mid_trial(study_name: str, storage: str, client, experiment: str,
+                               workers: list[subprocess.Popen]) -> subprocess.Popen:
+    """SIGKILL the first worker seen running a trial whose MLflow run has started."""
+    from optuna.trial import TrialState
+
+    study = _study(study_name, storage)
+    pids = {str(w.pid): w for w in workers}
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        for trial in study.get_trials(states=(TrialState.RUNNING,)):
+            pid = trial.user_attrs.get("ganlab.worker", ":").rsplit(":", 1)[1]
+            if pid not in pids:
+                continue
+            exp = client.get_experiment_by_name(experiment)
+            name = trial.user_attrs["ganlab.name"].replace("'", "\\'")
+            running = exp and client.search_runs([exp.experiment_id], filter_string=(
+                f"attributes.run_name = '{name}' and attributes.status = 'RUNNING'"))
+            if running:
+                pids[pid].send_signal(signal.SIGKILL)
+                return pids[pid]
+        time.sleep(0.2)
+    raise AssertionError("no worker was seen running a trial")
+
+
+def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_killed_worker(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+    from optuna.trial import TrialState
+
+    try:
+        pg_context = servers.postgres(("optuna", "mlflow"))
+        pg = pg_context.__enter__()
+    except servers.Unavailable as why:
+        pytest.skip(f"PostgreSQL cannot be started here: {why}")
+    try:
+        (tmp_path / "artifacts").mkdir()
+        with servers.mlflow_server(f"{pg}/mlflow", tmp_path / "artifacts") as uri:
+            (tmp_path / "grid.toml").write_text(GRID_12)
+            storage = f"{pg}/optuna"
+            created = run_cli(["sweep", "grid.toml", "--storage", storage, "--tracking-uri", uri, "--workers", "0",
+                               "--heartbeat", "0.5", "--grace", "5"], cwd=tmp_path, env=ENV)
+            assert created.returncode == 0, created.stderr
+            name = created.stdout.strip().splitlines()[-1]
+            workers = [subprocess.Popen([sys.executable, "-m", "ganlab", "sweep-worker", name, "--storage", storage],
+                                        cwd=tmp_path, env={**os.environ, **ENV}, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+                       for _ in range(3)]
+            client = MlflowClient(tracking_uri=uri)
+            try:
+                victim = _kill_one_worker_mid_trial(name, storage, client, "study", workers)
+                for worker in workers:
+                    worker.wait(timeout=300)
+            finally:
+                for worker in workers:
+                    if worker.poll() is None:
+                        worker.kill()
+            assert victim.returncode == -signal.SIGKILL
+            assert all(w.returncode == 0 for w in workers if w is not victim), [
+                w.stdout.read().decode()[-2000:] for w in workers if w is not victim]
+            study = _study(name, storage)
+            trials, children = _check_every_variant_finished_once(study, client, "study", 12)
+            [dead] = [t for t in trials if t.state == TrialState.FAIL]
+            assert "stopped sending heartbeats" in dead.user_attrs["ganlab.reason"]
+            [retry] = [t for t in trials if t.user_attrs.get("ganlab.retry_of") == dead.number]
+            assert retry.state == TrialState.COMPLETE
+            [killed_run] = [r for r in children if r.info.status == "FAILED"]
+            assert killed_run.info.run_name == dead.user_attrs["ganlab.name"]
+            assert "stopped sending heartbeats" in killed_run.data.tags["ganlab.failure"]
+            status = run_cli(["sweep", "status", name, "--storage", storage], cwd=tmp_path)
+            assert "12 done, 0 running, 0 failed, 0 left (1 retried after their worker died)" in status.stdout
+    finally:
+        pg_context.__exit__(None, None, None)
+
+
+def test_a_dead_workers_trial_is_retried_once_then_stays_failed_with_its_reason(workdir: Path) -> None:
+    from optuna.trial import TrialState
+
+    from ganlab.studies.study import load_study, status_counts
+    from ganlab.studies.worker import Worker
+
+    (workdir / "grid.toml").write_text(GRID_12.replace('"head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]',
+                                                       '"head.name" = ["sigmoid"]').replace("seed = [0, 1, 2]",
+                                                                                              "seed = [0]"))
+    created = run_cli(["sweep", "grid.toml", "--workers", "0", "--grace", "1"], cwd=workdir)
+    assert created.returncode == 0, created.stderr
+    name = created.stdout.strip().splitlines()[-1]
+    storage = f"journal:{workdir / 'mlruns' / 'optuna.journal'}"
+    study, described = load_study(name, storage)
+    reaper = Worker(study, described, storage, say=lambda text: None)
+
+    def claim_and_go_silent() -> int:
+        trial_id = Worker(study, described, storage, say=lambda text: None).claim()
+        study._storage.set_trial_user_attr(trial_id, "ganlab.heartbeat", time.time() - 60)
+        return trial_id
+
+    first = claim_and_go_silent()
+    reaper.reap_stale()
+    assert study._storage.get_trial(first).state == TrialState.FAIL
+    [retry] = study.get_trials(states=(TrialState.WAITING,))
+    assert retry.user_attrs["ganlab.retry_of"] == 0 and retry.user_attrs["ganlab.name"] == "sigmoid-seed=0 (retry)"
+    second = claim_and_go_silent()
+    assert second == retry._trial_id
+    reaper.reap_stale()
+    assert not study.get_trials(states=(TrialState.WAITING,)), "a retry that died is not retried again"
+    counts = status_counts(study)
+    assert (counts["failed"], counts["retried"], counts["left"]) == (1, 1, 0)
+    [(number, _, reason)] = counts["failures"]
+    assert number == 1 and "stopped sending heartbeats" in reason
+
+
+def test_pruning_reports_the_objective_and_stops_a_trailing_run(tmp_path: Path, monkeypatch) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from ganlab.studies import pruning
+    from ganlab.studies.storage import open_storage
+    from ganlab.studies.worker import PRUNED_ATTR
+
+    storage_url = f"journal:{tmp_path / 'study.journal'}"
+    study = optuna.create_study(study_name="p", storage=open_storage(storage_url), direction="minimize")
+    study.set_user_attr("ganlab.sweep", {"search": {"objective": "modes.kl_uniform"}})
+    for value in (0.1, 0.2):  # two finished trials, evaluated at steps 10 and 20 (median 0.15, then 0.015)
+        trial = study.ask()
+        trial.report(value, 10)
+        trial.report(value / 10, 20)
+        study.tell(trial, value / 10)
+    study.enqueue_trial({})
+    [waiting] = study.get_trials(states=(TrialState.WAITING,))
+    assert study._storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)
+    monkeypatch.setenv(pruning_env(), f"{storage_url}|p|{waiting._trial_id}")
+    monkeypatch.setattr(pruning, "_trial", {})
+    signals: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signals.append(signum))
+    try:
+        pruning.on_evaluate(None, 10, {"images.fld": 9.0})  # not the objective: nothing reported
+        pruning.on_evaluate(None, 10, {"modes.kl_uniform": 0.15})  # at the median: carries on
+        assert not signals
+        # the median pruner judges a trial by its best value so far: 0.15, far behind step 20's median
+        pruning.on_evaluate(None, 20, {"modes.kl_uniform": 5.0})
+        assert signals == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    frozen = study._storage.get_trial(waiting._trial_id)
+    assert frozen.user_attrs[PRUNED_ATTR] == 20 and frozen.intermediate_values == {10: 0.15, 20: 5.0}
+
+
+def pruning_env() -> str:
+    from ganlab.studies.worker import PRUNING_ENV
+
+    return PRUNING_ENV
