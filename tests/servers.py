@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 class Unavailable(Exception):
@@ -55,9 +56,15 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
+class Postgres:
+    def __init__(self, url: str, stop: Any) -> None:
+        self.url = url  # postgresql://postgres@127.0.0.1:PORT (append /DB)
+        self.stop = stop  # stop the server at once, as if it crashed
+
+
 @contextlib.contextmanager
-def postgres(databases: tuple[str, ...]) -> Iterator[str]:
-    """A fresh cluster on a free port; yields ``postgresql://postgres@127.0.0.1:PORT`` (append /DB)."""
+def postgres(databases: tuple[str, ...]) -> Iterator[Postgres]:
+    """A fresh cluster on a free port, stopped and removed afterwards."""
     bin_dir = _postgres_bin()
     root = Path(tempfile.mkdtemp(prefix="ganlab-pg-"))
     data = root / "data"
@@ -80,7 +87,8 @@ def postgres(databases: tuple[str, ...]) -> Iterator[str]:
                                f"CREATE DATABASE {name}"])
                 if created.returncode != 0:
                     raise Unavailable(f"CREATE DATABASE {name} failed: {created.stderr.strip()}")
-            yield f"postgresql://postgres@127.0.0.1:{port}"
+            stop = lambda: run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])  # noqa: E731
+            yield Postgres(f"postgresql://postgres@127.0.0.1:{port}", stop)
         finally:
             run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
     finally:

@@ -175,7 +175,8 @@ def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_killed_worke
 
     try:
         pg_context = servers.postgres(("optuna", "mlflow"))
-        pg = pg_context.__enter__()
+        server = pg_context.__enter__()
+        pg = server.url
     except servers.Unavailable as why:
         pytest.skip(f"PostgreSQL cannot be started here: {why}")
     try:
@@ -214,6 +215,39 @@ def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_killed_worke
             assert "stopped sending heartbeats" in killed_run.data.tags["ganlab.failure"]
             status = run_cli(["sweep", "status", name, "--storage", storage], cwd=tmp_path)
             assert "12 done, 0 running, 0 failed, 0 left (1 retried after their worker died)" in status.stdout
+
+            # the storage server dies under a running trial: the worker stops the run and says so in one line
+            # (the run records to a store of its own here: this MLflow server's database dies with the storage)
+            local = f"sqlite:///{tmp_path / 'local' / 'mlflow.db'}"
+            (tmp_path / "local").mkdir()
+            client = MlflowClient(tracking_uri=local)
+            (tmp_path / "long.toml").write_text(GRID_12.replace("steps = 400", "steps = 100000").replace(
+                '"head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]', '"head.name" = ["sigmoid"]').replace(
+                "seed = [0, 1, 2]", "seed = [0]").replace('experiment = "study"', 'experiment = "long"'))
+            created = run_cli(["sweep", "long.toml", "--storage", storage, "--tracking-uri", local, "--workers", "0",
+                               "--heartbeat", "0.5", "--grace", "3"], cwd=tmp_path, env=ENV)
+            long_name = created.stdout.strip().splitlines()[-1]
+            worker = subprocess.Popen([sys.executable, "-m", "ganlab", "sweep-worker", long_name, "--storage",
+                                       storage], cwd=tmp_path, env={**os.environ, **ENV}, stderr=subprocess.PIPE,
+                                      text=True)
+            try:
+                deadline = time.monotonic() + 120
+                while not client.search_runs([client.get_experiment_by_name("long").experiment_id],
+                                             filter_string="attributes.run_name = 'sigmoid-seed=0' and "
+                                                           "attributes.status = 'RUNNING'"):
+                    assert time.monotonic() < deadline and worker.poll() is None
+                    time.sleep(0.3)
+                server.stop()
+                _, err = worker.communicate(timeout=120)
+            finally:
+                if worker.poll() is None:
+                    worker.kill()
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert worker.returncode == 1 and "Traceback" not in err, err
+            assert lines[-1].startswith("ganlab: error: the study's storage stopped answering"), err
+            [run] = client.search_runs([client.get_experiment_by_name("long").experiment_id],
+                                       filter_string="attributes.run_name = 'sigmoid-seed=0'")
+            assert run.info.status == "KILLED"
     finally:
         pg_context.__exit__(None, None, None)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ganlab.errors import GanlabError
+from ganlab.errors import GanlabError, one_line
 
 
 def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: str | None, workers: int | None,
@@ -86,7 +86,7 @@ def sweep_worker(
     """
     from ganlab.studies.storage import resolve
     from ganlab.studies.study import load_study
-    from ganlab.studies.worker import Worker
+    from ganlab.studies.worker import StorageLost, Worker
 
     url = resolve(storage)
     found, described = load_study(study, url)
@@ -94,7 +94,23 @@ def sweep_worker(
         code = Worker(found, described, url, tracking_uri).run()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except StorageLost as exc:
+        say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    except Exception as exc:  # the storage's driver or SQLAlchemy: the server went away between trials
+        if not _is_storage_error(exc):
+            raise
+        from ganlab.studies.storage import _shown
+
+        say(f"error: the study's storage {_shown(url)} stopped answering ({one_line(exc)}); start workers again "
+            "once it is back: a trial left RUNNING is retried")
+        raise typer.Exit(1) from None
     raise typer.Exit(code)
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    module = type(exc).__module__
+    return module.startswith(("sqlalchemy", "psycopg", "optuna.storages")) or isinstance(exc, OSError)
 
 
 def show_status(name: str | None, storage: str | None) -> None:

@@ -38,8 +38,14 @@ PARENT_TAG = "mlflow.parentRunId"
 #: Set in a trial's run process when the study prunes: the storage URL, study and trial id.
 PRUNING_ENV = "GANLAB_STUDY_TRIAL"
 PRUNED_ATTR = "ganlab.pruned_at"
+#: Seconds a run stopped for a lost storage gets to checkpoint before it is killed.
+STOP_WAIT = 30.0
 #: Set by ``ganlab sweep --workers N`` for a worker it pinned to one GPU (recorded on its runs).
 GPU_ENV = "GANLAB_WORKER_GPU"
+
+
+class StorageLost(GanlabError):
+    """The storage stopped answering while this worker ran a trial."""
 
 
 class Worker:
@@ -60,6 +66,7 @@ class Worker:
         self.say = say or (lambda text: print(f"ganlab: {text}", file=sys.stderr, flush=True))
         self.ran: list[tuple[int, str]] = []  # (trial number, final state) of this worker's trials
         self.proc: subprocess.Popen[bytes] | None = None
+        self.lost_storage: str | None = None  # why heartbeats could not be written, once the run was stopped
 
     # ---- the loop ----------------------------------------------------------------
     def run(self) -> int:
@@ -75,8 +82,13 @@ class Worker:
                     time.sleep(self.poll)
                     continue
                 self.run_trial(trial_id)
-        finally:
-            self.close_parent_if_done()
+        except BaseException:
+            try:  # the storage may be what failed: closing the parent is then for a later worker
+                self.close_parent_if_done()
+            except Exception:
+                pass
+            raise
+        self.close_parent_if_done()
         return 0 if all(state == "COMPLETE" for _, state in self.ran) else 1
 
     def claim(self) -> int | None:
@@ -110,6 +122,10 @@ class Worker:
             self.finish(trial_id, frozen.number, "FAIL", reason=one_line(exc, plain_ganlab_errors=True))
             return
         code, log_path, tmp = self.launch(trial_id, toml_text, name)
+        if self.lost_storage is not None:
+            tmp.cleanup()
+            raise StorageLost(f"the study's storage stopped answering ({self.lost_storage}); trial {name} was "
+                              "stopped (its run KILLED) and will be retried once the storage is back and a worker runs")
         try:
             self.conclude(trial_id, frozen.number, name, code, log_path)
         finally:
@@ -232,11 +248,23 @@ class Worker:
         return found[0].info.run_id if found else None
 
     def _beat(self, trial_id: int, stop: threading.Event) -> None:
+        """Heartbeats while the run lasts. Once none could be written for ``grace`` seconds the
+        trial counts as dead and will be retried elsewhere, so this run is stopped (KILLED): a
+        trial must not finish twice."""
+        written = time.monotonic()
         while not stop.wait(self.heartbeat):
             try:
                 self.storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
-            except Exception:  # a storage hiccup: the next beat tries again
-                pass
+                written = time.monotonic()
+            except Exception as exc:  # the storage did not answer: the next beat tries again
+                if time.monotonic() - written > self.grace and self.proc is not None and self.proc.poll() is None:
+                    self.lost_storage = one_line(exc)
+                    self.proc.send_signal(signal.SIGINT)
+                    try:  # it checkpoints and ends its run KILLED; a run whose tracking is gone too cannot
+                        self.proc.wait(timeout=STOP_WAIT)
+                    except subprocess.TimeoutExpired:
+                        self.proc.kill()
+                    return
 
     def stop_study(self, reason: str) -> None:
         """Fail every waiting trial with ``reason``: a study whose every run would fail the same way."""
