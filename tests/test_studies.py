@@ -328,3 +328,24 @@ def pruning_env() -> str:
     from ganlab.studies.worker import PRUNING_ENV
 
     return PRUNING_ENV
+
+
+def test_a_population_file_runs_each_variant_as_one_population_trial(workdir: Path, mlflow_client) -> None:
+    (workdir / "pop.toml").write_text(GRID_12.replace('experiment = "study"', 'experiment = "pop"\npopulation = true')
+                                      .replace("steps = 400", "steps = 10").replace(
+        '"head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]', '"head.name" = ["sigmoid", "entmax"]'))
+    done = run_cli(["sweep", "pop.toml", "--workers", "1"], cwd=workdir, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "2 done, 0 running, 0 failed, 0 left" in done.stdout
+    parent_id = done.stdout.split("compare: ganlab compare --sweep ")[1].split()[0]
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("pop").experiment_id])
+    populations = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert sorted(r.info.run_name for r in populations) == ["entmax", "sigmoid"]
+    for population in populations:  # each trial's run is a population: one child run per seed
+        seeds = sorted(r.data.params["seed"] for r in runs
+                       if r.data.tags.get("mlflow.parentRunId") == population.info.run_id)
+        assert seeds == ["0", "1", "2"]
+    compared = run_cli(["compare", "--sweep", parent_id, "-m", "loss.d", "-f", "csv"], cwd=workdir)
+    assert compared.returncode == 0, compared.stderr
+    rows = [line.split(",") for line in compared.stdout.splitlines()[1:]]
+    assert sorted((row[0], row[1], row[3]) for row in rows) == [("entmax", "3", "3"), ("sigmoid", "3", "3")]
