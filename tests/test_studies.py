@@ -261,7 +261,7 @@ def test_a_dead_workers_trial_is_retried_once_then_stays_failed_with_its_reason(
     (workdir / "grid.toml").write_text(GRID_12.replace('"head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]',
                                                        '"head.name" = ["sigmoid"]').replace("seed = [0, 1, 2]",
                                                                                               "seed = [0]"))
-    created = run_cli(["sweep", "grid.toml", "--workers", "0", "--grace", "1"], cwd=workdir)
+    created = run_cli(["sweep", "grid.toml", "--workers", "0", "--grace", "1", "--heartbeat", "0.2"], cwd=workdir)
     assert created.returncode == 0, created.stderr
     name = created.stdout.strip().splitlines()[-1]
     storage = f"journal:{workdir / 'mlruns' / 'optuna.journal'}"
@@ -273,14 +273,22 @@ def test_a_dead_workers_trial_is_retried_once_then_stays_failed_with_its_reason(
         study._storage.set_trial_user_attr(trial_id, "ganlab.heartbeat", time.time() - 60)
         return trial_id
 
+    def reap_after_grace() -> None:  # the reaper times a heartbeat's silence on its own clock
+        reaper.reap_stale()
+        time.sleep(1.2)
+        reaper.reap_stale()
+
     first = claim_and_go_silent()
+    reaper.reap_stale()
+    assert study._storage.get_trial(first).state == TrialState.RUNNING, "not before the reaper saw it silent"
+    time.sleep(1.2)
     reaper.reap_stale()
     assert study._storage.get_trial(first).state == TrialState.FAIL
     [retry] = study.get_trials(states=(TrialState.WAITING,))
     assert retry.user_attrs["ganlab.retry_of"] == 0 and retry.user_attrs["ganlab.name"] == "sigmoid-seed=0 (retry)"
     second = claim_and_go_silent()
     assert second == retry._trial_id
-    reaper.reap_stale()
+    reap_after_grace()
     assert not study.get_trials(states=(TrialState.WAITING,)), "a retry that died is not retried again"
     counts = status_counts(study)
     assert (counts["failed"], counts["retried"], counts["left"]) == (1, 1, 0)
@@ -349,3 +357,36 @@ def test_a_population_file_runs_each_variant_as_one_population_trial(workdir: Pa
     assert compared.returncode == 0, compared.stderr
     rows = [line.split(",") for line in compared.stdout.splitlines()[1:]]
     assert sorted((row[0], row[1], row[3]) for row in rows) == [("entmax", "3", "3"), ("sigmoid", "3", "3")]
+
+
+def test_a_search_study_uses_its_sampler_and_a_retry_reruns_the_same_values(workdir: Path) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from ganlab.studies.study import load_study
+    from ganlab.studies.worker import Worker
+
+    (workdir / "search.toml").write_text(SEARCH.replace('direction = "minimize"', 'sampler = "random"'))
+    created = run_cli(["sweep", "search.toml", "--workers", "0", "--grace", "1", "--heartbeat", "0.2"], cwd=workdir)
+    assert created.returncode == 0, created.stderr
+    name = created.stdout.strip().splitlines()[-1]
+    storage = f"journal:{workdir / 'mlruns' / 'optuna.journal'}"
+    study, described = load_study(name, storage)
+    assert isinstance(study.sampler, optuna.samplers.RandomSampler)
+    worker = Worker(study, described, storage, say=lambda text: None)
+    first = worker.claim()
+    _, first_name = worker.trial_config(optuna.trial.Trial(study, first), study._storage.get_trial(first))
+    sampled = study._storage.get_trial(first).params
+    assert set(sampled) == {"lr_g", "head.name"} and first_name.startswith("trial-0 lr_g=")
+    study._storage.set_trial_user_attr(first, "ganlab.heartbeat", -1.0)  # its worker went silent
+    worker.reap_stale()
+    time.sleep(1.2)
+    worker.reap_stale()
+    assert study._storage.get_trial(first).state == TrialState.FAIL
+    [retry] = [t for t in study.get_trials(states=(TrialState.WAITING,)) if "ganlab.retry_of" in t.user_attrs]
+    while (claimed := worker.claim()) != retry._trial_id:  # the other waiting trials come first
+        assert claimed is not None
+        study._storage.set_trial_state_values(claimed, TrialState.FAIL)
+    _, retry_name = worker.trial_config(optuna.trial.Trial(study, claimed), study._storage.get_trial(claimed))
+    assert study._storage.get_trial(claimed).params == sampled  # the same values, recorded for the sampler
+    assert retry_name.endswith("(retry)")

@@ -22,6 +22,9 @@ def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: s
     from ganlab.studies.storage import _shown, resolve
     from ganlab.studies.study import create_study
 
+    if grace <= 2 * heartbeat:
+        raise GanlabError(f"--grace {grace:g} must be more than twice --heartbeat {heartbeat:g}: a trial would be "
+                          "judged dead between two heartbeats")
     url = resolve(storage)
     created = create_study(spec, found, sets, uri, url, plugin_specs, registry, heartbeat, grace)
     shown = _shown(url)
@@ -97,20 +100,24 @@ def sweep_worker(
     except StorageLost as exc:
         say(f"error: {exc}")
         raise typer.Exit(1) from None
-    except Exception as exc:  # the storage's driver or SQLAlchemy: the server went away between trials
-        if not _is_storage_error(exc):
-            raise
+    except Exception as exc:  # a server went away between trials: which one, in one line
         from ganlab.studies.storage import _shown
+        from ganlab.studies.worker import _is_storage_error
 
-        say(f"error: the study's storage {_shown(url)} stopped answering ({one_line(exc)}); start workers again "
-            "once it is back: a trial left RUNNING is retried")
+        if _is_storage_error(exc):
+            say(f"error: the study's storage {_shown(url)} stopped answering ({one_line(exc)}); start workers again "
+                "once it is back: a trial left RUNNING is retried")
+        elif _is_tracking_error(exc):
+            say(f"error: the MLflow tracking server stopped answering ({one_line(exc)}); start workers again once it "
+                "is back: a trial left RUNNING is retried")
+        else:
+            raise
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 
 
-def _is_storage_error(exc: BaseException) -> bool:
-    module = type(exc).__module__
-    return module.startswith(("sqlalchemy", "psycopg", "optuna.storages")) or isinstance(exc, OSError)
+def _is_tracking_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith(("mlflow", "requests", "urllib3"))
 
 
 def show_status(name: str | None, storage: str | None) -> None:

@@ -136,6 +136,9 @@ def _search_probe(spec: Any, sets: list[str], registry: Any, uri: str, build_var
     from ganlab.config.sweep import Variant
 
     values = {d.key: d.middle() for d in spec.search.distributions}
+    for distribution in spec.search.distributions:  # every choice, not only the first, must make a valid run
+        for choice in distribution.choices[1:]:
+            build_variant(spec, {**values, distribution.key: choice}, sets, registry, uri)
     return Variant(1, values, "search", build_variant(spec, values, sets, registry, uri))
 
 

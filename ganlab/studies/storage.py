@@ -15,7 +15,7 @@ from typing import Any
 from ganlab.errors import ConfigError, GanlabError, did_you_mean
 
 DEFAULT_JOURNAL = Path("mlruns") / "optuna.journal"
-RDB_SCHEMES = ("postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql", "sqlite")
+RDB_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql", "mysql+pymysql", "sqlite")
 SCHEMES = ("journal", *RDB_SCHEMES)
 
 
@@ -47,15 +47,18 @@ def open_storage(url: str) -> Any:
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
             raise GanlabError(f"storage {url}: cannot open the journal file ({exc.strerror or exc})") from None
+    given = url
+    if url.startswith("postgresql://"):  # psycopg (3), the driver ganlab installs, whatever SQLAlchemy's default
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
     try:
         # a short connect timeout: an unreachable server is an error in seconds, not minutes
         engine_kwargs = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgresql") else {}
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except ModuleNotFoundError as exc:
-        raise GanlabError(f"storage {_shown(url)}: its database driver is not installed ({exc.name})") from None
+        raise GanlabError(f"storage {_shown(given)}: its database driver is not installed ({exc.name})") from None
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: the server did not answer
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GanlabError(f"storage {_shown(url)} is unreachable: {reason}") from None
+        raise GanlabError(f"storage {_shown(given)} is unreachable: {reason}") from None
 
 
 def _shown(url: str) -> str:

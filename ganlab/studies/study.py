@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ganlab.errors import ConfigError, GanlabError
+from ganlab.errors import ConfigError, GanlabError, one_line
 
 #: Study user attribute holding the sweep's description (a JSON-able dict).
 STUDY_ATTR = "ganlab.sweep"
@@ -26,6 +26,7 @@ WORKER_ATTR = "ganlab.worker"        # host:pid of the worker running it
 RUN_ATTR = "ganlab.run_id"           # the MLflow child run
 REASON_ATTR = "ganlab.reason"        # why a trial failed
 RETRY_ATTR = "ganlab.retry_of"       # the trial number this trial retries
+DEAD_ATTR = "ganlab.worker_died"     # unix time a reaper failed it for a dead worker
 DEFAULT_HEARTBEAT = 10.0             # seconds between heartbeats
 DEFAULT_GRACE = 60.0                 # a RUNNING trial silent this long has lost its worker
 
@@ -51,6 +52,22 @@ def create_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage
     storage = open_storage(storage_url)
     runner = SweepRunner(spec, found if search is None else [], uri, plugin_specs, sets=sets)
     parent_id = runner.open_parent()
+    try:
+        return _fill(spec, found, sets, uri, storage, storage_url, plugin_specs, heartbeat, grace, runner, parent_id,
+                     optuna)
+    except BaseException as exc:  # the storage failed after the parent run was opened: close it
+        runner.client.set_terminated(parent_id, status="FAILED")
+        if isinstance(exc, GanlabError) or not isinstance(exc, Exception):
+            raise
+        raise GanlabError(f"the study's storage failed while the study was made: {one_line(exc)}") from None
+
+
+def _fill(spec: Any, found: list[Any], sets: list[str], uri: str, storage: Any, storage_url: str,
+          plugin_specs: list[str], heartbeat: float, grace: float, runner: Any, parent_id: str, optuna: Any) -> Created:
+    """The study itself, its description and its trials, under the parent run just opened."""
+    search = spec.search
+    if search is not None and spec.population:  # the seeds a --grid seed=... gave, kept for the workers
+        sets = [*sets, f"seeds={spec.base['seeds']}"]
     name = f"{spec.name}-{parent_id[:8]}"
     direction = search.direction if search is not None else "maximize"
     study = optuna.create_study(storage=storage, study_name=name, direction=direction)
@@ -90,7 +107,8 @@ def check_objective(objective: str, config: Any, registry: Any) -> None:
 
 
 def load_study(name: str, storage_url: str) -> tuple[Any, dict[str, Any]]:
-    """An existing study and its sweep description; one line when either is missing."""
+    """An existing study, with the sampler its search asked for, and its sweep description; one line
+    when either is missing."""
     import optuna
 
     from ganlab.studies.storage import open_storage
@@ -98,6 +116,9 @@ def load_study(name: str, storage_url: str) -> tuple[Any, dict[str, Any]]:
     storage = open_storage(storage_url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
+        search = (study.user_attrs.get(STUDY_ATTR) or {}).get("search") or {}
+        if search.get("sampler") == "random":
+            study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
     except KeyError:
         known = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
         from ganlab.errors import did_you_mean
@@ -110,13 +131,25 @@ def load_study(name: str, storage_url: str) -> tuple[Any, dict[str, Any]]:
     return study, described
 
 
+def unretried_deaths(trials: list[Any]) -> list[Any]:
+    """Trials failed for a dead worker whose retry is not enqueued yet (the reaper is between the two)."""
+    from optuna.trial import TrialState
+
+    retried = {t.user_attrs.get(RETRY_ATTR) for t in trials if RETRY_ATTR in t.user_attrs}
+    # within a minute of the reaper's verdict: a reaper that died between the two must not hold everyone
+    return [t for t in trials if t.state == TrialState.FAIL and DEAD_ATTR in t.user_attrs
+            and RETRY_ATTR not in t.user_attrs and t.number not in retried
+            and time.time() - float(t.user_attrs[DEAD_ATTR]) < 60]
+
+
 def status_counts(study: Any) -> dict[str, Any]:
     """done / running / failed / pruned / left, with a retried trial counted once (as its retry)."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get(RETRY_ATTR) for t in trials if RETRY_ATTR in t.user_attrs}
-    counts = {"done": 0, "running": 0, "failed": 0, "pruned": 0, "left": 0, "retried": 0}
+    counts = {"done": 0, "running": 0, "failed": 0, "pruned": 0, "left": 0, "retried": 0,
+              "awaiting_retry": len(unretried_deaths(trials))}
     failures = []
     for t in trials:
         if t.state == TrialState.COMPLETE:
