@@ -88,8 +88,11 @@ def test_mlflow_ui_renders_the_sweep_runs(workdir, cli_inproc, mlflow_client, tm
 
     port = free_port()
     log = open(tmp_path / "ui.log", "w")
+    # Ctrl-C as in a terminal: a suite started in the background (`... &` without job control)
+    # hands its children SIGINT ignored, and the test would then wait for a signal never received
     proc = subprocess.Popen([sys.executable, "-m", "ganlab", "ui", "--port", str(port)], cwd=workdir,
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+                            stdout=subprocess.PIPE, stderr=log, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = read_line(proc, timeout=120)
         url = f"http://127.0.0.1:{port}"
