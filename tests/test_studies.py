@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import TINY_RING8, run_cli
 
 import servers
 
@@ -30,12 +30,7 @@ log_every = 100
 eval_every = 0
 sample_every = 0
 metrics = "diagnostics"
-[base.arch]
-name = "mlp"
-hidden_scale = 0.125
-[base.dataset]
-name = "ring8"
-[grid]
+""" + TINY_RING8 + """[grid]
 "head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]
 seed = [0, 1, 2]
 """
@@ -50,12 +45,7 @@ log_every = 20
 eval_every = 30
 sample_every = 0
 metrics = "modes"
-[base.arch]
-name = "mlp"
-hidden_scale = 0.125
-[base.dataset]
-name = "ring8"
-[search]
+""" + TINY_RING8 + """[search]
 n_trials = 3
 objective = "modes.kl_uniform"
 direction = "minimize"
@@ -114,22 +104,31 @@ def test_four_local_workers_share_the_default_journal_study(workdir: Path, mlflo
 
 
 def test_a_search_samples_its_distributions_and_records_the_objective(workdir: Path, mlflow_client) -> None:
-    (workdir / "search.toml").write_text(SEARCH)
+    from optuna.trial import TrialState
+
+    # with the median pruner: each run reports its evaluations to its trial (a run that trails is stopped)
+    (workdir / "search.toml").write_text(SEARCH.replace('direction = "minimize"',
+                                                        'direction = "minimize"\npruner = "median"'))
     done = run_cli(["sweep", "search.toml"], cwd=workdir, env=ENV)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr  # a pruned trial is not a failure
     name = done.stdout.split("study '")[1].split("'")[0]
     study = _study(name, f"journal:{workdir / 'mlruns' / 'optuna.journal'}")
     trials = study.get_trials()
-    assert len(trials) == 3
+    assert len(trials) == 3 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     for trial in trials:
         assert 1e-4 <= trial.params["lr_g"] <= 1e-2 and trial.params["head.name"] in ("sigmoid", "entmax")
         [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("search").experiment_id],
                                           filter_string=f"attributes.run_name = '{trial.user_attrs['ganlab.name']}'")
         assert float(run.data.params["lr_g"]) == pytest.approx(trial.params["lr_g"])
         assert run.data.params["head.name"] == trial.params["head.name"]
-        assert trial.value == pytest.approx(run.data.metrics["modes.kl_uniform"])
+        history = {m.step: m.value for m in mlflow_client.get_metric_history(run.info.run_id, "modes.kl_uniform")}
+        assert trial.intermediate_values == pytest.approx(history)  # reported from inside the run
+        if trial.state == TrialState.COMPLETE:
+            assert trial.value == pytest.approx(run.data.metrics["modes.kl_uniform"]) and set(history) == {30, 60}
+        else:
+            assert run.info.status == "KILLED" and trial.user_attrs["ganlab.pruned_at"] == 30
     status = run_cli(["sweep", "status", name], cwd=workdir)
-    best = min(t.value for t in trials)
+    best = min(t.value for t in trials if t.state == TrialState.COMPLETE)
     assert f"best modes.kl_uniform = {best:g}" in status.stdout
 
 
