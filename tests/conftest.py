@@ -34,6 +34,15 @@ eval_every = 0
 sample_every = 0
 eval_samples = 200
 """
+#: The architecture and data of a tiny 2-D run, for sweep files: the article's mlp at 1/8 width on ring8.
+TINY_RING8 = """
+[base.arch]
+name = "mlp"
+hidden_scale = 0.125
+[base.dataset]
+name = "ring8"
+"""
+
 TINY = ["--steps", "4", "--batch-size", "16", "--latent-dim", "8", "--log-every", "2",
         "--eval-every", "0", "--sample-every", "0", "--set", "eval_samples=200"]
 

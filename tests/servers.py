@@ -15,11 +15,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ganlab.cli.ui import _stop, _wait_ready
+from ganlab.errors import GanlabError
 
 
 class Unavailable(Exception):
@@ -105,23 +106,12 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
                              "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                text = (artifacts.parent / "mlflow-server.log").read_text(errors="replace")
-                raise RuntimeError(f"mlflow server did not start: {text[-2000:]}")
-            time.sleep(0.5)
+        try:  # the same readiness wait and group stop as `ganlab ui`
+            _wait_ready(proc, uri, timeout=120)
+        except GanlabError as exc:
+            text = (artifacts.parent / "mlflow-server.log").read_text(errors="replace")
+            raise RuntimeError(f"mlflow server did not start ({exc}): {text[-2000:]}") from None
         yield uri
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()

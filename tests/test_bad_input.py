@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_in_process
+from conftest import TINY_RING8, cli_in_process
 from test_plugins import on_path, write_distribution
 
 PLUGINS = Path(__file__).parent / "plugins_for_tests"
@@ -191,12 +191,7 @@ batch_size = 16
 latent_dim = 8
 eval_every = 2
 sample_every = 0
-[base.arch]
-name = "mlp"
-hidden_scale = 0.125
-[base.dataset]
-name = "ring8"
-[search]
+""" + TINY_RING8 + """[search]
 n_trials = 3
 objective = "{objective}"
 sampler = "random"
