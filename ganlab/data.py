@@ -27,12 +27,23 @@ class DataRequest:
     root: Path
     download: bool = False
     seed: int = 0
+    #: the run's batch size (0: not known): a dataset whose samples are large once expanded (text:
+    #: one-hot vectors over the vocabulary) can refuse a batch that cannot fit before it loads anything
+    batch_size: int = 0
 
 
 @dataclass
 class TensorData:
     """A whole dataset in memory: ``x`` (N, *shape) float32 in [-1, 1] (2-D
-    mixtures: unscaled), optional labels ``y`` (N,), and an optional test split."""
+    mixtures: unscaled), optional labels ``y`` (N,), and an optional test split.
+
+    Token sequences (text) set ``vocab``: then ``x`` and ``test_x`` hold token ids
+    (N, L) int64 and a sample, as G emits it and D reads it, is one distribution
+    over the vocabulary per position, (L, V): ``take`` expands the drawn rows to
+    one-hot vectors. Holding ids rather than one-hots keeps a 10 000 x 20 x 5 000
+    dataset at 1.6 MB instead of 4 GB; ``text_joiner`` joins decoded tokens
+    ("" for characters, " " for words).
+    """
 
     x: torch.Tensor
     y: torch.Tensor | None = None
@@ -41,10 +52,30 @@ class TensorData:
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
     class_names: list[str] | None = None
+    vocab: list[str] | None = None
+    text_joiner: str = ""
 
     @property
     def shape(self) -> tuple[int, ...]:
+        if self.vocab is not None:
+            return (*self.x.shape[1:], len(self.vocab))
         return tuple(self.x.shape[1:])
+
+    @property
+    def is_text(self) -> bool:
+        return self.vocab is not None
+
+    def expand(self, rows: torch.Tensor) -> torch.Tensor:
+        """Stored rows as samples: token ids become float one-hot vectors; other data is unchanged."""
+        if self.vocab is None:
+            return rows
+        import torch.nn.functional as F
+
+        return F.one_hot(rows, len(self.vocab)).float()
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        """The samples at dataset rows ``idx``."""
+        return self.expand(self.x[idx])
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -54,7 +85,7 @@ class TensorData:
             return None if t is None else t.to(device, non_blocking=True)
 
         return TensorData(move(self.x), move(self.y), self.num_classes, self.source,
-                          move(self.test_x), move(self.test_y), self.class_names)
+                          move(self.test_x), move(self.test_y), self.class_names, self.vocab, self.text_joiner)
 
 
 @dataclass
@@ -109,7 +140,7 @@ class ResidentBatches:
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = self.next_indices()
         y = self.data.y[idx] if self.data.y is not None else None
-        return self.data.x[idx], y
+        return self.data.take(idx), y
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "perm": self._perm.cpu(), "pos": self._pos}
@@ -200,6 +231,7 @@ def save_cached(path: Path, data: TensorData) -> None:
         "x": data.x.cpu(), "y": None if data.y is None else data.y.cpu(), "num_classes": data.num_classes,
         "source": data.source, "test_x": None if data.test_x is None else data.test_x.cpu(),
         "test_y": None if data.test_y is None else data.test_y.cpu(), "class_names": data.class_names,
+        "vocab": data.vocab, "text_joiner": data.text_joiner,
     }
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:

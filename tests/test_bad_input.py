@@ -48,6 +48,9 @@ ERROR = "ganlab: error:"
 ANY_ARCH = ["--steps", "2", "--batch-size", "16", "--latent-dim", "8", "--log-every", "1", "--eval-every", "0",
             "--sample-every", "0", "--set", "metrics=none", "--set", "dataset.size=8", "--device", "cpu"]
 TINY_RUN = [*ANY_ARCH, "--set", "arch.hidden_scale=0.05"]  # the default mlp, shrunk
+#: A text run of the same size: a 20-token oracle, an LSTM pair (arch options per case)
+TEXT_RUN = [*ANY_ARCH[:-4], "--device", "cpu", "--dataset", "oracle", "--arch", "lstm", "--set", "dataset.vocab_size=20",
+            "--set", "dataset.samples=64", "--set", "dataset.test_samples=0"]
 
 
 def plugin(name: str) -> str:
@@ -354,6 +357,19 @@ CASES = [
     Case("study-bad-later-choice", ["sweep", "search.toml"], ["unknown head 'sigmod'", "did you mean 'sigmoid'"],
          setup=write("search.toml", STUDY_SEARCH.format(lr="[1e-4, 1e-2]", objective="modes.hq_percent")
                      + '"head.name" = { choices = ["sigmoid", "sigmod"] }\n')),
+    # text GANs: networks and data that do not go together, data too large, no corpus
+    Case("text-image-arch-on-text", ["run", *TEXT_RUN, "--arch", "dcgan"],
+         ["architecture 'dcgan' generates images or vectors", "dataset 'oracle' holds token sequences", "conv, lstm"]),
+    Case("text-arch-on-images", ["run", *ANY_ARCH, "--arch", "lstm"],
+         ["architecture 'lstm' generates token sequences", "dataset 'digits' is not text", "dcgan, mlp"]),
+    Case("text-seq-len-zero", ["run", *TEXT_RUN, "--set", "dataset.seq_len=0"], ["dataset.seq_len must be >= 1"]),
+    Case("text-vocab-too-large", ["run", *TEXT_RUN, "--set", "dataset.vocab_size=1000000", "--batch-size", "100000"],
+         ["vocab_size 1,000,000", "one-hot batches of 100000 x 20 x 1,000,000", "lower dataset.vocab_size"]),
+    Case("text-no-corpus", ["run", *ANY_ARCH[:-4], "--dataset", "fortunes", "--arch", "conv", "--set", "dataset.path=nowhere"],
+         ["fortunes: nowhere does not exist", "apt-get install fortunes-min", "dataset.path"]),
+    Case("text-unknown-output", ["run", *TEXT_RUN, "--set", "arch.output=softmx"],
+         ["arch.output must be one of", "did you mean 'softmax'"]),
+    Case("sample-txt-of-images", ["sample", RUN_ID, "--out", "s.txt"], ["cannot write .txt", "does not generate text"]),
 ]
 
 #: broken-but-tolerated: a warning line, and the command carries on (exit 0)

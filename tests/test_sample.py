@@ -73,7 +73,7 @@ def test_errors(image_run, workdir, cli_inproc, capsys):
 
     run_id = image_run.info.run_id
     cases = [
-        (["sample", run_id, "--out", "s.jpg"], "unsupported extension '.jpg'; use .npy (any data) or .png"),
+        (["sample", run_id, "--out", "s.jpg"], "unsupported extension '.jpg'; use .npy (any data), .png (images, 2-D points) or .txt (text)"),
         (["sample", run_id, "--out", "nowhere/s.npy"], "directory nowhere does not exist"),
         (["sample", "0123456789abcdef", "--out", "s.npy"], "no run '0123456789abcdef'"),
     ]

@@ -42,8 +42,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ganlab.errors import GanlabError
+from ganlab.text import as_text_block, decode_samples
 
-SUFFIXES = (".npy", ".png")
+SUFFIXES = (".npy", ".png", ".txt")
 #: Samples per forward pass: the batch the run's evaluations used (a BatchNorm generator
 #: in training mode normalises over the batch, so this is part of what a sample is).
 BATCH = 512
@@ -55,7 +56,7 @@ MAX_PNG_SAMPLES = 10_000
 def sample(
     run_id: Annotated[str, typer.Argument(help="The MLflow run whose generator to sample.")],
     n: Annotated[int, typer.Option("--n", "-n", min=1, help=f"How many samples (.png: at most {MAX_PNG_SAMPLES}).")] = 64,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (any data, any N) or .png (image grid, scatter of vector data over the real data).")] = Path("samples.npy"),
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file: .npy (any data, any N), .png (image grid, scatter of vector data over the real data) or .txt (text runs: one decoded sample per line). [default: text runs print their samples; others write samples.npy]")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
     klass: Annotated[Optional[int], typer.Option("--class", help="Conditional runs: draw every sample of this class (default: the classes in turn; .png: one per row).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
@@ -67,13 +68,18 @@ def sample(
     from ganlab.compare.store import existing_store, get_run
     from ganlab.record.tracking import client
 
-    suffix = check_output(out, n)
-    partial = reserve(out)
+    suffix = check_output(out, n) if out is not None else None
+    partial = reserve(out) if out is not None else None
     try:
         uri = existing_store(tracking_uri)
         mlflow_client = client(uri)
         run = get_run(mlflow_client, run_id, uri)
         refuse_population_parent(mlflow_client, run)
+        vocab = text_vocab(mlflow_client, run)
+        if out is None and vocab is None:  # the default for non-text runs, checked as --out would be
+            out = Path("samples.npy")
+            suffix, partial = check_output(out, n), reserve(out)
+        check_suffix_fits(suffix, vocab is not None, run_id)
         files = _artifacts(mlflow_client, run, ("config.toml", "generator.pt"))
         plugins = load_plugins(plugin)
         model = _load(run, files, plugins, device)
@@ -84,10 +90,42 @@ def sample(
         # closing: an error or Ctrl-C while writing still ends the progress bar
         with contextlib.closing(sample_batches(model.generator, n, model.latent_dim, seed, labels=labels,
                                                latent=model.latent)) as batches:
-            _write(batches, suffix, out, partial, model, run, plugins, n, seed)
+            if out is None:  # a text run without --out: its samples, decoded, on stdout
+                for samples in batches:
+                    sys.stdout.write(as_text_block(decode_samples(samples, *vocab)))
+                sys.stdout.flush()
+                return
+            _write(batches, suffix, out, partial, model, run, plugins, n, seed, vocab)
     finally:
-        partial.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     print(f"ganlab: wrote {n} samples of shape {tuple(model.shape)} from run {run_id} to {out}", file=sys.stderr)
+
+
+def text_vocab(mlflow_client: Any, run: Any) -> tuple[list[str], str] | None:
+    """A text run's vocabulary and joiner (its vocab.json artifact), or None for any other run."""
+    from ganlab.record.tracking import VOCAB_FILE
+
+    if run.data.params.get("data.shape", "").count(",") != 1:  # text samples are (L, V); skip the lookup otherwise
+        return None
+    try:
+        path = _artifacts(mlflow_client, run, (VOCAB_FILE,))[VOCAB_FILE]
+    except GanlabError:
+        return None
+    try:
+        blob = json.loads(path.read_text())
+        return [str(t) for t in blob["vocab"]], str(blob.get("joiner", ""))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GanlabError(f"cannot read the vocabulary {path} of run '{run.info.run_id}': {exc}") from None
+
+
+def check_suffix_fits(suffix: str | None, text: bool, run_id: str) -> None:
+    """.txt is for text runs only, and a picture of token distributions means nothing."""
+    if suffix == ".txt" and not text:
+        raise GanlabError(f"cannot write .txt: run '{run_id}' does not generate text; use .npy or .png")
+    if suffix == ".png" and text:
+        raise GanlabError(f"run '{run_id}' generates text: leave out --out to print the samples, or write "
+                          f".txt (decoded lines) or .npy (the per-position distributions)")
 
 
 def refuse_population_parent(mlflow_client: Any, run: Any) -> None:
@@ -104,11 +142,15 @@ def refuse_population_parent(mlflow_client: Any, run: Any) -> None:
 
 
 def _write(batches: Iterator[Any], suffix: str, out: Path, partial: Path, model: Model, run: Any, plugins: Any,
-           n: int, seed: int) -> None:
+           n: int, seed: int, vocab: tuple[list[str], str] | None = None) -> None:
     """Write the samples to ``partial``, then rename it to ``out``."""
     try:
         if suffix == ".npy":
             write_npy(batches, partial, n, model.shape)
+        elif suffix == ".txt":
+            with open(partial, "w", encoding="utf-8") as handle:
+                for samples in batches:
+                    handle.write(as_text_block(decode_samples(samples, *vocab)))
         else:
             _write_png(batches, model, run, plugins, n, seed, partial)
         os.replace(partial, out)
@@ -122,7 +164,7 @@ def check_output(out: Path, n: int) -> str:
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
         raise GanlabError(f"cannot write '{out}': unsupported extension '{out.suffix or '(none)'}'; "
-                          f"use .npy (any data) or .png (images, 2-D points)")
+                          f"use .npy (any data), .png (images, 2-D points) or .txt (text)")
     if suffix == ".png" and n > MAX_PNG_SAMPLES:
         raise GanlabError(f"--n {n} is above the cap of {MAX_PNG_SAMPLES} samples for a .png (a picture of "
                           f"more is unreadable); write a .npy for more (written in batches, no cap)")

@@ -501,7 +501,7 @@ class ShardedBatches:
         self._pos += self.global_batch
         self.drawn += self.batch_size
         y = self.data.y[idx] if self.data.y is not None else None
-        return self.data.x[idx], y
+        return self.data.take(idx), y
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "perm": self._perm.cpu(), "pos": self._pos,

@@ -115,6 +115,9 @@ class Session:
         else:
             self.client.log_image(run_id, image, key=key, step=step)
 
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
     def log_dict(self, run_id: str, data: dict[str, Any], artifact_file: str) -> None:
         self.client.log_dict(run_id, data, artifact_file)
 
@@ -136,7 +139,8 @@ class Session:
         return getattr(self, name)
 
 
-OPERATIONS = {"open", "start_run", "resume_run", "log_batch", "log_image", "log_dict", "log_artifact", "end_run"}
+OPERATIONS = {"open", "start_run", "resume_run", "log_batch", "log_image", "log_text", "log_dict", "log_artifact",
+              "end_run"}
 
 
 def describe(exc: BaseException, session: Session) -> tuple[str, str]:

@@ -430,6 +430,10 @@ class MlflowTracker:
     def on_samples(self, ctx: Any, step: int, samples: Any) -> None:
         if self.skip_until.get("samples", -1) >= step:
             return  # logged before an interruption; a second image at this step would be a duplicate
+        text = samples_as_text(ctx, samples)
+        if text is not None:  # token sequences: the decoded lines, one file per sample step
+            self.store.send("log_text", self.run_id, text, f"samples/step_{step:07d}.txt")
+            return
         self.store.send("log_image", self.run_id, picture_of(samples), key="samples", step=step)
 
     @hookimpl
@@ -606,7 +610,9 @@ class MlflowTracker:
     def log_data_card(self, ctx: Any) -> None:
         self.store.send("log_dict", self.run_id, data_card(ctx), "data_card/data_card.json")
         preview = data_preview(ctx)
-        if preview is not None:
+        if preview is not None and getattr(ctx.data, "vocab", None) is not None:
+            self.store.send("log_text", self.run_id, samples_as_text(ctx, preview), "data_card/real_samples.txt")
+        elif preview is not None:
             self.store.send("log_image", self.run_id, picture_of(preview), artifact_file="data_card/real_samples.png")
 
     def log_outputs(self, ctx: Any) -> None:
@@ -625,6 +631,10 @@ def write_outputs(ctx: Any, workdir: Path) -> list[str]:
 
     (workdir / "config.toml").write_text(ctx.config.to_toml())
     names = ["config.toml", "generator.pt", "discriminator.pt"]
+    vocab = getattr(ctx.data, "vocab", None)
+    if vocab is not None:  # what `ganlab sample` needs to print a text run's samples as text
+        (workdir / VOCAB_FILE).write_text(json.dumps({"vocab": list(vocab), "joiner": ctx.data.text_joiner}))
+        names.append(VOCAB_FILE)
     if ctx.generator_average is not None:
         torch.save(ctx.generator_average.state_dict(), workdir / "generator.pt")
         torch.save(ctx.generator.state_dict(), workdir / "generator_trained.pt")
@@ -710,5 +720,21 @@ def data_preview(ctx: Any) -> Any:
     data = ctx.data if hasattr(ctx.data, "x") else getattr(ctx.data, "preview", None)
     if data is None:
         return None
+    if getattr(data, "vocab", None) is not None:
+        return data.x[:64].cpu()  # token ids: the first 64 lines
     n = 64 if len(ctx.data_shape) == 3 else min(len(data), 2000)
     return data.x[:n].float().cpu()
+
+
+#: a text run's vocabulary, beside generator.pt: {"vocab": [...], "joiner": ""}
+VOCAB_FILE = "vocab.json"
+
+
+def samples_as_text(ctx: Any, samples: Any) -> str | None:
+    """A text run's samples (distributions or token ids) as decoded lines; None for other data."""
+    vocab = getattr(ctx.data, "vocab", None)
+    if vocab is None:
+        return None
+    from ganlab.text import as_text_block, decode_samples
+
+    return as_text_block(decode_samples(samples, vocab, ctx.data.text_joiner))

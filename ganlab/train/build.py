@@ -168,6 +168,25 @@ def call_plugin(component: Component, method: str, function: Callable[..., T], *
         ) from exc
 
 
+def check_text_pairing(plugins: PluginManager, config: RunConfig, arch: Any, data: Any) -> None:
+    """Token sequences need a network that emits and reads distributions over a vocabulary, and such a
+    network has nothing to say about images or points: refuse either mismatch before anything is built."""
+    is_text = getattr(data, "vocab", None) is not None
+    if is_text == bool(getattr(arch, "text", False)):
+        return
+    arch_name, dataset = config.name_of("arch"), config.name_of("dataset")
+    text_archs = [n for n in plugins.registry.names("architecture")
+                  if plugins.registry.get("architecture", n).metadata.get("text")]
+    if is_text:
+        raise ComponentError(
+            f"architecture '{arch_name}' generates images or vectors, but dataset '{dataset}' holds token "
+            f"sequences; use a text architecture: {', '.join(text_archs) or 'none is installed'}")
+    other = [n for n in plugins.registry.names("architecture") if n not in text_archs]
+    raise ComponentError(
+        f"architecture '{arch_name}' generates token sequences, but dataset '{dataset}' is not text; use it with "
+        f"a text dataset, or pick one of: {', '.join(other)}")
+
+
 def load_data(component: Component, dataset: Any, options: dict[str, Any], request: DataRequest,
               cache_dir: Path | None) -> tuple[TensorData | StreamingData, bool]:
     """Load a dataset, using the on-disk cache of its converted tensor when allowed."""
@@ -214,7 +233,8 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
         components[section], made[section] = create(plugins, config, section)
     latent = make_latent(plugins, config, components)
 
-    request = DataRequest(root=Path(config.data_root), download=config.download, seed=config.seed)
+    request = DataRequest(root=Path(config.data_root), download=config.download, seed=config.seed,
+                          batch_size=config.batch_size)
     data, hit = load_data(components["dataset"], made["dataset"], config.options_of("dataset"), request,
                           default_cache_dir())
     head, objective, arch = made["head"], made["loss"], made["arch"]
@@ -233,6 +253,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     except ComponentError as exc:
         raise ComponentError(f"head '{config.name_of('head')}' with loss '{config.name_of('loss')}': {exc}") from None
 
+    check_text_pairing(plugins, config, arch, data)
     shape = tuple(data.shape)
     from ganlab.train import conditioning as cond
     from ganlab.train import packing  # PacGAN: with pack > 1, D is built for packs (pack 1: unchanged)
@@ -382,7 +403,7 @@ def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: A
     fixed = ((1 + optimizer_state_copies(config.optimizer_g, config, plugin_optimizers.get(config.optimizer_g))) * g_bytes
              + (1 + optimizer_state_copies(config.optimizer_d, config, plugin_optimizers.get(config.optimizer_d))) * d_bytes
              + (g_bytes if config.ema else 0))
-    element = data.x.element_size() if isinstance(data, TensorData) else 4
+    element = data.x.element_size() if isinstance(data, TensorData) and not data.is_text else 4
     sample = math.prod(data.shape) * element
     g_step_kept, d_kept = kept_bytes_per_sample(config, device, generator, discriminator, conditioning)
     real_cap = len(data) if isinstance(data, TensorData) else None

@@ -70,7 +70,7 @@ def make_eval_context(trainer: Any, step: int) -> EvalContext:
             x, y = trainer.batches.next()
             return x[:n], (None if y is None else y[:n])
         idx = torch.randint(len(data), (n,), generator=real_gen).to(data.x.device)
-        return data.x[idx], (None if data.y is None else data.y[idx.to(data.y.device)])
+        return data.take(idx), (None if data.y is None else data.y[idx.to(data.y.device)])
 
     def real_batch(n: int) -> torch.Tensor:
         return real_labelled(n)[0]

@@ -1,4 +1,5 @@
-"""Built-in architectures: the article's fully connected GAN (``mlp``) and DCGAN (``dcgan``).
+"""Built-in architectures: the article's fully connected GAN (``mlp``), DCGAN (``dcgan``), and the
+text GANs' sequence networks (``lstm``, ``conv``; ``metadata text=True``: they serve text datasets only).
 
 Registration only: the factories are ``"module:attr"`` strings into
 :mod:`ganlab_plugins.architectures.mlp` and :mod:`ganlab_plugins.architectures.dcgan`,
@@ -20,6 +21,18 @@ CONDITIONAL_OPTIONS = {
     "projection": Option(bool, True, "with conditional: D projects its features on the class (Miyato & Koyama "
                          "2018); false: D ignores labels (AC-GAN, whose D learns classes through its loss)"),
     "class_dim": Option(int, 32, "with conditional: size of G's class embedding", min=1),
+}
+
+
+#: G's output mapping of the text architectures (``plugins/architectures/token_outputs.py``)
+TEXT_OUTPUT_OPTIONS = {
+    "output": Option(str, "softmax", "G's per-position mapping: softmax (never an exact one-hot), sparsemax or "
+                     "entmax (exact one-hots and sparse mixtures), gumbel (straight-through Gumbel-softmax: "
+                     "one-hot samples, biased gradient)", choices=("softmax", "sparsemax", "entmax", "gumbel")),
+    "alpha": Option(float, 1.5, "with output=entmax: alpha of alpha-entmax, 1 < alpha <= 2 (1.5 exact, others "
+                    "by bisection)", min=1.0, min_exclusive=True, max=2.0),
+    "tau": Option(float, 1.0, "with output=gumbel: temperature of the relaxed sample whose gradient G gets",
+                  min=0.0, min_exclusive=True),
 }
 
 
@@ -61,4 +74,27 @@ def register_architectures(register: Any) -> None:
             "ndf": Option(int, 64, "discriminator width: channels of D's first layer", min=1),
             **CONDITIONAL_OPTIONS,
         },
+    )
+    register(
+        "lstm", "ganlab_plugins.architectures.text:LSTMTextArchitecture",
+        summary="text: autoregressive LSTM G feeding back its own output distributions, LSTM D; G's output mapping "
+                "is an option (softmax, sparsemax, entmax, gumbel)",
+        options={
+            "hidden": Option(int, 128, "LSTM hidden size of G and D", min=1),
+            "embedding": Option(int, 64, "token embedding size (G: its previous distribution times a V x embedding "
+                                "matrix; D: a V -> embedding linear layer)", min=1),
+            **TEXT_OUTPUT_OPTIONS,
+        },
+        text=True,
+    )
+    register(
+        "conv", "ganlab_plugins.architectures.text:ConvTextArchitecture",
+        summary="text: the 1-D residual convolutional G and D of Gulrajani et al. 2017's character-level WGAN-GP; "
+                "G's output mapping is an option (softmax, sparsemax, entmax, gumbel)",
+        options={
+            "dim": Option(int, 128, "channels of the residual Conv1d blocks (the paper: 512)", min=1),
+            "blocks": Option(int, 5, "residual blocks in each of G and D (the paper: 5)", min=0),
+            **TEXT_OUTPUT_OPTIONS,
+        },
+        text=True,
     )

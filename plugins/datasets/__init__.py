@@ -13,6 +13,8 @@ modules of this package, imported when a run loads the dataset.
   files looked for under the run's data root (``--data-root``); ``--download`` lets
   torchvision fetch missing files.
 * ``image-folder``: any folder of images, labelled by class subfolders when it has them.
+* ``oracle``, ``fortunes``: token sequences for text GANs (``metadata text=True``): SeqGAN's
+  synthetic oracle LSTM, and the character-level lines of Debian's fortunes quotations.
 """
 
 from __future__ import annotations
@@ -94,4 +96,35 @@ def register_datasets(register: Any) -> None:
                                       min=0),
             "num_workers": Option(int, 2, "DataLoader workers when streaming", min=0),
         },
+    )
+    register(
+        "oracle", f"{_PACKAGE}.text:Oracle",
+        summary="text: SeqGAN's synthetic benchmark, sequences sampled from a seeded random LSTM (NLL_oracle is exact)",
+        options={
+            "vocab_size": Option(int, 5000, "vocabulary size V (SeqGAN: 5000)", min=2, max=1_000_000),
+            "seq_len": Option(int, 20, "tokens per sequence (SeqGAN: 20)", min=1, max=1000),
+            "samples": Option(int, 10_000, "training sequences (SeqGAN: 10 000)", min=1),
+            "test_samples": Option(int, 2000, "held-out sequences, drawn after the training ones (references of "
+                                   "BLEU and n-gram JSD; 0: none)", min=0),
+            "hidden": Option(int, 32, "the oracle LSTM's hidden size (SeqGAN: 32)", min=1),
+            "embedding": Option(int, 32, "the oracle's token embedding size (SeqGAN: 32)", min=1),
+            "oracle_seed": Option(int, 0, "seed of the oracle's parameters and of every sequence it samples", min=0),
+        },
+        text=True,
+    )
+    register(
+        "fortunes", f"{_PACKAGE}.text:Fortunes",
+        summary="text: the lines of Debian's fortunes quotations, character level, padded to seq_len (offline; "
+                "apt-get install fortunes-min)",
+        options={
+            "path": Option(str, "/usr/share/games/fortunes", "a fortune file or a directory of them (quotations "
+                           "separated by lines holding only %)"),
+            "seq_len": Option(int, 32, "characters per line: longer lines cut, shorter ones padded (Gulrajani et "
+                              "al. 2017: 32)", min=1, max=1024),
+            "min_count": Option(int, 5, "characters seen fewer times in the training split become <unk>", min=1),
+            "test_fraction": Option(float, 0.1, "share of lines held out (references of BLEU and n-gram JSD)",
+                                    min=0.0, max=0.9),
+            "split_seed": Option(int, 0, "seed of the train/test shuffle of lines", min=0),
+        },
+        text=True,
     )

@@ -23,6 +23,8 @@ modules of this package, imported when a run builds the metric.
   trains once per dataset on its training split (docs/heads.md, "Evaluation
   protocols"); see :mod:`.images` for the exact protocol and
   :mod:`.images_classifier` for the network.
+* ``text``, for token sequences: how sparse G's per-position distributions are, n-gram JSD, BLEU-4
+  and self-BLEU against held-out text, and NLL_oracle on the oracle dataset (:mod:`.text`).
 * ``anomaly``: the discriminator as an anomaly detector (the seed article's use).
   With ``--set dataset.exclude_class=C`` a labelled dataset drops class C from its
   training split and keeps every class in its test split; the GAN never sees C.
@@ -76,6 +78,17 @@ def register_metrics(register: Any) -> None:
             "coverage_threshold": Option(float, 0.5, "a class is covered when it gets at least this fraction of "
                                          "its fair share 1/K of the predictions (0.5: from 1/(2K) of the samples; "
                                          "0: predicted at least once)", min=0.0, max=1.0),
+        },
+    )
+    register(
+        "text", f"{_PACKAGE}.text:TextMetrics",
+        summary="token sequences: exact one-hot share and non-zeros per position, n-gram JSD (n=1..4), BLEU-4, "
+                "self-BLEU; NLL_oracle on the oracle dataset",
+        options={
+            "samples": Option(int, 1000, "generated sequences per evaluation", min=2),
+            "references": Option(int, 2000, "held-out sequences BLEU and the n-gram JSD compare against (a fixed "
+                                 "random subset)", min=1),
+            "self_bleu_samples": Option(int, 250, "samples scored against all others for self-BLEU", min=1),
         },
     )
     register(

@@ -172,7 +172,7 @@ class PopulationTrainer:
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.stack([r.batches.next_indices() for r in self.replicas])
         rows = (idx + self.offsets).flatten() if self.offsets is not None else idx.flatten()
-        x = self.x.index_select(0, rows).view(*idx.shape, *self.x.shape[1:])
+        x = self.replicas[0].b.data.expand(self.x.index_select(0, rows).view(*idx.shape, *self.x.shape[1:]))
         y = self.y.index_select(0, rows).view(idx.shape) if self.y is not None else None
         return x, y
 
