@@ -37,6 +37,16 @@ def test_completely_separated_groups_have_the_smallest_exact_p() -> None:
     assert permutation_p([5, 5, 5], [5, 5, 5])[0] == 1.0
 
 
+def test_one_number_differing_only_in_rounding_is_not_a_difference() -> None:
+    # a real-vs-real floor computed by ten processes per group: identical up to the 7th digit
+    floor = 0.3219
+    a = [floor * (1 + 1e-8 * i) for i in range(10)]
+    b = [floor * (1 - 1e-8 * (i + 1)) for i in range(10)]
+    assert permutation_p(a, b) == (1.0, True)
+    # a real difference of the same values' size is still found
+    assert permutation_p([floor] * 5, [floor * 1.01] * 5)[0] == pytest.approx(2 / 252)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_exact_p_matches_a_brute_force_in_fractions_with_unequal_groups_and_ties(seed: int) -> None:
     rng = np.random.default_rng(seed)
