@@ -41,9 +41,11 @@ def artifact_dir(run: object) -> Path:
     return Path(run.info.artifact_uri.removeprefix("file://"))
 
 
-@pytest.mark.parametrize("output", ["softmax", "sparsemax", "entmax", "gumbel"])
-def test_each_output_mapping_trains_and_is_recorded(tmp_path: Path, output: str) -> None:
-    done = run_in_process(["run", *ORACLE, *TINY, "--arch", "lstm", "--set", "arch.hidden=16",
+# each output mapping of G, each with another head of D in the non-saturating game
+@pytest.mark.parametrize(("output", "head"), [("softmax", "sigmoid"), ("sparsemax", "sparsemax"),
+                                              ("entmax", "entmax"), ("gumbel", "softmax")])
+def test_each_output_mapping_trains_and_is_recorded(tmp_path: Path, output: str, head: str) -> None:
+    done = run_in_process(["run", *ORACLE, *TINY, "--arch", "lstm", "--set", "arch.hidden=16", "--head", head,
                            "--set", "arch.embedding=8", "--set", f"arch.output={output}"], tmp_path)
     assert done.returncode == 0, done.stderr
     run, _ = finished_run(tmp_path)
@@ -59,7 +61,7 @@ def test_each_output_mapping_trains_and_is_recorded(tmp_path: Path, output: str)
         assert key in metrics
     assert 0.0 <= metrics["text.jsd_2"] <= 0.6932
     params = run.data.params
-    assert params["arch.output"] == output
+    assert params["arch.output"] == output and params["head.name"] == head and params["loss.name"] == "nonsaturating"
     assert float(params["text.nll_oracle_heldout"]) < metrics["text.nll_oracle"] + 5  # both on the oracle's scale
     # samples as text artifacts, one file per sample step, one decoded line per sample
     root = artifact_dir(run)
