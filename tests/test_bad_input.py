@@ -360,6 +360,10 @@ CASES = [
     # text GANs: networks and data that do not go together, data too large, no corpus
     Case("text-image-arch-on-text", ["run", *TEXT_RUN, "--arch", "dcgan"],
          ["architecture 'dcgan' generates images or vectors", "dataset 'oracle' holds token sequences", "conv, lstm"]),
+    # refused before the oracle's sequences are generated: this oracle's memory guard would refuse it otherwise
+    Case("text-image-arch-before-loading", ["run", *TEXT_RUN, "--arch", "dcgan", "--set", "dataset.vocab_size=1000000",
+                                            "--batch-size", "100000"],
+         ["architecture 'dcgan' generates images or vectors", "dataset 'oracle' holds token sequences"]),
     Case("text-arch-on-images", ["run", *ANY_ARCH, "--arch", "lstm"],
          ["architecture 'lstm' generates token sequences", "dataset 'digits' is not text", "dcgan, mlp"]),
     Case("text-seq-len-zero", ["run", *TEXT_RUN, "--set", "dataset.seq_len=0"], ["dataset.seq_len must be >= 1"]),

@@ -168,10 +168,10 @@ def call_plugin(component: Component, method: str, function: Callable[..., T], *
         ) from exc
 
 
-def check_text_pairing(plugins: PluginManager, config: RunConfig, arch: Any, data: Any) -> None:
+def check_text_pairing(plugins: PluginManager, config: RunConfig, arch: Any, is_text: bool) -> None:
     """Token sequences need a network that emits and reads distributions over a vocabulary, and such a
-    network has nothing to say about images or points: refuse either mismatch before anything is built."""
-    is_text = getattr(data, "vocab", None) is not None
+    network has nothing to say about images or points: refuse either mismatch before anything is built
+    (a dataset registered with ``text=True`` is checked before it loads, any other once it has)."""
     if is_text == bool(getattr(arch, "text", False)):
         return
     arch_name, dataset = config.name_of("arch"), config.name_of("dataset")
@@ -233,6 +233,8 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
         components[section], made[section] = create(plugins, config, section)
     latent = make_latent(plugins, config, components)
 
+    if components["dataset"].metadata.get("text"):  # before minutes of generating an oracle's sequences
+        check_text_pairing(plugins, config, made["arch"], True)
     request = DataRequest(root=Path(config.data_root), download=config.download, seed=config.seed,
                           batch_size=config.batch_size)
     data, hit = load_data(components["dataset"], made["dataset"], config.options_of("dataset"), request,
@@ -253,7 +255,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     except ComponentError as exc:
         raise ComponentError(f"head '{config.name_of('head')}' with loss '{config.name_of('loss')}': {exc}") from None
 
-    check_text_pairing(plugins, config, arch, data)
+    check_text_pairing(plugins, config, arch, getattr(data, "vocab", None) is not None)
     shape = tuple(data.shape)
     from ganlab.train import conditioning as cond
     from ganlab.train import packing  # PacGAN: with pack > 1, D is built for packs (pack 1: unchanged)
