@@ -124,14 +124,17 @@ class LSTMTextDiscriminator(nn.Module):
         return self.out(self.features(x))
 
 
-class LSTMTextArchitecture:
-    """The ``lstm`` text architecture: autoregressive LSTM G, LSTM D (module docstring)."""
+class TextArchitecture:
+    """What the engine reads off every text architecture here."""
 
-    text = True
-    convolutional = False
-    # no batch statistics in D: real and fake can share one D call
-    samplewise_discriminator = True
-    vectorisable = False
+    text = True  # serves token sequences (L, V) only
+    convolutional = False  # channels_last applies to 4-D tensors; these are 3-D
+    samplewise_discriminator = True  # no batch statistics in D: real and fake can share one D call
+    vectorisable = False  # an LSTM and Gumbel sampling under vmap are not verified: populations run seeds in turn
+
+
+class LSTMTextArchitecture(TextArchitecture):
+    """The ``lstm`` text architecture: autoregressive LSTM G, LSTM D (module docstring)."""
 
     def __init__(self, hidden: int = 128, embedding: int = 64, output: str = "softmax", alpha: float = 1.5,
                  tau: float = 1.0) -> None:
@@ -201,18 +204,12 @@ class ConvTextDiscriminator(nn.Module):
         return self.out(self.features(x))
 
 
-class ConvTextArchitecture:
+class ConvTextArchitecture(TextArchitecture):
     """The ``conv`` text architecture: Gulrajani et al. 2017's residual Conv1d G and D (module docstring).
 
     The paper's networks have dim = 512, 5 residual blocks in each of G and D and
     softmax outputs; ``dim`` defaults to 128 here.
     """
-
-    text = True
-    # 1-D convolutions: channels_last (4-D tensors only) does not apply
-    convolutional = False
-    samplewise_discriminator = True
-    vectorisable = False
 
     def __init__(self, dim: int = 128, blocks: int = 5, output: str = "softmax", alpha: float = 1.5,
                  tau: float = 1.0) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,19 +173,28 @@ class OracleLSTM(nn.Module):
         device = self.w_out.device
         uniforms = torch.rand(n, seq_len, generator=generator, dtype=torch.float64).to(device)
         out = torch.empty(n, seq_len, dtype=torch.int64, device=device)
+
+        def draw(logits: torch.Tensor, lo: int, hi: int, t: int) -> torch.Tensor:
+            # unnormalised CDF: exp(logits - max) summed along the vocabulary; the target scales with its total
+            cdf = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_().cumsum_(dim=1)
+            target = uniforms[lo:hi, t : t + 1] * cdf[:, -1:]
+            out[lo:hi, t] = torch.searchsorted(cdf, target, right=True).clamp_(max=self.vocab_size - 1).squeeze(1)
+            return out[lo:hi, t]
+
+        self._unroll(n, seq_len, draw)
+        return out
+
+    def _unroll(self, n: int, seq_len: int,
+                next_token: Callable[[torch.Tensor, int, int, int], torch.Tensor]) -> None:
+        """Run the oracle over n sequences in chunks of rows; ``next_token(logits, lo, hi, t)`` gives the
+        tokens of rows lo..hi at position t (drawn or read), which are fed to the next position."""
         rows = chunk_rows(self.vocab_size, n)
         for lo in range(0, n, rows):
             hi = min(n, lo + rows)
             x, h, c = self._initial(hi - lo)
             for t in range(seq_len):
                 logits, h, c = self._step(x, h, c)
-                # unnormalised CDF: exp(logits - max) summed along the vocabulary; the target scales with its total
-                cdf = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_().cumsum_(dim=1)
-                target = uniforms[lo:hi, t : t + 1] * cdf[:, -1:]
-                token = torch.searchsorted(cdf, target, right=True).clamp_(max=self.vocab_size - 1).squeeze(1)
-                out[lo:hi, t] = token
-                x = self.embedding[token]
-        return out
+                x = self.embedding[next_token(logits, lo, hi, t)]
 
     @torch.no_grad()
     def nll(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -198,16 +207,13 @@ class OracleLSTM(nn.Module):
                               f"(got {int(tokens.min())}..{int(tokens.max())})")
         n, seq_len = tokens.shape
         total = torch.zeros(n, dtype=torch.float64, device=tokens.device)
-        rows = chunk_rows(self.vocab_size, n)
-        for lo in range(0, n, rows):
-            hi = min(n, lo + rows)
-            x, h, c = self._initial(hi - lo)
-            for t in range(seq_len):
-                logits, h, c = self._step(x, h, c)
-                token = tokens[lo:hi, t]
-                logp = torch.log_softmax(logits.double(), dim=1).gather(1, token.unsqueeze(1)).squeeze(1)
-                total[lo:hi] -= logp
-                x = self.embedding[token]
+
+        def score(logits: torch.Tensor, lo: int, hi: int, t: int) -> torch.Tensor:
+            token = tokens[lo:hi, t]
+            total[lo:hi] -= torch.log_softmax(logits.double(), dim=1).gather(1, token.unsqueeze(1)).squeeze(1)
+            return token
+
+        self._unroll(n, seq_len, score)
         return total / seq_len
 
 
