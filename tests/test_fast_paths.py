@@ -19,6 +19,7 @@ from conftest import TINY
 
 from ganlab.train.build import build
 from ganlab.config import ConfigBuilder
+from ganlab.errors import GanlabError
 from ganlab.train.engine import Trainer, make_step_functions
 from ganlab.plugins import PluginManager
 from ganlab.train.runtime import autocast
@@ -115,9 +116,10 @@ def test_fp16_without_cuda_is_refused_in_one_line(device: str, workdir: Path, cl
 
 
 @needs_cuda
-def test_fp16_trains_with_a_gradient_scaler_on_cuda() -> None:
+def test_fp16_trains_with_a_gradient_scaler_per_network_on_cuda() -> None:
     trainer = make_trainer(precision="fp16", device="cuda")
-    assert trainer.scaler.is_enabled()
+    assert trainer.scaler_d.is_enabled() and trainer.scaler_g.is_enabled()
+    assert trainer.scaler_d is not trainer.scaler_g
     seen: list[torch.dtype] = []
     handle = trainer.b.discriminator.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     try:
@@ -126,12 +128,68 @@ def test_fp16_trains_with_a_gradient_scaler_on_cuda() -> None:
         handle.remove()
     assert set(seen) == {torch.float16}
     assert all(math.isfinite(d) and math.isfinite(g) for d, g in results)
-    assert trainer.scaler.get_scale() > 0
+    assert trainer.scaler_d.get_scale() > 0 and trainer.scaler_g.get_scale() > 0
 
 
-def test_fp32_keeps_the_scaler_off() -> None:
+def test_fp32_keeps_the_scalers_off() -> None:
     trainer = make_trainer()
-    assert not trainer.scaler.is_enabled()
+    assert not trainer.scaler_d.is_enabled() and not trainer.scaler_g.is_enabled()
+
+
+def cpu_scaler(init_scale: float) -> torch.amp.GradScaler:
+    """A real, enabled gradient scaler on the CPU that doubles its scale at every update without an overflow.
+
+    fp16 autocast needs CUDA, but a scaler's bookkeeping (scale, unscale, skip, grow) runs on the CPU
+    just the same: swapped into a CPU trainer, it counts the updates each network's step gives it.
+    """
+    return torch.amp.GradScaler("cpu", init_scale=init_scale, growth_factor=2.0, growth_interval=1)
+
+
+@pytest.mark.parametrize("d_steps", [1, 2])
+def test_fp16_each_network_has_its_own_scaler_updated_once_per_own_step(d_steps: int) -> None:
+    trainer = make_trainer(d_steps=d_steps)
+    assert trainer.scaler_d is not trainer.scaler_g
+    trainer.scaler_d, trainer.scaler_g = cpu_scaler(2.0**4), cpu_scaler(2.0**4)
+    train_losses(trainer, 3)
+    # one doubling per optimiser step: D's scaler d_steps times an iteration, G's once. A scaler shared
+    # by both would be at 2**(4 + 3 * (d_steps + 1)), and one the step ignores at 2**4.
+    assert trainer.scaler_d.get_scale() == 2.0 ** (4 + 3 * d_steps)
+    assert trainer.scaler_g.get_scale() == 2.0 ** (4 + 3)
+    ((d_loss, g_loss),) = train_losses(trainer, 1)
+    assert math.isfinite(d_loss) and math.isfinite(g_loss)  # the scaled steps still train
+
+
+def test_checkpoints_hold_both_scalers_and_an_older_single_scaler_starts_both(tmp_path: Path) -> None:
+    from ganlab.train import checkpoint
+
+    trainer = make_trainer()
+    trainer.scaler_d, trainer.scaler_g = cpu_scaler(2.0**4), cpu_scaler(2.0**9)
+    train_losses(trainer, 2)
+    path = checkpoint.save_atomic(trainer.state_dict(), tmp_path, 2, keep=1)
+    state = checkpoint.load(path)
+    assert "scaler" not in state
+    assert (state["scaler_d"]["scale"], state["scaler_g"]["scale"]) == (2.0**6, 2.0**11)
+
+    resumed = make_trainer()
+    resumed.scaler_d, resumed.scaler_g = cpu_scaler(1.0), cpu_scaler(1.0)
+    resumed.load_state_dict(state)
+    assert (resumed.scaler_d.get_scale(), resumed.scaler_g.get_scale()) == (2.0**6, 2.0**11)
+    assert resumed.scaler_d.state_dict() == trainer.scaler_d.state_dict()
+    assert resumed.scaler_g.state_dict() == trainer.scaler_g.state_dict()
+
+    # a checkpoint written when D and G shared one scaler: still read, and its scaler starts both
+    older = {k: v for k, v in state.items() if k not in checkpoint.SCALER_KEYS} | {"scaler": state["scaler_g"]}
+    older_path = checkpoint.save_atomic(older, tmp_path / "older", 2, keep=1)
+    old = make_trainer()
+    old.scaler_d, old.scaler_g = cpu_scaler(1.0), cpu_scaler(1.0)
+    old.load_state_dict(checkpoint.load(older_path))
+    assert old.scaler_d is not old.scaler_g
+    assert (old.scaler_d.get_scale(), old.scaler_g.get_scale()) == (2.0**11, 2.0**11)
+
+    # a file with neither is incomplete, named by what it lacks
+    neither = {k: v for k, v in older.items() if k != "scaler"}
+    with pytest.raises(GanlabError, match="lacks scaler_d, scaler_g"):
+        checkpoint.load(checkpoint.save_atomic(neither, tmp_path / "neither", 2, keep=1))
 
 
 # ---- torch.compile ----------------------------------------------------------------------

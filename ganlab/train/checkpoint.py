@@ -1,7 +1,7 @@
 """Checkpoints: written atomically, read without executing anything from the file.
 
 A checkpoint holds everything needed to continue a run on the same trajectory:
-both networks, both optimisers, the gradient scaler, the step, every RNG state,
+both networks, both optimisers, their gradient scalers, the step, every RNG state,
 the data order and the resolved configuration. It is written to a temporary
 file, fsynced and renamed, so a crash mid-write never leaves a torn file under
 the real name; it is read with ``torch.load(weights_only=True)``, which refuses
@@ -21,7 +21,9 @@ FORMAT = "ganlab-checkpoint-1"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 _TEMP = re.compile(r"^\.step-\d+\.pt\.tmp\d+$")
 #: what every checkpoint holds; a file without one of these cannot resume a run
-REQUIRED_KEYS = ("step", "generator", "discriminator", "opt_g", "opt_d", "scaler", "rng", "data_order", "config")
+REQUIRED_KEYS = ("step", "generator", "discriminator", "opt_g", "opt_d", "rng", "data_order", "config")
+#: the gradient scalers, one per network; a checkpoint written before holds one, "scaler", that both shared
+SCALER_KEYS = ("scaler_d", "scaler_g")
 
 
 def checkpoint_name(step: int) -> str:
@@ -184,9 +186,18 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanlabError(f"{path} is not a ganlab checkpoint (format {FORMAT} expected)")
     missing = [key for key in REQUIRED_KEYS if key not in state]
+    if "scaler" not in state:
+        missing += [key for key in SCALER_KEYS if key not in state]
     if missing:
         raise GanlabError(f"checkpoint {path} is incomplete: it lacks {', '.join(missing)}")
     return state
+
+
+def scaler_states(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """D's and G's gradient-scaler states; an older checkpoint's one shared scaler starts both."""
+    if all(key in state for key in SCALER_KEYS):
+        return state["scaler_d"], state["scaler_g"]
+    return state["scaler"], state["scaler"]
 
 
 def _unsafe_global(message: str) -> str | None:

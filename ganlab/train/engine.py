@@ -181,7 +181,12 @@ class Trainer:
             if isinstance(built.data, TensorData)
             else StreamingBatches(built.data, config.batch_size, config.seed, built.device)
         )
-        self.scaler = torch.amp.GradScaler(built.device.type, enabled=config.precision == "fp16")
+        # fp16: one gradient scaler per network, each update()d after its own optimiser's step. A shared
+        # one was updated twice an iteration (growing twice as fast as either network's gradients allow),
+        # and an overflow in one network's gradients halved the scale of the other's next step.
+        fp16 = config.precision == "fp16"
+        self.scaler_d = torch.amp.GradScaler(built.device.type, enabled=fp16)
+        self.scaler_g = torch.amp.GradScaler(built.device.type, enabled=fp16)
         # images: one 8x8 grid (conditional: a row of 8 per class); vectors (2-D mixtures): enough
         # points for a scatter plot
         self.fixed_labels = fixed_labels(built.conditioning, len(built.data.shape) > 1, built.device)
@@ -232,9 +237,9 @@ class Trainer:
             real, labels = self.batches.next()
             b.opt_d.zero_grad(set_to_none=True)
             d_loss, d_terms = self.d_loss_fn(real, labels, step, d_step)
-            self.scaler.scale(d_loss).backward()
-            self.scaler.step(b.opt_d)
-            self.scaler.update()
+            self.scaler_d.scale(d_loss).backward()
+            self.scaler_d.step(b.opt_d)
+            self.scaler_d.update()
             self.after_d_update()
             self.plugins.notify("on_after_d_step", ctx=self.ctx, step=step, d_step=d_step, loss=d_loss.detach())
         b.opt_g.zero_grad(set_to_none=True)
@@ -247,9 +252,9 @@ class Trainer:
         finally:
             for p in self.d_trainable:
                 p.requires_grad_(True)
-        self.scaler.scale(g_loss).backward()
-        self.scaler.step(b.opt_g)
-        self.scaler.update()
+        self.scaler_g.scale(g_loss).backward()
+        self.scaler_g.step(b.opt_g)
+        self.scaler_g.update()
         self.plugins.notify("on_after_g_step", ctx=self.ctx, step=step, loss=g_loss.detach())
         if self.average is not None:
             self.average.update(step)
@@ -436,7 +441,8 @@ class Trainer:
             "discriminator": b.discriminator.state_dict(),
             "opt_g": b.opt_g.state_dict(),
             "opt_d": b.opt_d.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
             "rng": rng_state(),
             "data_order": self.batches.state_dict(),
             "config": b.config.to_toml_dict(),
@@ -454,7 +460,9 @@ class Trainer:
         b.discriminator.load_state_dict(state["discriminator"])
         b.opt_g.load_state_dict(state["opt_g"])
         b.opt_d.load_state_dict(state["opt_d"])
-        self.scaler.load_state_dict(state["scaler"])
+        scaler_d, scaler_g = checkpoint.scaler_states(state)
+        self.scaler_d.load_state_dict(scaler_d)
+        self.scaler_g.load_state_dict(scaler_g)
         self.batches.load_state_dict(state["data_order"])
         if hasattr(b.objective, "load_state_dict") and state.get("objective"):
             b.objective.load_state_dict(state["objective"])
