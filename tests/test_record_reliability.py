@@ -180,6 +180,26 @@ def test_a_store_deleted_mid_run_is_one_line_naming_what_happened(workdir: Path)
     assert "restore mlruns/mlflow.db, then `ganlab resume " in error
 
 
+def test_a_store_folder_deleted_mid_run_says_its_checkpoints_went_with_it(workdir: Path) -> None:
+    """``rm -rf mlruns``: the checkpoints lived in it too, so they were written but are gone."""
+    steps = 60
+    proc = slow_run(workdir, steps)
+    when_checkpoint(workdir, proc, 20)
+    written = newest_checkpoint(workdir)
+    shutil.rmtree(workdir / "mlruns")
+    _, stderr = proc.communicate(timeout=240)
+
+    assert proc.returncode == 2, stderr
+    error = the_error(stderr)
+    assert error.startswith(f"{ERROR}the tracking store mlruns/mlflow.db was deleted"), error
+    assert "no checkpoint was written" not in error, error  # one was: it went with the folder
+    last = int(re.search(r"checkpoints up to step (\d+) had been written under mlruns/artifacts/", error)[1])
+    assert written is not None and written <= last < steps, error
+    assert "deleted with the store; nothing is left to resume from" in error, error
+    assert "ganlab resume" not in error  # there is nothing to resume
+    assert not list(workdir.glob("mlruns/artifacts/*/*/artifacts/checkpoints/step-*.pt"))
+
+
 # ---- 3. names that point out of the store --------------------------------------------------------
 def nested_project(tmp_path: Path, template_store: Path) -> Path:
     project = tmp_path / "a" / "b" / "c"

@@ -388,6 +388,7 @@ class MlflowTracker:
         #: the record of the run could not be completed: the runner raises this once training is over
         self.failure: RecordFailure | None = None
         self.completed_at: int | None = None  # the step at which the whole record was last written
+        self.checkpointed: int | None = None  # the step of the newest checkpoint this process wrote
 
     # ---- lifecycle ---------------------------------------------------------
     @hookimpl
@@ -467,6 +468,7 @@ class MlflowTracker:
 
     @hookimpl
     def on_checkpoint(self, ctx: Any, step: int, path: Any) -> None:
+        self.checkpointed = step
         if self.upload_dir is not None:
             # waits: the next checkpoint may overwrite the file
             self.store.call("log_artifact", self.run_id, str(path), artifact_path="checkpoints")
@@ -550,7 +552,7 @@ class MlflowTracker:
             state = f"the run could not be marked {status} and stays RUNNING (`ganlab runs` shows it STALE)"
         step, directory = self.kept_checkpoint(ctx)
         if step is None:
-            return f"{what}; {state}; no checkpoint was written to resume from"
+            return f"{what}; {state}; {self.no_checkpoint_left(ctx, kind, directory)}"
         kept = f"the checkpoint of step {step} is kept"
         if kind in ("deleted", "replaced"):
             return (f"{what}; {state}; {kept} in {shown_path(directory)}, but resuming needs the record: "
@@ -559,6 +561,17 @@ class MlflowTracker:
             return f"{what}; {state}; {kept}"
         fix = "make the store writable, then " if kind == "readonly" else ""
         return f"{what}; {state}; {kept}: {fix}`ganlab resume {run}` continues from it"
+
+    def no_checkpoint_left(self, ctx: Any, kind: str, directory: Path) -> str:
+        """Why no checkpoint is on disk: none was written, or those written are gone (``rm -rf mlruns``)."""
+        written = self.checkpointed if self.checkpointed is not None else ctx.resumed_from
+        if written is None:
+            return "no checkpoint was written to resume from"
+        store = sqlite_path(self.uri)
+        # the default layout keeps checkpoints in the store's folder: deleting it took them too
+        with_store = kind == "deleted" and store is not None and directory.resolve().is_relative_to(store.parent)
+        return (f"checkpoints up to step {written} had been written under {shown_path(directory)}, "
+                f"{'deleted with the store' if with_store else 'since deleted'}; nothing is left to resume from")
 
     def kept_checkpoint(self, ctx: Any) -> tuple[int | None, Path]:
         """The newest checkpoint on disk, the one a resume starts from (its step, and the directory)."""
