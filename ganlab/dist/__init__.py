@@ -53,7 +53,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ganlab.errors import ConfigError, GanlabError, one_line
-from ganlab.train.signals import GracefulStop
+from ganlab.train.signals import HANDLED, Aborted, GracefulStop, detach_from_terminal
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -584,9 +584,11 @@ class AgreedStop(GracefulStop):
         self.requested: int | None = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            detach_from_terminal()
         if self.requested is not None:  # as GracefulStop: a second SIGINT aborts, more SIGTERMs change nothing
             if signum == signal.SIGINT:
-                raise KeyboardInterrupt
+                raise Aborted
             return
         self.requested = signum
         if is_main_process():  # os.write, not print: a handler may interrupt a print
@@ -650,8 +652,8 @@ def check_resume_processes(run_id: str, tracking_uri: str | None, nproc: int) ->
 def launch(nproc: int, argv: list[str]) -> int:
     """Run the ganlab command line ``argv`` in ``nproc`` processes on this machine; torchrun's exit code.
 
-    torchrun runs in its own session and this process forwards SIGINT and
-    SIGTERM to it once: a Ctrl-C in the terminal would otherwise reach torchrun
+    torchrun runs in its own session and this process forwards SIGINT,
+    SIGTERM and SIGHUP to it once: a Ctrl-C in the terminal would otherwise reach torchrun
     directly and again through us, and a second SIGINT aborts a graceful stop.
     torchrun exits 1 when any rank fails, whatever that rank's own code.
     """
@@ -664,11 +666,13 @@ def launch(nproc: int, argv: list[str]) -> int:
     previous: dict[int, Any] = {}
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            detach_from_terminal()
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signum)
 
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in HANDLED:
             with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
                 previous[sig] = signal.signal(sig, forward)
         code = proc.wait()

@@ -15,6 +15,7 @@ from typing import Any
 
 from ganlab import hookimpl
 from ganlab.errors import GanlabError
+from ganlab.record.ownership import directory_lock, own, release
 
 
 def check_run_dir(config: Any, resuming: bool) -> Path | None:
@@ -45,6 +46,7 @@ class LocalRunDirectory:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.lock: Path | None = None  # this run's ownership (ganlab.record.ownership)
 
     @hookimpl
     def on_run_start(self, ctx: Any) -> None:
@@ -52,6 +54,7 @@ class LocalRunDirectory:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise GanlabError(f"cannot create run_dir {self.directory}: {exc.strerror or exc}") from None
+        self.lock = own(directory_lock(self.directory), f"the run in {self.directory}")
         ctx.workdir = self.directory
         what = f"resuming at step {ctx.step}" if ctx.resumed_from is not None else "untracked run"
         print(f"ganlab: {what} in {self.directory}; continue it with: ganlab resume {self.directory}",
@@ -59,6 +62,14 @@ class LocalRunDirectory:
 
     @hookimpl
     def on_run_end(self, ctx: Any, status: str) -> None:
+        try:
+            self._write_outputs(ctx, status)
+        finally:
+            if self.lock is not None:
+                release(self.lock)
+                self.lock = None
+
+    def _write_outputs(self, ctx: Any, status: str) -> None:
         if status == "FINISHED":
             from ganlab.record.tracking import write_outputs
 

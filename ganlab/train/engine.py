@@ -9,6 +9,7 @@ device; the loop looks at values only every ``log_every`` steps.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from ganlab.train.build import Built, call_plugin, scores_samples_independently
 from ganlab.context import RunContext
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
-from ganlab.train.signals import GracefulStop
+from ganlab.train.signals import Aborted, GracefulStop
 from ganlab.train.schedule import set_rates
 
 
@@ -46,6 +47,22 @@ class Interrupted(Exception):
         self.signum = signum
         self.checkpoint = checkpoint
         self.exit_code = 128 + signum
+
+
+class AbortedRun(Interrupted):
+    """A second SIGINT stopped training at once, between two checkpoints; the run ended KILLED.
+
+    An Interrupted, not the KeyboardInterrupt it comes from: the command line would take that
+    for a Ctrl-C anywhere, and the line saying what happened to the run would be lost.
+    """
+
+    def __init__(self) -> None:
+        Exception.__init__(self, "interrupted: a second SIGINT stopped training at once, without a checkpoint "
+                                 "of the steps since the newest one; a recorded run is marked KILLED, and "
+                                 "`ganlab runs` shows the command that resumes it")
+        self.signum = signal.SIGINT
+        self.checkpoint = None
+        self.exit_code = 128 + signal.SIGINT
 
 
 def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -286,6 +303,8 @@ class Trainer:
                 raise
             except KeyboardInterrupt as exc:
                 status, error = "KILLED", exc
+                if isinstance(exc, Aborted):
+                    raise AbortedRun() from exc
                 raise
             except BaseException as exc:
                 status, error = "FAILED", exc

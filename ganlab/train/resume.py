@@ -14,6 +14,7 @@ message says which file to delete to resume from the one before.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,15 @@ def checkpoint_dir(run: Any) -> Path:
     if local is None:
         local = Path("mlruns") / "uploads" / run.info.run_id
     return local / "checkpoints"
+
+
+def owning(run: Any, kind: str = "run") -> contextlib.AbstractContextManager[Path]:
+    """This process's ownership of ``run`` while it resumes it (see ganlab.record.ownership)."""
+    from ganlab.record.ownership import owned, run_lock
+    from ganlab.record.tracking import local_artifact_dir
+
+    lock = run_lock(run.info.run_id, local_artifact_dir(run.info.artifact_uri))
+    return owned(lock, f"{kind} '{run.info.run_id}'")
 
 
 def check_not_running(run: Any) -> None:
@@ -65,14 +75,24 @@ def latest_checkpoint(run: Any) -> tuple[Path, dict[str, Any]]:
 
 def resume_run(run_id: str, plugins: Any, tracking_uri: str | None = None, steps: int | None = None) -> Any:
     """Continue ``run_id`` from its newest checkpoint; ``steps`` trains to a new total."""
-    from ganlab.config import ConfigBuilder
-    from ganlab.train.runner import run as run_training
     from ganlab.record.tracking import find_run, tracking_uri as resolve_uri
 
     uri = resolve_uri(tracking_uri)
     run = find_run(run_id, uri)
     if run.info.lifecycle_stage == "deleted":
         raise GanlabError(f"run '{run_id}' is deleted; restore it first (mlflow runs restore)")
+    if run.info.status == "FINISHED" and steps is None:
+        raise GanlabError(f"run '{run_id}' already FINISHED; pass --steps N to train it further")
+    with owning(run):  # before anything reads the checkpoint or touches the record
+        return _resume_owned(find_run(run_id, uri), plugins, uri, steps)
+
+
+def _resume_owned(run: Any, plugins: Any, uri: str, steps: int | None) -> Any:
+    """Resume ``run``, read again once owned: the previous owner may have ended it meanwhile."""
+    from ganlab.config import ConfigBuilder
+    from ganlab.train.runner import run as run_training
+
+    run_id = run.info.run_id
     if run.info.status == "FINISHED" and steps is None:
         raise GanlabError(f"run '{run_id}' already FINISHED; pass --steps N to train it further")
     check_not_running(run)
@@ -95,6 +115,13 @@ def resume_run(run_id: str, plugins: Any, tracking_uri: str | None = None, steps
 
 def resume_directory(directory: Path, plugins: Any, steps: int | None = None) -> Any:
     """Continue the untracked run whose ``run_dir`` is ``directory`` from its newest checkpoint."""
+    from ganlab.record.ownership import directory_lock, owned
+
+    with owned(directory_lock(directory), f"the run in {directory}"):
+        return _resume_directory_owned(directory, plugins, steps)
+
+
+def _resume_directory_owned(directory: Path, plugins: Any, steps: int | None) -> Any:
     from ganlab.config import ConfigBuilder
     from ganlab.train import checkpoint
     from ganlab.train.runner import run as run_training

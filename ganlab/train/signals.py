@@ -1,23 +1,66 @@
-"""Finish the current step on SIGINT/SIGTERM instead of dying mid-write.
+"""Finish the current step on SIGINT/SIGTERM/SIGHUP instead of dying mid-write.
 
-Inside :class:`GracefulStop` the first SIGINT or SIGTERM only records the
+Inside :class:`GracefulStop` the first SIGINT, SIGTERM or SIGHUP only records the
 signal; the training loop looks at ``signum`` after every step, writes a
 checkpoint and stops (the run becomes KILLED, the process exits 128 + signum:
-130 for SIGINT, 143 for SIGTERM). A second SIGINT aborts at once (Ctrl-C
-twice when a step hangs); the run may then be left RUNNING, and ``ganlab
-runs`` reports it stale. Further SIGTERMs are ignored: batch schedulers often
-repeat SIGTERM before their SIGKILL, and the checkpoint is already on its way.
+130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). A second SIGINT aborts at once
+(Ctrl-C twice when a step hangs) as :class:`Aborted`; the run is then marked KILLED
+without a new checkpoint. Further SIGTERMs and SIGHUPs are ignored: batch schedulers
+often repeat SIGTERM before their SIGKILL, and the checkpoint is already on its way.
+
+SIGHUP is what a process gets when its terminal closes (a closed window, a dropped ssh
+session). The terminal is gone then, and writing to it fails (EIO): the process's
+standard streams that were a terminal are pointed at /dev/null, so that finishing the
+step, the checkpoint and the record cannot fail on a message nobody can read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-HANDLED = (signal.SIGINT, signal.SIGTERM)
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Aborted(KeyboardInterrupt):
+    """A second SIGINT: stop at once, without finishing the step or writing a checkpoint."""
+
+    signum = signal.SIGINT
+
+
+class HangUp(KeyboardInterrupt):
+    """SIGHUP where a KeyboardInterrupt is the way out (a sweep between its variants, a study
+    worker waiting on its trial): the same clean stop as Ctrl-C, said as SIGHUP, exit 129."""
+
+    signum = signal.SIGHUP
+
+
+def exit_code_of(interrupt: BaseException) -> int:
+    """128 + the signal that stopped the process: 130 for Ctrl-C, 129 for a closed terminal."""
+    return 128 + int(getattr(interrupt, "signum", signal.SIGINT))
+
+
+@contextlib.contextmanager
+def hangup_as_interrupt() -> Iterator[None]:
+    """Within the block a SIGHUP raises :class:`HangUp` (after leaving the dead terminal)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        detach_from_terminal()
+        raise HangUp
+
+    previous = signal.signal(signal.SIGHUP, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 class GracefulStop:
@@ -34,9 +77,11 @@ class GracefulStop:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            detach_from_terminal()
         if self.signum is not None:
             if signum == signal.SIGINT:
-                raise KeyboardInterrupt
+                raise Aborted
             return
         self.signum = signum
         # os.write, not print: a handler may interrupt a print to stderr (the progress bar's)
@@ -60,3 +105,24 @@ def _write_stderr(text: str) -> None:
         os.write(2, text.encode("utf-8", "replace"))
     except OSError:
         pass
+
+
+def detach_from_terminal() -> None:
+    """Point stdin, stdout and stderr at /dev/null where they are a terminal (or no longer anything).
+
+    Pipes and files are left alone: a ``kill -HUP`` from a batch system must not silence a log.
+    """
+    import stat
+
+    for fd in (0, 1, 2):
+        try:
+            if not stat.S_ISCHR(os.fstat(fd).st_mode):
+                continue
+        except OSError:
+            pass
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, fd)
+            os.close(null)
+        except OSError:
+            continue

@@ -101,9 +101,14 @@ class PopulationProgress:
 class ParentRun:
     """The population's own MLflow run: created before the replicas start, ended after they all have."""
 
-    def __init__(self, store: Any, run_id: str) -> None:
+    def __init__(self, store: Any, run_id: str, artifact_uri: str) -> None:
+        from ganlab.record.ownership import own, run_lock
+        from ganlab.record.tracking import local_artifact_dir
+
         self.store = store
         self.run_id = run_id
+        # held until the parent has ended (a resume of the population already holds it: re-entrant)
+        self.lock = own(run_lock(run_id, local_artifact_dir(artifact_uri)), f"population '{run_id}'")
 
     @classmethod
     def start(cls, store: Any, config: Any, seeds: Sequence[int], mode: str, tags: dict[str, str]) -> ParentRun:
@@ -117,13 +122,13 @@ class ParentRun:
         if parent:
             all_tags["mlflow.parentRunId"] = parent
         params = {k: _param_value(v) for k, v in config.flat().items()}
-        run_id, _ = store.call("start_run", config.experiment, name, all_tags, params)
-        return cls(store, run_id)
+        run_id, artifact_uri = store.call("start_run", config.experiment, name, all_tags, params)
+        return cls(store, run_id, artifact_uri)
 
     @classmethod
     def resumed(cls, store: Any, run_id: str, step: int) -> ParentRun:
-        store.call("resume_run", run_id, {"ganlab.resumed_at_step": str(step)})
-        return cls(store, run_id)
+        artifact_uri, _ = store.call("resume_run", run_id, {"ganlab.resumed_at_step": str(step)})
+        return cls(store, run_id, artifact_uri)
 
     def end(self, status: str, tags: dict[str, str]) -> None:
         """Mark the parent ended. Never raises: the children's records are what matter, and a failure
@@ -132,8 +137,12 @@ class ParentRun:
 
         from ganlab.errors import GanlabError, one_line
 
+        from ganlab.record.ownership import release
+
         try:
             self.store.call("end_run", self.run_id, status, tags)
         except GanlabError as exc:
             print(f"ganlab: warning: the population's parent run {self.run_id} could not be marked {status}: "
                   f"{one_line(exc, plain_ganlab_errors=True)}", file=sys.stderr)
+        finally:
+            release(self.lock)

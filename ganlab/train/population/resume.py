@@ -53,11 +53,21 @@ def diverged(child: Any) -> bool:
 
 
 def resume_population(run: Any, plugins: Any, uri: str, steps: int | None) -> Any:
-    """Resume the population whose parent is ``run``."""
+    """Resume the population whose parent is ``run``, owning it and every child it resumes."""
+    import contextlib
+
+    from ganlab.train.resume import owning
+
+    with contextlib.ExitStack() as owned:
+        owned.enter_context(owning(run, "population"))
+        return _resume_population_owned(run, plugins, uri, steps, owned)
+
+
+def _resume_population_owned(run: Any, plugins: Any, uri: str, steps: int | None, owned: Any) -> Any:
     from ganlab.config import ConfigBuilder
     from ganlab.record.tracking import client
     from ganlab.train.population.launch import run_population
-    from ganlab.train.resume import check_not_running, latest_checkpoint
+    from ganlab.train.resume import check_not_running, latest_checkpoint, owning
 
     parent_id = run.info.run_id
     seeds = parse_seeds(run.data.tags[SEEDS_TAG])
@@ -78,6 +88,7 @@ def resume_population(run: Any, plugins: Any, uri: str, steps: int | None) -> An
             continue
         if diverged(child) or (child.info.status == "FINISHED" and steps is None):
             continue
+        owned.enter_context(owning(child))
         check_not_running(child)
         path, state = latest_checkpoint(child)
         plan.seeds.append(seed)

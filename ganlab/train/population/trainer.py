@@ -29,11 +29,11 @@ from ganlab.train.build import (
     make_optimizer,
     scores_samples_independently,
 )
-from ganlab.train.engine import Diverged, Interrupted, OutOfMemory, Trainer
+from ganlab.train.engine import AbortedRun, Diverged, Interrupted, OutOfMemory, Trainer
 from ganlab.train.population.optim import ReplicaOptimizer
 from ganlab.train.averaging import blend
 from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork, stack_replicas, view_slice
-from ganlab.train.signals import GracefulStop
+from ganlab.train.signals import Aborted, GracefulStop
 from ganlab.train.schedule import set_rates
 from ganlab.train.step import takes_real_scores
 
@@ -274,6 +274,8 @@ class PopulationTrainer:
                 self._train()
             except (Interrupted, KeyboardInterrupt) as exc:
                 self._end_all(started, "KILLED", exc)
+                if isinstance(exc, Aborted):
+                    raise AbortedRun() from exc
                 raise
             except BaseException as exc:
                 self._end_all(started, "FAILED", exc)

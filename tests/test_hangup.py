@@ -1,0 +1,147 @@
+"""SIGHUP (a closed terminal, a dropped ssh session) stops a run as SIGTERM does: the step is
+finished, a checkpoint written, the run marked KILLED (``ganlab.killed_by=SIGHUP``), exit 129,
+and ``ganlab resume`` continues it. Before, the process died at once, with no checkpoint and its
+run left RUNNING. Also: Ctrl-C twice, and a plugin thread that would keep ganlab alive.
+(docs/reliability.md, "Signals".)"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_resume import SLOW, TINY_RUN, artifacts, ganlab, history, the_run, wait_for
+
+PLUGINS = Path(__file__).parent / "plugins_for_tests"
+STEPS = 30
+RUN = ["run", "--steps", str(STEPS), *TINY_RUN, "--checkpoint-every", "5", "--plugin", SLOW]
+#: becomes the session leader of a new terminal, as a login shell's job is, then runs ganlab on it
+ON_A_TERMINAL = ("import fcntl, os, sys, termios\n"
+                 "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
+                 "os.execv(sys.executable, [sys.executable, '-m', 'ganlab', *sys.argv[1:]])\n")
+
+
+def _killed_by_hangup(run: Any, client: Any) -> int:
+    assert run.info.status == "KILLED", run.info.status
+    assert run.data.tags["ganlab.killed_by"] == "SIGHUP"
+    stopped = int(run.data.tags["ganlab.killed_at_step"])
+    newest = sorted((artifacts(run) / "checkpoints").glob("step-*.pt"))[-1]
+    assert newest.name == f"step-{stopped:08d}.pt", "a checkpoint at exactly the stop step"
+    assert [s for s, _ in history(client, run.info.run_id, "loss.d")] == list(range(1, stopped + 1))
+    return stopped
+
+
+def test_closing_the_terminal_checkpoints_the_run_and_resume_finishes_it(workdir: Path, mlflow_client: Any) -> None:
+    leader, follower = os.openpty()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANLAB_TEST_STEP_SLEEP": "0.1", "COLUMNS": "120"}
+    proc = subprocess.Popen([sys.executable, "-c", ON_A_TERMINAL, *RUN], cwd=workdir, env=env,
+                            stdin=follower, stdout=follower, stderr=follower, start_new_session=True)
+    os.close(follower)
+    seen: list[bytes] = []
+    stop_reading = threading.Event()
+
+    def drain() -> None:  # a full terminal buffer would block the run
+        while not stop_reading.is_set():
+            if select.select([leader], [], [], 0.1)[0]:
+                try:
+                    seen.append(os.read(leader, 65536))
+                except OSError:
+                    return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not list(workdir.glob("mlruns/artifacts/ganlab/*/artifacts/checkpoints/step-00000005.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline, b"".join(seen).decode(errors="replace")
+            time.sleep(0.05)
+    finally:
+        stop_reading.set()
+        reader.join()
+        os.close(leader)  # the terminal hangs up: the kernel sends SIGHUP to its session
+    assert proc.wait(timeout=240) == 129
+    stopped = _killed_by_hangup(the_run(mlflow_client, "ganlab"), mlflow_client)
+    assert 5 <= stopped < STEPS
+
+    resumed = ganlab(["resume", the_run(mlflow_client, "ganlab").info.run_id, "--plugin", SLOW], workdir)
+    _, err = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, err
+    run = the_run(mlflow_client, "ganlab")
+    assert run.info.status == "FINISHED"
+    assert [s for s, _ in history(mlflow_client, run.info.run_id, "loss.d")] == list(range(1, STEPS + 1))
+
+
+@pytest.mark.slow
+def test_sighup_stops_a_population_like_sigterm(workdir: Path, mlflow_client: Any) -> None:
+    proc = ganlab(["run", "--seeds", "0-1", *RUN[1:]], workdir, sleep=0.1)
+    wait_for("mlruns/artifacts/ganlab/*/artifacts/checkpoints/step-00000005.pt", workdir, proc)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 129, err
+    assert "Traceback" not in err and "a checkpoint for each of 2 replicas" in err
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
+    (parent,) = [r for r in runs if "ganlab.population" in r.data.tags]
+    assert parent.info.status == "KILLED"
+    children = [r for r in runs if r is not parent]
+    assert len(children) == 2
+    for child in children:
+        _killed_by_hangup(child, mlflow_client)
+
+
+@pytest.mark.slow
+def test_sighup_stops_a_parallel_sweep_and_its_jobs(workdir: Path, mlflow_client: Any) -> None:
+    (workdir / "hup.toml").write_text(
+        'experiment = "hup"\n[base]\nsteps = 400\nbatch_size = 16\nlatent_dim = 8\nlog_every = 1\n'
+        'eval_every = 0\nsample_every = 0\ncheckpoint_every = 5\nmetrics = "none"\ndevice = "cpu"\n'
+        '[base.dataset]\nname = "ring8"\n[base.arch]\nname = "mlp"\nhidden_scale = 0.125\n'
+        '[grid]\nseed = [0, 1]\n')
+    sweep = ganlab(["sweep", "hup.toml", "--jobs", "2", "--plugin", SLOW], workdir, sleep=0.1)
+    deadline = time.monotonic() + 240
+    while len(list(workdir.glob("mlruns/artifacts/hup/*/artifacts/checkpoints/step-00000005.pt"))) < 2:
+        assert sweep.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGHUP)
+    _, err = sweep.communicate(timeout=240)
+    assert sweep.returncode == 129 and "sweep interrupted" in err, err
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("hup").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("ganlab.sweep.role") == "parent"]
+    assert parent.info.status == "KILLED"
+    jobs = [r for r in runs if r is not parent]
+    assert len(jobs) == 2
+    for job in jobs:
+        _killed_by_hangup(job, mlflow_client)
+
+
+def test_ctrl_c_twice_aborts_at_once_says_so_and_tags_sigint(workdir: Path, mlflow_client: Any) -> None:
+    proc = ganlab(RUN, workdir, sleep=0.3)
+    wait_for("mlruns/artifacts/ganlab/*/artifacts/checkpoints/step-00000005.pt", workdir, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert lines[-1].startswith("ganlab: interrupted: a second SIGINT stopped training at once"), err
+    run = the_run(mlflow_client, "ganlab")
+    assert run.info.status == "KILLED"
+    assert run.data.tags["ganlab.killed_by"] == "SIGINT"
+
+
+def test_a_plugin_thread_that_never_ends_does_not_hold_ganlab(workdir: Path, mlflow_client: Any) -> None:
+    done = subprocess.run([sys.executable, "-m", "ganlab", "run", "--steps", "4", *TINY_RUN,
+                           "--plugin", str(PLUGINS / "endless_thread.py")],
+                          cwd=workdir, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "still here" in done.stdout, "the thread ran"
+    warning = [line for line in done.stderr.splitlines() if line.startswith("ganlab: warning: thread")]
+    assert len(warning) == 1 and "'chatter'" in warning[0] and "endless_thread" in warning[0], done.stderr
+    assert the_run(mlflow_client, "ganlab").info.status == "FINISHED"
