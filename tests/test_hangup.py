@@ -145,3 +145,23 @@ def test_a_plugin_thread_that_never_ends_does_not_hold_ganlab(workdir: Path, mlf
     warning = [line for line in done.stderr.splitlines() if line.startswith("ganlab: warning: thread")]
     assert len(warning) == 1 and "'chatter'" in warning[0] and "endless_thread" in warning[0], done.stderr
     assert the_run(mlflow_client, "ganlab").info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_sighup_stops_a_study_worker_and_its_trial(workdir: Path, mlflow_client: Any) -> None:
+    (workdir / "grid.toml").write_text(
+        'experiment = "hupstudy"\n[base]\nsteps = 20000\nbatch_size = 16\nlatent_dim = 8\nlog_every = 50\n'
+        'eval_every = 0\nsample_every = 0\ncheckpoint_every = 50\nmetrics = "none"\ndevice = "cpu"\n'
+        '[base.dataset]\nname = "ring8"\n[base.arch]\nname = "mlp"\nhidden_scale = 0.125\n[grid]\nseed = [0]\n')
+    created = subprocess.run([sys.executable, "-m", "ganlab", "sweep", "grid.toml", "--workers", "0"], cwd=workdir,
+                             capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert created.returncode == 0, created.stderr
+    name = created.stdout.strip().splitlines()[-1]
+    worker = ganlab(["sweep-worker", name, "--storage", f"journal:{workdir / 'mlruns' / 'optuna.journal'}"], workdir)
+    wait_for("mlruns/artifacts/hupstudy/*/artifacts/checkpoints/step-00000050.pt", workdir, worker)
+    worker.send_signal(signal.SIGHUP)
+    _, err = worker.communicate(timeout=240)
+    assert worker.returncode == 129, err
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("hupstudy").experiment_id])
+    (trial_run,) = [r for r in runs if r.data.tags.get("ganlab.sweep.role") != "parent"]
+    assert trial_run.info.status == "KILLED" and trial_run.data.tags["ganlab.killed_by"] == "SIGHUP"
