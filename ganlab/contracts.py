@@ -57,3 +57,32 @@ def check_contract(kind: str, name: str, plugin: str, made: Any) -> Any:
             f"{', '.join(missing)}; a {kind} must provide {', '.join(REQUIRED[kind])}"
         )
     return made
+
+
+def dataset_data_problem(data: Any) -> str | None:
+    """What breaks the contract of the data a dataset's ``load`` returned (see :func:`ganlab.data.data_problem`).
+
+    A StreamingData's samples are read later, in DataLoader workers: its class count and its preview are
+    what can be checked when it loads.
+    """
+    from ganlab.data import StreamingData, TensorData, data_problem
+
+    if isinstance(data, StreamingData):
+        classes = data.num_classes
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
+            return f"num_classes must be an integer >= 0, not {classes!r}"
+        return None if data.preview is None else data_problem(data.preview)
+    return data_problem(data) if isinstance(data, TensorData) else None
+
+
+def check_dataset_data(name: str, plugin: str, data: Any) -> Any:
+    """Refuse data that breaks the dataset contract in one line naming the dataset and its plugin.
+
+    The engine calls this on every dataset's data, built-in or third-party, when it loads: before any
+    network is built or any MLflow run exists, so bad data is bad input, not a FAILED run.
+    """
+    problem = dataset_data_problem(data)
+    if problem is not None:
+        raise ComponentError(f"dataset '{name}' (plugin '{plugin}') returned data that breaks the dataset "
+                             f"contract: {problem}")
+    return data

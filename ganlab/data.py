@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,71 @@ class TensorData:
 
         return TensorData(move(self.x), move(self.y), self.num_classes, self.source,
                           move(self.test_x), move(self.test_y), self.class_names, self.vocab, self.text_joiner)
+
+
+def labels_problem(split: str, count: int, y: Any, num_classes: int) -> str | None:
+    """What is wrong with the labels ``y`` of a ``split`` of ``count`` samples (None: nothing).
+
+    Labels are class indices: training indexes embeddings and one-hot tables with them, so a label
+    outside [0, num_classes) or a count that differs from the samples' fails there, deep in a run.
+    """
+    if y is None:
+        return None
+    shape = tuple(getattr(y, "shape", ()))
+    if len(shape) != 1:
+        return f"{split} labels must be a 1-D tensor of class indices, not shape {list(shape)}"
+    if shape[0] != count:
+        return f"{count:,} {split} samples but {shape[0]:,} labels"
+    dtype = y.dtype
+    if dtype.is_floating_point or dtype.is_complex or str(dtype) == "torch.bool":
+        return f"{split} labels must be integer class indices, not {dtype}"
+    if count == 0:
+        return None
+    low, high = int(y.min()), int(y.max())
+    if num_classes < 1:
+        return f"{split} labels are given ({low}..{high}) but num_classes is {num_classes}; set num_classes or y=None"
+    if low < 0 or high >= num_classes:
+        return (f"{split} labels range over {low}..{high}, outside 0..{num_classes - 1} "
+                f"(num_classes {num_classes})")
+    return None
+
+
+def tokens_problem(split: str, x: Any, vocab_size: int) -> str | None:
+    """Token ids outside the vocabulary (a text TensorData), which expanding them to one-hot vectors cannot take."""
+    if x is None or x.numel() == 0:
+        return None
+    if x.dtype.is_floating_point or x.dtype.is_complex:
+        return f"{split} token ids must be integers, not {x.dtype}"
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or high >= vocab_size:
+        return f"{split} token ids range over {low}..{high}, outside the vocabulary 0..{vocab_size - 1}"
+    return None
+
+
+def data_problem(data: TensorData) -> str | None:
+    """What breaks the TensorData contract in ``data`` (None: nothing); checked on what every dataset returns.
+
+    ``num_classes`` is a count >= 0; each split's labels, when given, are one integer per sample in
+    [0, num_classes); test labels come with test samples; text token ids lie inside the vocabulary.
+    """
+    try:
+        num_classes = operator.index(data.num_classes)
+    except TypeError:
+        return f"num_classes must be an integer, not {data.num_classes!r}"
+    if isinstance(data.num_classes, bool) or num_classes < 0:
+        return f"num_classes must be an integer >= 0, not {data.num_classes!r}"
+    if data.test_y is not None and data.test_x is None:
+        return "test labels are given without test samples (test_x is None)"
+    splits = [("training", data.x, data.y)]
+    if data.test_x is not None:
+        splits.append(("test", data.test_x, data.test_y))
+    for split, x, y in splits:
+        problem = labels_problem(split, int(x.shape[0]), y, num_classes)
+        if problem is None and data.vocab is not None:
+            problem = tokens_problem(split, x, len(data.vocab))
+        if problem is not None:
+            return problem
+    return None
 
 
 @dataclass

@@ -175,6 +175,63 @@ def entry_point(*names: str) -> Callable[[Path], None]:
     return setup
 
 
+# -- bounded reads and dataset contracts (issue 30): the files the cases read
+def idx_file(path: Path, dims: tuple[int, ...], payload: bytes) -> None:
+    """An IDX file of unsigned bytes: magic 0x0000 08 NDIM, the dimensions as big-endian uint32, ``payload``."""
+    import struct
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, len(dims)) + struct.pack(f">{len(dims)}I", *dims) + payload)
+
+
+def idx_mnist(images: int = 20, labels: int = 20, first_label: int = 0,
+              claims: tuple[int, int, int] | None = None) -> Callable[[Path], None]:
+    """MNIST's four IDX files under ./idx, 28x28 black images; the training split as told: ``images`` images
+    and ``labels`` labels counting up from ``first_label`` (10 or more: past MNIST's classes), or, with
+    ``claims``, an image file that is a header claiming that many images and one byte."""
+
+    def setup(cwd: Path) -> None:
+        raw = cwd / "idx" / "MNIST" / "raw"
+        for split, n_images, n_labels, first in (("train", images, labels, first_label), ("t10k", 10, 10, 0)):
+            if split == "train" and claims is not None:
+                idx_file(raw / f"{split}-images-idx3-ubyte", claims, b"\0")
+            else:
+                idx_file(raw / f"{split}-images-idx3-ubyte", (n_images, 28, 28), bytes(n_images * 28 * 28))
+            idx_file(raw / f"{split}-labels-idx1-ubyte", (n_labels,), bytes(first + i % 10 for i in range(n_labels)))
+
+    return setup
+
+
+def deep_toml(name: str, text: str) -> Callable[[Path], None]:
+    """A TOML file nested 100,000 deep (``text``: "[" for arrays, "{" for inline tables)."""
+    body = "a = " + ("[" * 100_000 + "]" * 100_000 if text == "[" else "{b = " * 100_000 + "1" + "}" * 100_000)
+    return write(name, body + "\n")
+
+
+#: a third-party dataset whose labels run past its class count: the engine's contract check refuses it
+OFF_BY_ONE_DATASET = """
+import torch
+
+from ganlab import Option, hookimpl
+from ganlab.data import TensorData
+
+
+class OffByOne:
+    def __init__(self, size):
+        self.size = size
+
+    def load(self, request):
+        return TensorData(x=torch.zeros(32, 1, self.size, self.size), y=torch.arange(32) % 4 + 1, num_classes=4,
+                          source="labels 1..4 of 4 classes")
+
+
+@hookimpl
+def register_datasets(register):
+    register("off-by-one", lambda size: OffByOne(size), summary="labels 1..4 of 4 classes (tests only)",
+             options={"size": Option(int, 8)})
+"""
+
+
 STRICT = {"GANLAB_STRICT_PLUGINS": "1"}
 SITE = on_path("site")  # relative: each case's own ./site
 RUN_ID = "{run_id}"  # replaced with the populated run's id
@@ -374,6 +431,32 @@ CASES = [
     Case("text-unknown-output", ["run", *TEXT_RUN, "--set", "arch.output=softmx"],
          ["arch.output must be one of", "did you mean 'softmax'"]),
     Case("sample-txt-of-images", ["sample", RUN_ID, "--out", "s.txt"], ["cannot write .txt", "does not generate text"]),
+    # -- bounded reads and dataset contracts (issue 30)
+    Case("config-dev-zero", ["run", "-c", "/dev/zero", "--dry-run"],
+         ["config file /dev/zero is a character device", "not a regular file"]),
+    Case("config-too-large", ["run", "-c", "big.toml", "--dry-run"],
+         ["config file big.toml is too large (1,048,577 bytes)", "at most 1,048,576 bytes (1 MiB)"],
+         setup=write("big.toml", "#" * (2**20 - 1) + "\n\n")),
+    Case("config-nested-arrays", ["run", "-c", "deep.toml", "--dry-run"],
+         ["deep.toml is not valid TOML", "nested too deeply"], setup=deep_toml("deep.toml", "[")),
+    Case("sweep-nested-tables", ["sweep", "deep.toml"], ["deep.toml is not valid TOML", "nested too deeply"],
+         setup=deep_toml("deep.toml", "{")),
+    Case("mnist-header-claims-more", ["run", *TINY_RUN, "--dataset", "mnist", "--data-root", "idx"],
+         ["dataset 'mnist'", "train-images-idx3-ubyte", "claims 60000 x 100000 x 100000 unsigned bytes",
+          "the file is 17 bytes"], setup=idx_mnist(claims=(60000, 100000, 100000))),
+    Case("mnist-more-images-than-labels", ["run", *TINY_RUN, "--dataset", "mnist", "--data-root", "idx"],
+         ["dataset 'mnist' (plugin 'datasets')", "600 training samples but 10 labels"],
+         setup=idx_mnist(images=600, labels=10)),
+    Case("mnist-label-past-classes", ["run", *TINY_RUN, "--dataset", "mnist", "--data-root", "idx"],
+         ["dataset 'mnist' (plugin 'datasets')", "training labels range over 10..19, outside 0..9"],
+         setup=idx_mnist(first_label=10)),
+    Case("mnist-label-past-classes-conditional", ["run", *TINY_RUN, "--dataset", "mnist", "--data-root", "idx",
+                                                  "--set", "arch.conditional=true"],
+         ["dataset 'mnist' (plugin 'datasets')", "training labels range over 10..19, outside 0..9"],
+         setup=idx_mnist(first_label=10)),
+    Case("dataset-contract-third-party", ["run", *TINY_RUN, "--plugin", "off_by_one.py", "--dataset", "off-by-one"],
+         ["dataset 'off-by-one' (plugin 'off_by_one')", "training labels range over 1..4, outside 0..3"],
+         setup=write("off_by_one.py", OFF_BY_ONE_DATASET)),
 ]
 
 #: broken-but-tolerated: a warning line, and the command carries on (exit 0)

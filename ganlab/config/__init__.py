@@ -20,6 +20,7 @@ result is a fully resolved, flat mapping that becomes the MLflow run's params.
 from __future__ import annotations
 
 import dataclasses
+import stat
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -272,18 +273,66 @@ def _without_none(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: (_without_none(v) if isinstance(v, dict) else v) for k, v in mapping.items() if v is not None}
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+#: The largest TOML file ganlab reads from a user (a run configuration, a sweep). Real ones are a few KiB;
+#: without a bound, a wrong path (/dev/zero, a dataset, a log) is read until memory runs out.
+MAX_TOML_BYTES = 1 << 20
+
+#: The tail of the line for TOML that Python's recursive parser cannot descend (a RecursionError).
+TOO_DEEP = "arrays or tables nested too deeply"
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words ("a character device" for /dev/zero)."""
+    return next((words for test, words in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``path``, refused in one line when it is anything else or over ``limit``.
+
+    The type is checked with stat() before opening, since opening a named pipe blocks until someone writes
+    to it; at most ``limit + 1`` bytes are read, so a file that grows after the check is still bounded.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{what} {path} is {file_kind(info.st_mode)}, not a regular file; "
+                              "give the path of a TOML file")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        size = f"{info.st_size:,} bytes" if info.st_size > limit else "grew while read"
+        raise ConfigError(f"{what} {path} is too large ({size}); ganlab reads TOML files of at most "
+                          f"{limit:,} bytes ({limit / 2**20:g} MiB): is it the right file?")
+    return data
+
+
+def loads_toml(text: str, where: str) -> dict[str, Any]:
+    """``tomllib.loads``, with each way it fails on bad text as one ConfigError naming ``where``."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"{where} is not valid TOML: {TOO_DEEP} for the parser") from None
+
+
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file from the user (``run --config``, a sweep file, a run's config.toml): every TOML file ganlab
+    reads goes through here, so each is bounded in size and depth and fails in one line."""
+    path = Path(path)
+    data = read_bounded(path, MAX_TOML_BYTES, what)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {what} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return loads_toml(text, str(path))
 
 
 def parse_assignment(text: str) -> tuple[list[str], str]:

@@ -60,6 +60,7 @@ from ganlab.config import (
     SECTIONS,
     TABLE_KINDS,
     SETTINGS,
+    TOO_DEEP,
     ConfigBuilder,
     RunConfig,
     parse_assignment,
@@ -112,7 +113,7 @@ class SweepSpec:
 def load_sweep(path: str | Path, experiment: str | None = None) -> SweepSpec:
     """Read a sweep file (or a plain run configuration) and check its structure."""
     path = Path(path)
-    raw = read_toml(path)
+    raw = read_toml(path, "sweep file")
     if "base" in raw or "grid" in raw:
         unknown = [k for k in raw if k not in SWEEP_KEYS]
         if unknown:
@@ -242,6 +243,9 @@ def _toml_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:  # refused like a file nested as deeply (config.loads_toml), not kept as a string
+        shown = text if len(text) <= 40 else f"{text[:40]}..."
+        raise ConfigError(f"--grid value {shown} is not valid TOML: {TOO_DEEP} for the parser") from None
 
 
 def nested(key: str, value: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ganlab.config import RunConfig
+from ganlab.contracts import check_dataset_data, dataset_data_problem
 from ganlab.data import (
     DataRequest,
     StreamingData,
@@ -201,6 +202,8 @@ def load_data(component: Component, dataset: Any, options: dict[str, Any], reque
         key = cache_key(component.name, keyed, version)
         path = cache_dir / f"{key}.pt"
         cached = load_cached(path)
+        if cached is not None and dataset_data_problem(cached) is not None:
+            cached = None  # written before the contract was checked: loaded afresh, and refused if still bad
         if cached is not None:
             print(f"ganlab: dataset '{component.name}' loaded from cache {path}", file=sys.stderr)
             return cached, True
@@ -211,6 +214,7 @@ def load_data(component: Component, dataset: Any, options: dict[str, Any], reque
         )
     if isinstance(data, TensorData) and len(data) == 0:
         raise GanlabError(f"dataset '{component.name}' is empty")
+    check_dataset_data(component.name, component.provenance.plugin, data)
     if path is not None and isinstance(data, TensorData):
         save_cached(path, data)
     return data, False

@@ -91,7 +91,8 @@ def load_image(path: Path, size: int, channels: int) -> np.ndarray:
             left, top = (new_w - size) // 2, (new_h - size) // 2
             img = img.crop((left, top, left + size, top + size))
             array = np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy needs one
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    # DecompressionBombError: PIL's own bound on what a header may claim (MAX_IMAGE_PIXELS, checked on open)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise GanlabError(f"dataset 'image-folder': cannot read image {path}: {type(exc).__name__}: {exc}") from exc
     return array.reshape(size, size, channels)
 

@@ -8,6 +8,10 @@ Missing files become one GanlabError line naming the directory torchvision
 reads and how to fill it. torchvision reports a missing dataset as a
 RuntimeError and a failed download as RuntimeError, URLError or another
 OSError (there is no network in many sandboxes and clusters).
+
+Files that are there are judged first by their type, size and (IDX) header
+(:mod:`ganlab_plugins.datasets.binary`), so that no reader reads /dev/zero to
+its end, nor takes 17 bytes for 60000 x 100000 x 100000 images.
 """
 
 from __future__ import annotations
@@ -20,11 +24,17 @@ import torch
 
 from ganlab.data import DataRequest, TensorData
 from ganlab.errors import GanlabError
+from ganlab_plugins.datasets.binary import idx_file_problem, not_regular, size_problem
 from ganlab_plugins.datasets.util import exclude, to_signed_unit
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
                "batches.meta")
+#: dimensions of each MNIST-family IDX file: images (N, H, W), labels (N,)
+IDX_DIMS = {name: (3 if "images" in name else 1) for name in MNIST_FILES}
+#: CIFAR-10's batches are 31 MB each; torchvision checksums a whole file before unpickling it, so a file far
+#: larger cannot be one of them and is refused before minutes of hashing
+CIFAR_MAX_BYTES = 64 * 2**20
 
 
 def expected_location(class_name: str, root: Path) -> tuple[Path, tuple[str, ...], str]:
@@ -47,6 +57,27 @@ class TorchvisionImages:
         self.class_name = class_name
         self.size = size
         self.exclude_class = exclude_class
+
+    def check_files(self, root: Path, download: bool) -> None:
+        """Refuse, in one line naming it, a file torchvision would read that cannot be this dataset's.
+
+        With ``download``, torchvision fetches every file again, overwriting them, when one is missing
+        (CIFAR-10: when one fails its checksum): those are only refused when they are not regular files,
+        which no reader finishes and no download replaces (a link to /dev/zero stays one).
+        """
+        folder, files, origin = expected_location(self.class_name, root)
+        present = [folder / name for name in files if (folder / name).exists()]
+        refetched = download and (len(present) < len(files) or self.class_name == "CIFAR10")
+        for path in present:
+            problem = not_regular(path) if refetched else self._file_problem(path)
+            if problem is not None:
+                raise GanlabError(f"dataset '{self.name}': {path}: {problem}; the file is truncated, corrupted or "
+                                  f"not this dataset's: replace it ({origin})")
+
+    def _file_problem(self, path: Path) -> str | None:
+        if self.class_name == "CIFAR10":
+            return size_problem(path, CIFAR_MAX_BYTES)
+        return idx_file_problem(path, IDX_DIMS[path.name])
 
     def _open(self, request: DataRequest, train: bool) -> Any:
         import torchvision.datasets as tvd
@@ -74,6 +105,7 @@ class TorchvisionImages:
         return f"dataset '{self.name}' not found in {folder}: {what}; {how} (--data-root sets the root, now {root})"
 
     def load(self, request: DataRequest) -> TensorData:
+        self.check_files(Path(request.root), request.download)
         train, test = self._open(request, True), self._open(request, False)
         x, y = self._convert(train)
         test_x, test_y = self._convert(test)
