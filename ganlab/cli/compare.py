@@ -36,7 +36,7 @@ def compare(
 ) -> None:
     """Compare runs grouped by params (default: head, and any other param that differs but the seed): mean ± standard error of final metric values."""
     from ganlab.compare import stats as data
-    from ganlab.compare import render
+    from ganlab.compare import render, replicas
     from ganlab.compare.store import existing_store
     from ganlab.record.tracking import client
 
@@ -51,6 +51,10 @@ def compare(
     uri = existing_store(tracking_uri)
     mlflow_client = client(uri)
     selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
+    # a replica recorded twice (a sweep or run started again) is not a second seed: it would shrink the error
+    dropped = replicas.drop_duplicate_runs(selection)
+    if dropped:
+        print(replicas.duplicates_note(dropped), file=sys.stderr)
     keys = _grouping(selection, _split(group_by), _split(pool))
     chosen = data.choose_metrics(selection.runs, _split(metrics) or None)
     if at_step is not None:

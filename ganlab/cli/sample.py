@@ -74,7 +74,9 @@ def sample(
         uri = existing_store(tracking_uri)
         mlflow_client = client(uri)
         run = get_run(mlflow_client, run_id, uri)
+        refuse_deleted(run)
         refuse_population_parent(mlflow_client, run)
+        refuse_unexported(run)
         vocab = text_vocab(mlflow_client, run)
         if out is None and vocab is None:  # the default for non-text runs, checked as --out would be
             out = Path("samples.npy")
@@ -89,7 +91,8 @@ def sample(
             check_space(out, partial, n, model.shape)
         # closing: an error or Ctrl-C while writing still ends the progress bar
         with contextlib.closing(sample_batches(model.generator, n, model.latent_dim, seed, labels=labels,
-                                               latent=model.latent)) as batches:
+                                               latent=model.latent)) as drawn:
+            batches = finite_samples(drawn, run_id)
             if out is None:  # a text run without --out: its samples, decoded, on stdout
                 for samples in batches:
                     sys.stdout.write(as_text_block(decode_samples(samples, *vocab)))
@@ -126,6 +129,22 @@ def check_suffix_fits(suffix: str | None, text: bool, run_id: str) -> None:
     if suffix == ".png" and text:
         raise GanlabError(f"run '{run_id}' generates text: leave out --out to print the samples, or write "
                           f".txt (decoded lines) or .npy (the per-position distributions)")
+
+
+def refuse_deleted(run: Any) -> None:
+    """A deleted run is refused as ``ganlab resume`` refuses it: its artifacts linger until MLflow's
+    garbage collection, but samples of a run the user threw away would be taken for a live one's."""
+    if run.info.lifecycle_stage == "deleted":
+        raise GanlabError(f"run '{run.info.run_id}' is deleted; restore it first (mlflow runs restore)")
+
+
+def refuse_unexported(run: Any) -> None:
+    """A run whose networks were never finite exported none (ganlab.record.tracking.exported_networks)."""
+    from ganlab.record.tracking import EXPORT_STEP_TAG, EXPORT_TAG
+
+    if run.data.tags.get(EXPORT_STEP_TAG) == "none":
+        raise GanlabError(f"run '{run.info.run_id}' ({run.info.status}) has no generator to sample: "
+                          f"{run.data.tags.get(EXPORT_TAG, 'its networks were not finite')}")
 
 
 def refuse_population_parent(mlflow_client: Any, run: Any) -> None:
@@ -294,6 +313,7 @@ def _load(run: Any, files: dict[str, Path], plugins: Any, device: str) -> Model:
         state = torch.load(files["generator.pt"], map_location="cpu", weights_only=True)
     except Exception as exc:
         raise GanlabError(f"cannot read {files['generator.pt']}: {type(exc).__name__}: {exc}") from None
+    check_finite_weights(run, state)
     try:
         generator.load_state_dict(state)
     except RuntimeError as exc:
@@ -304,6 +324,18 @@ def _load(run: Any, files: dict[str, Path], plugins: Any, device: str) -> Model:
 
     latent = make_latent(plugins, config, {})
     return Model(generator.to(resolve_device(device)), shape, config.latent_dim, config, conditioning, latent)
+
+
+def check_finite_weights(run: Any, state: Any) -> None:
+    """Refuse a generator.pt holding NaN or Inf (a diverged run exported by an older ganlab): every
+    sample would be NaN, written with exit 0 as if it were data."""
+    from ganlab.record.tracking import finite_state
+
+    if isinstance(state, dict) and not finite_state(state):
+        step = run.data.tags.get("ganlab.failed_step")
+        why = f"; the run diverged at step {step}" if step else ""
+        raise GanlabError(f"generator.pt of run '{run.info.run_id}' ({run.info.status}) holds non-finite weights "
+                          f"(NaN or Inf){why}; no samples written")
 
 
 def _num_classes(run: Any, config: Any, plugins: Any) -> int:
@@ -367,6 +399,20 @@ def sample_batches(generator: Any, n: int, latent_dim: int, seed: int, batch: in
     finally:
         if progress is not None:
             progress.close()
+
+
+def finite_samples(batches: Iterator[Any], run_id: str) -> Iterator[Any]:
+    """The batches, refused at the first one holding NaN or Inf (finite weights can still overflow):
+    an array of NaN is no sample, and whatever reads it would fail far from the cause."""
+    import torch
+
+    done = 0
+    for samples in batches:
+        if not bool(torch.isfinite(samples).all()):
+            raise GanlabError(f"the generator of run '{run_id}' produced non-finite samples (NaN or Inf) among "
+                              f"samples {done + 1} to {done + len(samples)}; no samples written")
+        done += len(samples)
+        yield samples
 
 
 class Progress:

@@ -33,6 +33,7 @@ def sweep(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the variants (all validated) and exit.")] = False,
     force: Annotated[bool, typer.Option("--force", help=f"Expand a grid of more than {MAX_VARIANTS} variants.")] = False,
+    rerun: Annotated[bool, typer.Option("--rerun", help="Train every variant again. By default a variant that already FINISHED in the experiment with the same settings and seed (e.g. before a Ctrl-C) is not trained again: its run is reused, so compare never counts one seed twice.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Let MLflow log what it does (also in every variant's process).")] = False,
     storage: Annotated[Optional[str], typer.Option(help="Run the sweep as an Optuna study in this storage (postgresql://..., journal:PATH, sqlite:///...; default with --workers or [search]: journal:mlruns/optuna.journal), which workers anywhere pull trials from.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Study workers to start here (0: create the study and print its name; workers elsewhere run `ganlab sweep-worker`).")] = None,
@@ -41,6 +42,9 @@ def sweep(
     grace: Annotated[float, typer.Option("--grace", min=0.5, help="Study workers: a trial silent this many seconds has lost its worker (failed, retried once).")] = 60.0,
 ) -> None:
     """Train a grid of variants (e.g. heads x seeds) as one parent MLflow run with a child run each.
+
+    A variant that already FINISHED in the experiment with the same settings and seed (a sweep started
+    again after Ctrl-C) is reused, not trained again; --rerun trains every variant.
 
     Exit code 0 when every variant finished, 1 when any failed, 2 when the sweep is refused before it starts.
     """
@@ -113,7 +117,7 @@ def sweep(
     uri = resolve_uri(tracking_uri)
     for variant in found:
         variant.config = variant.config.replace(tracking_uri=uri)
-    runner = SweepRunner(spec, found, uri, plugin or [], jobs=jobs, sets=set_ or [])
+    runner = SweepRunner(spec, found, uri, plugin or [], jobs=jobs, sets=set_ or [], rerun=rerun)
     try:
         outcomes = runner.run()
     except SweepInterrupted as exc:
@@ -121,6 +125,8 @@ def sweep(
         raise typer.Exit(130) from None
     failed = [o for o in outcomes if o.status != "FINISHED"]
     verdict = "all finished" if not failed else f"{len(failed)} of {len(outcomes)} failed"
+    if runner.reused:
+        verdict += f" ({runner.reused} reused from earlier runs)"
     typer.echo(f"sweep '{spec.name}': {len(outcomes)} variant(s), {verdict}; parent run {runner.parent_id} "
                f"in experiment '{spec.experiment}'")
     for outcome in failed:

@@ -42,6 +42,8 @@ from typing import Any
 
 from ganlab.errors import GanlabError, one_line
 from ganlab.config.sweep import SweepSpec, Variant
+# the tag on an earlier run that a sweep reuses for a variant (see reuse_finished): compare reads it
+from ganlab.compare.stats import REUSED_TAG_PREFIX
 
 #: Tags on the parent run.
 ROLE_TAG = "ganlab.sweep.role"
@@ -64,6 +66,7 @@ class Outcome:
     seconds: float
     error: str = ""
     gpu: str | None = None  # the CUDA_VISIBLE_DEVICES a parallel job was given
+    reused: bool = False  # an earlier run of the same settings and seed, not trained again
 
 
 class SweepInterrupted(Exception):
@@ -75,7 +78,8 @@ class SweepInterrupted(Exception):
 
 class SweepRunner:
     def __init__(self, spec: SweepSpec, variants: Sequence[Variant], uri: str, plugin_specs: Sequence[str],
-                 jobs: int = 1, sets: Sequence[str] = (), say: Callable[[str], None] | None = None) -> None:
+                 jobs: int = 1, sets: Sequence[str] = (), say: Callable[[str], None] | None = None,
+                 rerun: bool = False) -> None:
         from ganlab.record.tracking import client
 
         self.spec, self.variants, self.uri = spec, list(variants), uri
@@ -85,6 +89,8 @@ class SweepRunner:
         self.parent_id: str | None = None
         self.experiment_id: str | None = None
         self.outcomes: list[Outcome] = []
+        self.rerun = rerun  # --rerun: train every variant, even one that already finished
+        self.to_train: list[Variant] = list(self.variants)  # the variants not reused (see reuse_finished)
         self.gpus: list[str] = []  # handed out to parallel jobs; see job_environment
         self._lock = threading.Lock()
 
@@ -135,8 +141,10 @@ class SweepRunner:
         status = "FAILED"
         previous = _raise_on_signals()
         try:
+            if not self.rerun:
+                self.reuse_finished()
             if self.jobs == 1:
-                for variant in self.variants:
+                for variant in self.to_train:
                     self.record(self.run_in_process(variant))
             else:
                 self.run_parallel()
@@ -162,8 +170,37 @@ class SweepRunner:
         where = f" run {outcome.run_id}" if outcome.run_id else ""
         gpu = f" (CUDA_VISIBLE_DEVICES={outcome.gpu})" if outcome.gpu is not None else ""
         why = f": {outcome.error}" if outcome.error else ""
-        self.say(f"[{done}/{len(self.variants)}] {outcome.variant.name} {outcome.status} "
+        self.say(f"[{done - self.reused}/{len(self.to_train)}] {outcome.variant.name} {outcome.status} "
                  f"in {outcome.seconds:.1f}s{where}{gpu}{why}")
+
+    # ---- variants that already finished: reused, not trained (and counted) again ----
+    @property
+    def reused(self) -> int:
+        return sum(o.reused for o in self.outcomes)
+
+    def reuse_finished(self) -> None:
+        """Take the variants that already FINISHED in the experiment as they are.
+
+        A sweep started again (after Ctrl-C, a crash, a failed variant) would otherwise
+        train them a second time, and ``ganlab compare`` would count the same seed twice.
+        The earlier run is tagged as this sweep's (REUSED_TAG_PREFIX + parent id), so
+        ``compare --sweep`` of this sweep finds every variant.
+        """
+        from mlflow.entities import RunTag
+
+        found = finished_runs(self.client, self.experiment_id, self.variants)
+        if not found:
+            return
+        for variant in self.variants:
+            run_id = found.get(variant.index)
+            if run_id is not None:
+                self.client.log_batch(run_id, tags=[RunTag(REUSED_TAG_PREFIX + self.parent_id, variant.name)])
+                with self._lock:
+                    self.outcomes.append(Outcome(variant, "FINISHED", run_id, 0.0, reused=True))
+        self.to_train = [v for v in self.variants if v.index not in found]
+        others = f"the other {len(self.to_train)}" if self.to_train else "none"
+        self.say(f"note: {len(found)} of {len(self.variants)} variants already finished in experiment "
+                 f"'{self.spec.experiment}'; running {others} (--rerun trains them all again)")
 
     # ---- sequential, in this process ------------------------------------------
     def run_in_process(self, variant: Variant) -> Outcome:
@@ -217,7 +254,7 @@ class SweepRunner:
         with tempfile.TemporaryDirectory(prefix="ganlab-sweep-") as tmp:
             pool = ThreadPoolExecutor(max_workers=self.jobs)
             try:
-                pending = {pool.submit(self.run_subprocess, v, Path(tmp)) for v in self.variants}
+                pending = {pool.submit(self.run_subprocess, v, Path(tmp)) for v in self.to_train}
                 while pending:
                     done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -307,6 +344,29 @@ class SweepRunner:
         )
         self.client.set_terminated(run.info.run_id, status="FAILED")
         return run.info.run_id
+
+
+def finished_runs(mlflow_client: Any, experiment_id: str, variants: Sequence[Variant]) -> dict[int, str]:
+    """Variant index -> the newest FINISHED run of the experiment with the same settings and seed.
+
+    The same settings: every param of the variant's fully resolved configuration, as the
+    tracker records it, except those that only name, place or nest a run
+    (``ganlab.compare.replicas.PLACEMENT``); ``seeds`` counts, so a population is never
+    taken for one of its replicas. Deleted runs are not searched.
+    """
+    from ganlab.compare.replicas import identity, matches
+    from ganlab.compare.store import search_all
+    from ganlab.record.tracking import _param_value
+
+    runs = search_all(mlflow_client, [experiment_id], "attributes.status = 'FINISHED'")
+    runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent"]  # a sweep's parent trained nothing
+    found: dict[int, str] = {}
+    for variant in variants:
+        wanted = identity({k: _param_value(v) for k, v in variant.config.flat().items()})
+        same = [r for r in runs if matches(wanted, r)]
+        if same:  # search_all is oldest first
+            found[variant.index] = same[-1].info.run_id
+    return found
 
 
 def job_environment(environ: Mapping[str, str], device: str, slot: int,

@@ -65,6 +65,7 @@ def as_json(selection: Selection, groups: list[Group], group_by: list[str], metr
         "group_by": group_by,
         "metrics": metrics,
         "left_out": selection.left_out,
+        "duplicates": selection.duplicates,
         "pooled": selection.pooled,
         "groups": [
             {

@@ -37,6 +37,9 @@ from ganlab.errors import GanlabError, did_you_mean
 PARENT_TAG = "mlflow.parentRunId"
 ROLE_TAG = "ganlab.sweep.role"
 GRID_TAG = "ganlab.sweep.grid"
+#: Prefix of the tag a sweep puts on a run it reused instead of training the variant again
+#: (ganlab.cli.sweep_jobs): ``ganlab.sweep.reused_by.PARENT_ID``; the run counts as that sweep's.
+REUSED_TAG_PREFIX = "ganlab.sweep.reused_by."
 MISSING = "-"
 
 
@@ -67,6 +70,7 @@ class Selection:
     grid: dict[str, list[Any]] | None = None  # the sweep's grid, when comparing a sweep
     pooled: list[str] = field(default_factory=list)  # --pool params that do differ within a group
     at_step: int | None = None  # --at-step: the runs' metrics are the values logged at this step
+    duplicates: int = 0  # runs left out as a second record of the same replica (ganlab.compare.replicas)
 
 
 @dataclass
@@ -125,6 +129,17 @@ def _leaves(runs: list[Any], root: str) -> list[Any]:
     return sorted(leaves, key=lambda r: r.info.start_time or 0)
 
 
+def _reused(runs: list[Any], parent_id: str) -> list[Any]:
+    """The runs an earlier sweep trained that the sweep ``parent_id`` reused for its finished
+    variants (a population's replicas for a population variant)."""
+    tag = REUSED_TAG_PREFIX + parent_id
+    out: list[Any] = []
+    for run in runs:
+        if tag in run.data.tags:
+            out += _leaves(runs, run.info.run_id) or [run]
+    return out
+
+
 def _select_sweep(mlflow_client: Any, uri: str, sweep: str, all_runs: bool) -> Selection:
     if sweep in ("last", "latest"):
         experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
@@ -134,7 +149,9 @@ def _select_sweep(mlflow_client: Any, uri: str, sweep: str, all_runs: bool) -> S
         parent = max(parents, key=lambda r: r.info.start_time)
     else:
         parent = get_run(mlflow_client, sweep, uri)
-    children = _leaves(search_all(mlflow_client, [parent.info.experiment_id]), parent.info.run_id)
+    everything = search_all(mlflow_client, [parent.info.experiment_id])
+    children = sorted(_leaves(everything, parent.info.run_id) + _reused(everything, parent.info.run_id),
+                      key=lambda r: r.info.start_time or 0)
     if not children:
         raise GanlabError(f"run '{parent.info.run_id}' ({parent.info.run_name}) has no child runs; is it a sweep?")
     grid = None

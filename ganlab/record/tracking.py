@@ -630,32 +630,95 @@ class MlflowTracker:
 
     def log_outputs(self, ctx: Any) -> None:
         names = write_outputs(ctx, Path(ctx.workdir))
+        note = ctx.extras.get(EXPORT_NOTE)
+        if note is not None:  # the networks are not the final ones: say so on the run, where sample reads it
+            self.store.send("log_batch", self.run_id, tags={EXPORT_TAG: note[0], EXPORT_STEP_TAG: note[1]})
         if self.upload_dir is not None:
             for name in names:
                 self.store.send("log_artifact", self.run_id, str(Path(ctx.workdir) / name))
+
+
+#: Tags on a run whose exported networks are not its final ones (they were not finite):
+#: what was exported instead, in words, and the step it is from ("none": nothing exported).
+EXPORT_TAG = "ganlab.export"
+EXPORT_STEP_TAG = "ganlab.export.step"
+#: ctx.extras key: (note, step) when write_outputs exported something other than the final networks
+EXPORT_NOTE = "export_note"
 
 
 def write_outputs(ctx: Any, workdir: Path) -> list[str]:
     """A run's resolved configuration and final networks, written into ``workdir``; returns the file names.
 
     With ``ema``, generator.pt holds the average (what samples) and generator_trained.pt the trained G.
+    Non-finite networks (a diverged run) are never exported: see ``exported_networks``.
     """
+    import sys
+
     import torch
 
     (workdir / "config.toml").write_text(ctx.config.to_toml())
-    names = ["config.toml", "generator.pt", "discriminator.pt"]
+    names = ["config.toml"]
     vocab = getattr(ctx.data, "vocab", None)
     if vocab is not None:  # what `ganlab sample` needs to print a text run's samples as text
         (workdir / VOCAB_FILE).write_text(json.dumps({"vocab": list(vocab), "joiner": ctx.data.text_joiner}))
         names.append(VOCAB_FILE)
-    if ctx.generator_average is not None:
-        torch.save(ctx.generator_average.state_dict(), workdir / "generator.pt")
-        torch.save(ctx.generator.state_dict(), workdir / "generator_trained.pt")
-        names.append("generator_trained.pt")
-    else:
-        torch.save(ctx.generator.state_dict(), workdir / "generator.pt")
-    torch.save(ctx.discriminator.state_dict(), workdir / "discriminator.pt")
+    networks, step = exported_networks(ctx, workdir / "checkpoints")
+    for name, state in networks.items():
+        torch.save(state, workdir / name)
+        names.append(name)
+    if step is not None:
+        note = export_note(ctx.step, step, list(networks))
+        ctx.extras[EXPORT_NOTE] = (note, str(step) if networks else "none")
+        print(f"ganlab: note: {note}", file=sys.stderr, flush=True)
     return names
+
+
+def exported_networks(ctx: Any, checkpoints: Path) -> tuple[dict[str, Any], int | None]:
+    """File name -> state dict of the networks to export, and the checkpoint step they come from.
+
+    The final networks (step None) when they are finite. Otherwise (the run diverged) those
+    of the newest checkpoint whose networks are finite: weights full of NaN would make
+    ``ganlab sample`` and anything else that loads generator.pt produce NaN. No finite
+    checkpoint: nothing (step -1).
+    """
+    from ganlab.train import checkpoint
+
+    averaged = ctx.generator_average is not None
+    final = {"generator.pt": (ctx.generator_average if averaged else ctx.generator).state_dict(),
+             "discriminator.pt": ctx.discriminator.state_dict()}
+    if averaged:
+        final["generator_trained.pt"] = ctx.generator.state_dict()
+    if all(finite_state(state) for state in final.values()):
+        return final, None
+    for path in reversed(checkpoint.list_checkpoints(checkpoints)):
+        try:
+            state = checkpoint.load(path)
+        except GanlabError:
+            continue  # damaged: an older one may still do
+        kept = {"generator.pt": state.get("generator_average", state["generator"]) if averaged else state["generator"],
+                "discriminator.pt": state["discriminator"]}
+        if averaged:
+            kept["generator_trained.pt"] = state["generator"]
+        if all(finite_state(s) for s in kept.values()):
+            return kept, int(state["step"])
+    return {}, -1
+
+
+def finite_state(state: dict[str, Any]) -> bool:
+    """Whether every floating-point tensor of a state dict is finite (integer buffers always are)."""
+    import torch
+
+    return all(bool(torch.isfinite(t).all()) for t in state.values()
+               if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
+def export_note(final_step: int, step: int, names: list[str]) -> str:
+    """What was exported instead of non-finite networks, in one line."""
+    if not names:
+        return (f"the networks at step {final_step} are not finite and no checkpoint holds finite ones; "
+                f"no generator.pt or discriminator.pt exported")
+    return (f"the networks at step {final_step} are not finite; {' and '.join(names)} hold those of the "
+            f"last finite checkpoint, step {step}")
 
 
 def component_tags(components: dict[str, Any]) -> dict[str, str]:
