@@ -95,6 +95,63 @@ def test_sighup_stops_a_population_like_sigterm(workdir: Path, mlflow_client: An
         _killed_by_hangup(child, mlflow_client)
 
 
+def test_sighup_between_the_seeds_of_a_sequential_population_ends_its_parent_killed(
+        workdir: Path, mlflow_client: Any) -> None:
+    """Held-out variant (issue 30): a sequential population (an architecture that cannot be stacked) gets
+    SIGHUP while its second seed loads its data. No step to finish there: exit 129 at once, the parent
+    KILLED (before: the process died, its parent RUNNING for good), the finished seed kept, and
+    `ganlab resume PARENT` trains the seeds that had not trained."""
+    plugins = ["--plugin", str(PLUGINS / "unvectorised_mlp.py"), "--plugin", str(PLUGINS / "slow_load.py")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANLAB_TEST_LOAD_SLEEP": "3", "GANLAB_TEST_LOAD_MARKER": "loads"}
+    proc = subprocess.Popen([sys.executable, "-m", "ganlab", "run", "--steps", "4", "--seeds", "0-2", *TINY_RUN,
+                             "--arch", "unvectorised-mlp", "--dataset", "slow-digits", *plugins],
+                            cwd=workdir, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    # loads: 1 the population's first build, 2 seed 0's run, 3 seed 1's run
+    while not ((workdir / "loads").exists() and (workdir / "loads").read_text() == "3"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 129, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert lines[-1].startswith("ganlab: interrupted by SIGHUP between the seeds") and "1, 2 not trained" in lines[-1]
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
+    (parent,) = [r for r in runs if "ganlab.population" in r.data.tags]
+    assert parent.info.status == "KILLED"
+    assert sorted(r.info.status for r in runs if r is not parent) == ["FINISHED"]
+
+    env["GANLAB_TEST_LOAD_SLEEP"] = "0"
+    resumed = subprocess.run([sys.executable, "-m", "ganlab", "resume", parent.info.run_id, *plugins], cwd=workdir,
+                             env=env, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
+    assert sorted(r.data.params["seed"] for r in runs if r.info.run_id != parent.info.run_id) == ["0", "1", "2"]
+
+
+def test_a_signal_a_run_took_too_late_stops_the_runs_after_it() -> None:
+    """A signal during a run's last step lets that run finish; between runs (a sequential population)
+    it must still stop the command before the next run, not be forgotten."""
+    from ganlab.train.signals import BetweenRuns, GracefulStop, Signalled
+
+    before = signal.getsignal(signal.SIGTERM)
+    with BetweenRuns() as between:
+        between.check()
+        with GracefulStop():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler runs: recorded, not raised
+        with pytest.raises(Signalled) as raised:
+            between.check()
+        assert raised.value.signum == signal.SIGTERM
+        with pytest.raises(Signalled) as raised:  # between runs: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        assert raised.value.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 @pytest.mark.slow
 def test_sighup_stops_a_parallel_sweep_and_its_jobs(workdir: Path, mlflow_client: Any) -> None:
     (workdir / "hup.toml").write_text(

@@ -81,9 +81,9 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
         # Training is over, but a signal now (torchrun's SIGTERM to the ranks that outlive a
         # failed one, a late Ctrl-C) must not cut the record's last writes, nor the process's
         # own one-line account of how the run ended, short.
-        for name in registered:  # the next run in this process (a sequential population) registers its own
-            plugins.unregister_object(name)
         with GracefulStop(doing="closing the run's record first"):
+            for name in registered:  # the next run in this process (a sequential population) registers its own
+                plugins.unregister_object(name)
             if store is not None:
                 store.close()  # waits until the record is written
             distributed.teardown(dist, failed=sys.exc_info()[0] is not None)

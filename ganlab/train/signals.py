@@ -40,6 +40,20 @@ class HangUp(KeyboardInterrupt):
     signum = signal.SIGHUP
 
 
+class Signalled(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP between the runs of one command (:class:`BetweenRuns`): the way out at once,
+    as a Ctrl-C would take it (a KeyboardInterrupt, so that no ``except Exception`` around a plugin's code
+    turns it into that plugin's failure), carrying the signal for the exit code and the record."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: the BetweenRuns blocks this process is in: a GracefulStop that takes a signal tells them
+_between: list[BetweenRuns] = []
+
+
 def exit_code_of(interrupt: BaseException) -> int:
     """128 + the signal that stopped the process: 130 for Ctrl-C, 129 for a closed terminal."""
     return 128 + int(getattr(interrupt, "signum", signal.SIGINT))
@@ -84,6 +98,9 @@ class GracefulStop:
                 raise Aborted
             return
         self.signum = signum
+        for outer in _between:  # a command of several runs stops before its next one (BetweenRuns.check)
+            if outer.signum is None:
+                outer.signum = signum
         # os.write, not print: a handler may interrupt a print to stderr (the progress bar's)
         name = signal.Signals(signum).name
         _write_stderr(f"ganlab: {name} received; {self.doing} (Ctrl-C again to abort at once)\n")
@@ -98,6 +115,48 @@ class GracefulStop:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+class BetweenRuns:
+    """A command that trains several runs one after another (a sequential population's seeds).
+
+    Within a run its own :class:`GracefulStop` takes a signal (finish the step, checkpoint, KILLED). Between
+    runs — while the next one loads its data or builds, or the last one closes its record — there is no
+    step to finish: a SIGINT, SIGTERM or SIGHUP there raises :class:`Signalled` at once. A signal that a
+    run took too late to act on (during its last step, or while its record closed) is kept too, and
+    :meth:`check` raises it before the next run starts, so that the command never trains on after it.
+    Does nothing outside the main thread (no handlers can be installed there).
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            detach_from_terminal()
+        if self.signum is None:
+            self.signum = signum
+        raise Signalled(signum)
+
+    def check(self) -> None:
+        """Raise :class:`Signalled` if a signal arrived since this block began."""
+        if self.signum is not None:
+            raise Signalled(self.signum)
+
+    def __enter__(self) -> BetweenRuns:
+        if threading.current_thread() is threading.main_thread():
+            for sig in HANDLED:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        _between.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        if self in _between:
+            _between.remove(self)
 
 
 def _write_stderr(text: str) -> None:

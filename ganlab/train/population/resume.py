@@ -77,6 +77,7 @@ def _resume_population_owned(run: Any, plugins: Any, uri: str, steps: int | None
     children = children_of(client(uri), run)
     plan = PopulationResume(parent_id, [])
     config_source = None
+    ended = None  # a child that finished or diverged
     for seed in seeds:
         child = children.get(seed)
         if child is None:
@@ -87,6 +88,7 @@ def _resume_population_owned(run: Any, plugins: Any, uri: str, steps: int | None
             plan.states[seed] = None
             continue
         if diverged(child) or (child.info.status == "FINISHED" and steps is None):
+            ended = ended or child  # its checkpoint still holds the population's configuration
             continue
         owned.enter_context(owning(child))
         check_not_running(child)
@@ -98,8 +100,11 @@ def _resume_population_owned(run: Any, plugins: Any, uri: str, steps: int | None
     if not plan.seeds:
         raise GanlabError(f"population '{parent_id}' has no child left to train: each one finished or diverged "
                           "(pass --steps N to train the finished ones further)")
+    if config_source is None and ended is not None:  # stopped between two seeds: the next ones start afresh
+        config_source = latest_checkpoint(ended)
     if config_source is None:
-        raise GanlabError(f"population '{parent_id}' has no child with a checkpoint to take its configuration from")
+        raise GanlabError(f"population '{parent_id}' has no child with a checkpoint to take its configuration from"
+                          f"{'; it was stopped before its first seed trained: start it again with ganlab run' if not children else ''}")
     path, state = config_source
     sets: dict[str, Any] = {"tracking_uri": uri, "tracking": True, "seeds": ",".join(map(str, plan.seeds)),
                             "parent_run_id": run.data.params.get("parent_run_id", "")}
