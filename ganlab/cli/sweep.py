@@ -122,7 +122,7 @@ def sweep(
         outcomes = runner.run()
     except SweepInterrupted as exc:
         print(f"ganlab: {exc}", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(exc.exit_code) from None
     failed = [o for o in outcomes if o.status != "FINISHED"]
     verdict = "all finished" if not failed else f"{len(failed)} of {len(outcomes)} failed"
     if runner.reused:

@@ -44,6 +44,7 @@ from ganlab.errors import GanlabError, one_line
 from ganlab.config.sweep import SweepSpec, Variant
 # the tag on an earlier run that a sweep reuses for a variant (see reuse_finished): compare reads it
 from ganlab.compare.stats import REUSED_TAG_PREFIX
+from ganlab.train.signals import HANDLED, HangUp, detach_from_terminal, exit_code_of
 
 #: Tags on the parent run.
 ROLE_TAG = "ganlab.sweep.role"
@@ -70,9 +71,11 @@ class Outcome:
 
 
 class SweepInterrupted(Exception):
-    """Ctrl-C or SIGTERM stopped the sweep; the parent run is marked KILLED."""
+    """Ctrl-C, SIGTERM or SIGHUP stopped the sweep; the parent run is marked KILLED."""
 
-    exit_code = 130
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 
@@ -149,13 +152,18 @@ class SweepRunner:
             else:
                 self.run_parallel()
             status = "FINISHED" if all(o.status == "FINISHED" for o in self.outcomes) else "FAILED"
-        except (KeyboardInterrupt, SweepInterrupted):
+        except SweepInterrupted:
             status = "KILLED"
-            raise SweepInterrupted("sweep interrupted; finished variants are kept, the parent run is KILLED") from None
+            raise
+        except KeyboardInterrupt as exc:
+            status = "KILLED"
+            raise SweepInterrupted("sweep interrupted; finished variants are kept, the parent run is KILLED",
+                                   exit_code_of(exc)) from None
         except BaseException as exc:
             if _interrupted(exc):
                 status = "KILLED"
-                raise SweepInterrupted(f"sweep interrupted ({exc}); the parent run is KILLED") from None
+                raise SweepInterrupted(f"sweep interrupted ({exc}); the parent run is KILLED",
+                                       exit_code_of(exc)) from None
             raise
         finally:
             self.close_parent(status)
@@ -259,11 +267,12 @@ class SweepRunner:
                     done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                     for future in done:
                         self.record(future.result())
-            except BaseException:
+            except BaseException as exc:
                 self._stopping = True
+                forwarded = getattr(exc, "signum", signal.SIGINT)  # a SIGHUP stays one: the runs say why they ended
                 for proc in list(self._procs.values()):
                     if proc.poll() is None:
-                        proc.send_signal(signal.SIGINT)  # the child checkpoints and marks its run KILLED
+                        proc.send_signal(forwarded)  # the child checkpoints and marks its run KILLED
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
             pool.shutdown(wait=True)
@@ -307,7 +316,7 @@ class SweepRunner:
         self.tag_assignment(run_id, slot, gpu)
         if code == 0:
             return Outcome(variant, "FINISHED", run_id, seconds, gpu=gpu)
-        status = "KILLED" if code in (130, 143) else "FAILED"
+        status = "KILLED" if code in (129, 130, 143) else "FAILED"
         return Outcome(variant, status, run_id, seconds, error, gpu=gpu)
 
     def tag_assignment(self, run_id: str, slot: int, gpu: str | None) -> None:
@@ -425,7 +434,7 @@ def _interrupted(exc: BaseException) -> bool:
 
 
 def _raise_on_signals() -> dict[int, Any]:
-    """SIGINT and SIGTERM stop the sweep cleanly (parent KILLED) instead of leaving it RUNNING.
+    """SIGINT, SIGTERM and SIGHUP stop the sweep cleanly (parent KILLED) instead of leaving it RUNNING.
 
     Installed explicitly because a process started in the background by a shell inherits SIGINT
     ignored; while a variant trains in this process, the trainer's own handler takes over.
@@ -434,9 +443,12 @@ def _raise_on_signals() -> dict[int, Any]:
         return {}
 
     def handle(signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            detach_from_terminal()
+            raise HangUp
         raise KeyboardInterrupt
 
-    return {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    return {signum: signal.signal(signum, handle) for signum in HANDLED}
 
 
 def _last_error(log_path: Path, code: int) -> str:
