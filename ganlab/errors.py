@@ -2,12 +2,15 @@
 
 Anything raised as :class:`GanlabError` is shown by the CLI as one line on
 stderr and ends the process with exit code 2; everything else is a bug.
+A GanlabError's message never shows a password (see ganlab.redact).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+
+from ganlab.redact import mask_credentials
 
 
 class GanlabError(Exception):
@@ -16,7 +19,8 @@ class GanlabError(Exception):
     exit_code = 2
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+        # masked here, once: the message is printed, stored as a run's tag and sent between processes
+        super().__init__(mask_credentials(" ".join(str(message).split())))
 
 
 class PluginError(GanlabError):
@@ -32,14 +36,14 @@ class ComponentError(GanlabError):
 
 
 def one_line(exc: BaseException, plain_ganlab_errors: bool = False) -> str:
-    """An exception as one line: its type and its words, whitespace folded, at most 1000 characters.
+    """An exception as one line: its type and its words, whitespace folded, passwords masked, at most 1000 characters.
 
     ``plain_ganlab_errors``: a GanlabError's words alone (they are already written for people).
     A SystemExit says what the code did, since its words are only an exit code.
     """
     if isinstance(exc, SystemExit):
         return f"SystemExit: it called sys.exit({exc.code!r})"
-    text = " ".join(str(exc).split())
+    text = mask_credentials(" ".join(str(exc).split()))  # before the cut, which could fall inside a password
     if plain_ganlab_errors and isinstance(exc, GanlabError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:1000] if text else type(exc).__name__

@@ -19,6 +19,7 @@ import typer
 
 from ganlab import HOOKSPEC_VERSION, __version__
 from ganlab.errors import GanlabError
+from ganlab.redact import mask_credentials
 from ganlab.cli.flags import with_setting_flags
 from ganlab.plugins import load_plugins
 
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         result = built(args=_strip_plugin_args(built, argv), prog_name="ganlab", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except GanlabError as exc:
-        print(f"ganlab: error: {exc}", file=sys.stderr)
+        print(f"ganlab: error: {mask_credentials(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     except click_exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             return 0  # help was printed
-        message = " ".join(exc.format_message().split())
+        message = mask_credentials(" ".join(exc.format_message().split()))  # it quotes what was typed
         command = getattr(getattr(exc, "ctx", None), "command_path", "ganlab")
         print(f"ganlab: error: {message} (see `{command} --help`)", file=sys.stderr)
         return exc.exit_code
@@ -316,6 +317,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an interrupted run carries its exit code
         code = getattr(exc, "exit_code", None)
         if any(c.__name__ == "Interrupted" for c in type(exc).__mro__) and isinstance(code, int):
-            print(f"ganlab: {exc}", file=sys.stderr)
+            print(f"ganlab: {mask_credentials(str(exc))}", file=sys.stderr)
             return code
         raise

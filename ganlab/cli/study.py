@@ -15,11 +15,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ganlab.errors import GanlabError, one_line
+from ganlab.redact import mask_credentials
 
 
 def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: str | None, workers: int | None,
               plugin_specs: list[str], registry: Any, heartbeat: float, grace: float, explicit_uri: bool) -> int:
-    from ganlab.studies.storage import _shown, resolve
+    from ganlab.studies.storage import resolve
     from ganlab.studies.study import create_study
 
     if grace <= 2 * heartbeat:
@@ -27,7 +28,7 @@ def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: s
                           "judged dead between two heartbeats")
     url = resolve(storage)
     created = create_study(spec, found, sets, uri, url, plugin_specs, registry, heartbeat, grace)
-    shown = _shown(url)
+    shown = mask_credentials(url)
     say(f"study '{created.name}' in {shown}: {created.trials} trial(s); parent run {created.parent_id} "
         f"in experiment '{spec.experiment}'")
     storage_flag = f" --storage {shown}" if storage else ""
@@ -41,7 +42,7 @@ def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: s
         return 2
     status = _summary(created.name, url)
     typer.echo(status)
-    uri_flag = f" --tracking-uri {uri}" if explicit_uri else ""
+    uri_flag = f" --tracking-uri {mask_credentials(uri)}" if explicit_uri else ""
     typer.echo(f"compare: ganlab compare --sweep {created.parent_id}{uri_flag}")
     typer.echo(f"status: ganlab sweep status {created.name}{storage_flag}")
     return code
@@ -101,11 +102,10 @@ def sweep_worker(
         say(f"error: {exc}")
         raise typer.Exit(1) from None
     except Exception as exc:  # a server went away between trials: which one, in one line
-        from ganlab.studies.storage import _shown
         from ganlab.studies.worker import _is_storage_error
 
         if _is_storage_error(exc):
-            say(f"error: the study's storage {_shown(url)} stopped answering ({one_line(exc)}); start workers again "
+            say(f"error: the study's storage {mask_credentials(url)} stopped answering ({one_line(exc)}); start workers again "
                 "once it is back: a trial left RUNNING is retried")
         elif _is_tracking_error(exc):
             say(f"error: the MLflow tracking server stopped answering ({one_line(exc)}); start workers again once it "
@@ -147,11 +147,11 @@ def _summary(name: str, url: str, details: bool = False) -> str:
             lines.append(f"  best {objective} = {best.value:g} (trial {best.number}: {shown})")
         lines.append(f"  parent run {described['parent_run_id']} in experiment '{described['experiment']}' "
                      f"at {described['tracking_uri']}")
-    return "\n".join(lines)
+    return mask_credentials("\n".join(lines))  # the tracking URI, a failed trial's reason
 
 
 def say(text: str) -> None:
-    print(f"ganlab: {text}", file=sys.stderr, flush=True)
+    print(f"ganlab: {mask_credentials(text)}", file=sys.stderr, flush=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.errors import GanlabError
+from ganlab.redact import mask_credentials
 
 
 class TrackingError(GanlabError):
@@ -129,6 +130,24 @@ class StoreProcess:
         self._replies.close()
         self._close_log()
 
+    def abandon(self) -> None:
+        """Stop the writer now, dropping what it has not written; never raises.
+
+        For a record that holds nothing to complete: a signal that arrives before the run exists
+        (while the writer may spend minutes in MLflow's retries of a server that does not
+        answer). ``close`` would wait for all of that; a later ``close`` does nothing more.
+        """
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
+        self._due = 0
+        self.gone = True
+        if self.process.poll() is None:
+            self.process.kill()  # it ignores SIGTERM and SIGINT (they are meant for training)
+        self.process.wait()
+        self._replies.close()
+        self._close_log()
+
     def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
@@ -179,7 +198,8 @@ class StoreProcess:
             lines = [line.strip() for line in self._log.read().decode("utf-8", "replace").splitlines()]
         except OSError:
             return ""
-        return next((line for line in reversed(lines) if line), "")[:300]
+        # masked before the cut (the worker masks its stderr too; this one also covers a crash at start-up)
+        return mask_credentials(next((line for line in reversed(lines) if line), ""))[:300]
 
 
 def signal_name(signum: int) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ganlab.errors import GanlabError
 from ganlab.record.pictures import Picture, render
+from ganlab.redact import MaskingStream, mask_credentials
 
 #: tags describing how an attempt ended; removed when the run resumes
 END_TAGS = {"ganlab.error", "ganlab.error_type", "ganlab.failed_step", "ganlab.failure_reason",
@@ -65,8 +66,8 @@ class Session:
         from ganlab.record.tracking import ensure_experiment
 
         experiment_id = ensure_experiment(self.client, experiment, self.uri)
-        run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
-        params_list = [Param(k, v) for k, v in params.items()]
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=masked(tags))
+        params_list = [Param(k, v) for k, v in masked(params).items()]
         for start in range(0, len(params_list), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(run.info.run_id, params=params_list[start:start + 100])
         return run.info.run_id, run.info.artifact_uri
@@ -78,7 +79,7 @@ class Session:
         run = self.client.get_run(run_id)
         stored = self.stored_steps(run)
         self.client.update_run(run_id, status="RUNNING")
-        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in masked(tags).items()])
         for stale in END_TAGS & set(run.data.tags):  # they describe the attempt that ended
             self.client.delete_tag(run_id, stale)
         return run.info.artifact_uri, stored
@@ -99,8 +100,8 @@ class Session:
         from mlflow.entities import Metric, Param, RunTag
 
         metric_list = [Metric(*m) for m in metrics]
-        tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
-        param_list = [Param(k, v) for k, v in (params or {}).items()]
+        tag_list = [RunTag(k, v) for k, v in masked(tags or {}).items()]
+        param_list = [Param(k, v) for k, v in masked(params or {}).items()]
         while True:  # MLflow takes at most 1000 metrics and 100 params per batch
             self.client.log_batch(run_id, metrics=metric_list[:1000], params=param_list[:100], tags=tag_list)
             metric_list, param_list, tag_list = metric_list[1000:], param_list[100:], []
@@ -119,7 +120,7 @@ class Session:
         self.client.log_text(run_id, text, artifact_file)
 
     def log_dict(self, run_id: str, data: dict[str, Any], artifact_file: str) -> None:
-        self.client.log_dict(run_id, data, artifact_file)
+        self.client.log_dict(run_id, masked(data), artifact_file)  # a data card names its source
 
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, path, artifact_path=artifact_path)
@@ -129,7 +130,7 @@ class Session:
 
         try:
             if tags:
-                self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+                self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in masked(tags).items()])
         finally:
             self.client.set_terminated(run_id, status=status)
 
@@ -137,6 +138,22 @@ class Session:
         if name.startswith("_") or name not in OPERATIONS:
             raise GanlabError(f"unknown tracking operation '{name}'")
         return getattr(self, name)
+
+
+def masked(value: Any) -> Any:
+    """Params, tags or a JSON document with the password of every URL in their strings masked.
+
+    Everything a run records passes here: the configuration's own ``tracking_uri``, a dataset's
+    source, a failure's message (``ganlab.error``) may each carry one, and a store is read by more
+    people than the password is meant for.
+    """
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, dict):
+        return {key: masked(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [masked(item) for item in value]
+    return value
 
 
 OPERATIONS = {"open", "start_run", "resume_run", "log_batch", "log_image", "log_text", "log_dict", "log_artifact",
@@ -152,7 +169,7 @@ def describe(exc: BaseException, session: Session) -> tuple[str, str]:
     found = store_trouble(session.uri, session.inode)
     if found is not None:
         return found
-    return f"MLflow store {session.uri}: {type(exc).__name__}: {store_error(exc)}", "refused"
+    return mask_credentials(f"MLflow store {session.uri}: {type(exc).__name__}: {store_error(exc)}"), "refused"
 
 
 def store_trouble(uri: str, inode: int | None) -> tuple[str, str] | None:
@@ -212,6 +229,10 @@ def main(argv: list[str]) -> int:
     # handles it and closes the run through this process, which must still be there.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: the trainer ends the record
+    # Before MLflow is imported (its log handler keeps the stream it finds): whatever this process
+    # says on stderr (MLflow's messages with --verbose, a traceback) is said without passwords.
+    sys.stderr = MaskingStream(sys.stderr)
     read_fd, write_fd = int(argv[0]), int(argv[1])
     serve(Connection(read_fd, writable=False), Connection(write_fd, readable=False))
     # Every answer is sent and every write committed; skipping the interpreter's tear-down of

@@ -26,6 +26,8 @@ from ganlab import __version__, hookimpl
 from ganlab.errors import GanlabError, one_line
 from ganlab.record.heartbeat import heartbeat_tags, process_tags
 from ganlab.record.pictures import picture_of
+from ganlab.record.reach import check_reachable
+from ganlab.redact import mask_credentials
 from ganlab.record.store_process import StoreProcess, TrackingError, signal_name
 
 DEFAULT_STORE_DIR = Path("mlruns")
@@ -63,6 +65,7 @@ def tracking_uri(explicit: str | None = None) -> str:
             raise GanlabError(f"cannot create the tracking store directory {parent}: {exc.strerror}") from None
         if not os.access(parent, os.W_OK):
             raise GanlabError(f"the tracking store directory {parent} is not writable")
+    check_reachable(uri)  # a server nothing answers at: one line within seconds, not minutes of MLflow's retries
     return uri
 
 
@@ -196,7 +199,7 @@ def absolute_sqlite(uri: str) -> str:
 
 def store_error(exc: BaseException) -> str:
     """A store failure in one line: SQLAlchemy appends the SQL statement and a help link."""
-    text = " ".join(str(exc).split("[SQL:", 1)[0].split("(Background on", 1)[0].split())
+    text = mask_credentials(" ".join(str(exc).split("[SQL:", 1)[0].split("(Background on", 1)[0].split()))
     return (text or type(exc).__name__)[:300]
 
 
@@ -588,8 +591,8 @@ class MlflowTracker:
         usual = absolute_sqlite(os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI)  # what `ganlab ui` opens
         option = "" if absolute_sqlite(self.uri) == usual else f" --tracking-uri {self.uri}"
         what = f"run {self.run_id}" if ctx.resumed_from is None else f"resuming run {self.run_id} at step {ctx.step}"
-        print(f"ganlab: {what} in {store_label(self.uri)}; watch: ganlab ui{option}; "
-              f"samples: ganlab sample {self.run_id}{option}", file=sys.stderr, flush=True)
+        print(mask_credentials(f"ganlab: {what} in {store_label(self.uri)}; watch: ganlab ui{option}; "
+                               f"samples: ganlab sample {self.run_id}{option}"), file=sys.stderr, flush=True)
 
     # ---- what plugins record through the context (RunContext.log_metrics, log_artifact) ----------
     def log_metrics(self, metrics: Any, step: int) -> None:
@@ -656,7 +659,7 @@ def write_outputs(ctx: Any, workdir: Path) -> list[str]:
 
     import torch
 
-    (workdir / "config.toml").write_text(ctx.config.to_toml())
+    (workdir / "config.toml").write_text(mask_credentials(ctx.config.to_toml()))  # tracking_uri may hold one
     names = ["config.toml"]
     vocab = getattr(ctx.data, "vocab", None)
     if vocab is not None:  # what `ganlab sample` needs to print a text run's samples as text
@@ -746,7 +749,7 @@ def end_tags(ctx: Any, status: str, error: BaseException | None,
     """Tags saying how the run ended: the failure and its step, or the signal that stopped it."""
     tags: dict[str, str] = {}
     if error is not None and status == "FAILED":
-        tags["ganlab.error"] = " ".join(str(error).split())[:4000] or type(error).__name__
+        tags["ganlab.error"] = mask_credentials(" ".join(str(error).split()))[:4000] or type(error).__name__
         tags["ganlab.error_type"] = type(error).__name__
         if hasattr(error, "step"):
             tags["ganlab.failed_step"] = str(error.step)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.errors import ConfigError, GanlabError, did_you_mean
+from ganlab.redact import mask_credentials
 
 DEFAULT_JOURNAL = Path("mlruns") / "optuna.journal"
 RDB_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql", "mysql+pymysql", "sqlite")
@@ -25,7 +26,7 @@ def resolve(url: str | None) -> str:
         return f"journal:{DEFAULT_JOURNAL.resolve()}"
     scheme = url.split(":", 1)[0] if ":" in url else ""
     if scheme not in SCHEMES:
-        raise ConfigError(f"--storage {url}: unknown storage scheme '{scheme or url}'{did_you_mean(scheme, SCHEMES)} "
+        raise ConfigError(f"--storage {mask_credentials(url)}: unknown storage scheme '{scheme or url}'{did_you_mean(scheme, SCHEMES)} "
                           f"(valid: journal:PATH, postgresql://..., mysql://..., sqlite:///PATH)")
     if scheme == "journal":
         return f"journal:{Path(url.split(':', 1)[1]).expanduser().resolve()}"
@@ -55,17 +56,7 @@ def open_storage(url: str) -> Any:
         engine_kwargs = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgresql") else {}
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except ModuleNotFoundError as exc:
-        raise GanlabError(f"storage {_shown(given)}: its database driver is not installed ({exc.name})") from None
+        raise GanlabError(f"storage {mask_credentials(given)}: its database driver is not installed ({exc.name})") from None
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: the server did not answer
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GanlabError(f"storage {_shown(given)} is unreachable: {reason}") from None
-
-
-def _shown(url: str) -> str:
-    """The URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
-    return url
+        raise GanlabError(f"storage {mask_credentials(given)} is unreachable: {reason}") from None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ganlab.errors import ConfigError, GanlabError, one_line
+from ganlab.redact import mask_credentials
 
 #: Study user attribute holding the sweep's description (a JSON-able dict).
 STUDY_ATTR = "ganlab.sweep"
@@ -90,7 +91,7 @@ def _fill(spec: Any, found: list[Any], sets: list[str], uri: str, storage: Any, 
         count = search.n_trials
     from mlflow.entities import RunTag
 
-    runner.client.log_batch(parent_id, tags=[RunTag("ganlab.study", name), RunTag("ganlab.storage", _public(storage_url))])
+    runner.client.log_batch(parent_id, tags=[RunTag("ganlab.study", name), RunTag("ganlab.storage", mask_credentials(storage_url))])
     return Created(name, parent_id, count)
 
 
@@ -123,7 +124,7 @@ def load_study(name: str, storage_url: str) -> tuple[Any, dict[str, Any]]:
         known = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
         from ganlab.errors import did_you_mean
 
-        raise GanlabError(f"no study '{name}' in {storage_url}{did_you_mean(name, known)} "
+        raise GanlabError(f"no study '{name}' in {mask_credentials(storage_url)}{did_you_mean(name, known)} "
                           f"(studies: {', '.join(known[-8:]) or 'none'})") from None
     described = study.user_attrs.get(STUDY_ATTR)
     if not isinstance(described, dict):
@@ -167,12 +168,6 @@ def status_counts(study: Any) -> dict[str, Any]:
             failures.append((t.number, t.user_attrs.get(NAME_ATTR, ""), t.user_attrs.get(REASON_ATTR, "no reason recorded")))
     counts["failures"] = failures
     return counts
-
-
-def _public(url: str) -> str:
-    from ganlab.studies.storage import _shown
-
-    return _shown(url)
 
 
 def described_json(described: dict[str, Any]) -> str:

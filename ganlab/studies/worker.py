@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.errors import GanlabError, one_line
+from ganlab.redact import mask_credentials
 from ganlab.studies.study import (
     CONFIG_ATTR,
     DEAD_ATTR,
@@ -76,7 +77,7 @@ class Worker:
         self.grace = float(described["grace"])
         self.poll = poll
         self.me = f"{socket.gethostname()}:{os.getpid()}"
-        self.say = say or (lambda text: print(f"ganlab: {text}", file=sys.stderr, flush=True))
+        self.say = say or (lambda text: print(f"ganlab: {mask_credentials(text)}", file=sys.stderr, flush=True))
         self.ran: list[tuple[int, str]] = []  # (trial number, final state) of this worker's trials
         self.proc: subprocess.Popen[bytes] | None = None
         self.lost_storage: str | None = None  # why heartbeats could not be written, once the run was stopped
