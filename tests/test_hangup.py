@@ -222,3 +222,53 @@ def test_sighup_stops_a_study_worker_and_its_trial(workdir: Path, mlflow_client:
     runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("hupstudy").experiment_id])
     (trial_run,) = [r for r in runs if r.data.tags.get("ganlab.sweep.role") != "parent"]
     assert trial_run.info.status == "KILLED" and trial_run.data.tags["ganlab.killed_by"] == "SIGHUP"
+
+
+@pytest.fixture
+def stalling_server() -> Any:
+    """A tracking server that answers its health check and then nothing: every API call hangs."""
+    import http.server
+
+    release = threading.Event()
+    asked = threading.Event()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path.startswith("/health"):
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+                return
+            asked.set()
+            release.wait(300)
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], asked
+    finally:
+        release.set()
+        server.shutdown()
+
+
+def test_a_signal_while_the_record_opens_stops_at_once_promising_no_checkpoint(workdir: Path,
+                                                                              stalling_server: Any) -> None:
+    port, asked = stalling_server
+    proc = ganlab(["run", "--steps", "4", *TINY_RUN, "--tracking-uri", f"http://127.0.0.1:{port}/"], workdir)
+    assert asked.wait(timeout=120), "the run never asked the server"
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert time.monotonic() - sent < 30, "not minutes of MLflow's retries"
+    assert proc.returncode == 143, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and "writing a checkpoint" not in err, err
+    assert lines[-1].startswith("ganlab: interrupted by SIGTERM before the first step"), err
+    assert "no run was created" in lines[-1]

@@ -20,7 +20,7 @@ from ganlab.train.build import Built, call_plugin, scores_samples_independently
 from ganlab.context import RunContext
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
-from ganlab.train.signals import Aborted, GracefulStop
+from ganlab.train.signals import Aborted, GracefulStop, Signalled
 from ganlab.train.schedule import set_rates
 
 
@@ -63,6 +63,19 @@ class AbortedRun(Interrupted):
         self.signum = signal.SIGINT
         self.checkpoint = None
         self.exit_code = 128 + signal.SIGINT
+
+
+class StoppedBeforeTraining(Interrupted):
+    """A signal while the run's record was being opened, before the first step: nothing to checkpoint."""
+
+    def __init__(self, signum: int, run_id: str | None) -> None:
+        Exception.__init__(self, f"interrupted by {signal.Signals(signum).name} before the first step; nothing was "
+                                 "trained, so no checkpoint was written"
+                                 + (f"; run {run_id} is marked KILLED" if run_id else "; no run was created"))
+        self.signum = signum
+        self.run_id = run_id
+        self.checkpoint = None
+        self.exit_code = 128 + signum
 
 
 def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -296,7 +309,11 @@ class Trainer:
         with self.stop:
             status, error = "FINISHED", None
             try:
-                self.plugins.notify("on_run_start", ctx=ctx)
+                self.stop.immediate = True  # opening the record (a slow server): no step to finish yet
+                try:
+                    self.plugins.notify("on_run_start", ctx=ctx)
+                finally:
+                    self.stop.immediate = False
                 self._train()
             except Interrupted as exc:
                 status, error = "KILLED", exc
@@ -305,6 +322,8 @@ class Trainer:
                 status, error = "KILLED", exc
                 if isinstance(exc, Aborted):
                     raise AbortedRun() from exc
+                if isinstance(exc, Signalled):
+                    raise StoppedBeforeTraining(exc.signum, ctx.run_id) from exc
                 raise
             except BaseException as exc:
                 status, error = "FAILED", exc

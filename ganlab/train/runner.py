@@ -84,9 +84,17 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
         with GracefulStop(doing="closing the run's record first"):
             for name in registered:  # the next run in this process (a sequential population) registers its own
                 plugins.unregister_object(name)
-            if store is not None:
+            if store is not None and _stopped_before_a_run_existed(sys.exc_info()[1]):
+                store.abandon()  # nothing to write, and the writer may be waiting on a server that does not answer
+            elif store is not None:
                 store.close()  # waits until the record is written
             distributed.teardown(dist, failed=sys.exc_info()[0] is not None)
+
+
+def _stopped_before_a_run_existed(exc: BaseException | None) -> bool:
+    from ganlab.train.engine import StoppedBeforeTraining
+
+    return isinstance(exc, StoppedBeforeTraining) and exc.run_id is None
 
 
 def _fit(trainer: Any, tracker: Any) -> Any:

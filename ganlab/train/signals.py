@@ -88,6 +88,8 @@ class GracefulStop:
     def __init__(self, doing: str = "finishing this step and writing a checkpoint") -> None:
         self.signum: int | None = None
         self.doing = doing
+        #: no step to finish yet (the run's record is being opened): a signal raises Signalled at once
+        self.immediate = False
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -101,6 +103,8 @@ class GracefulStop:
         for outer in _between:  # a command of several runs stops before its next one (BetweenRuns.check)
             if outer.signum is None:
                 outer.signum = signum
+        if self.immediate:
+            raise Signalled(signum)  # the line that ends the command says what happened
         # os.write, not print: a handler may interrupt a print to stderr (the progress bar's)
         name = signal.Signals(signum).name
         _write_stderr(f"ganlab: {name} received; {self.doing} (Ctrl-C again to abort at once)\n")
