@@ -286,7 +286,47 @@ def _end_of_options(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script and ``python -m ganlab``."""
+    """Entry point of the console script and ``python -m ganlab`` (``argv`` None: this process's own
+    command line, which then ends with the command: see ``_leave_lingering_threads``)."""
+    code = _main(argv)
+    if argv is None:
+        _leave_lingering_threads(code)
+    return code
+
+
+def _leave_lingering_threads(code: int) -> None:
+    """Exit now if a thread that is not a daemon would keep the process alive after the command ended.
+
+    The command has closed its record by now; Python would wait for every non-daemon thread, and a
+    plugin's thread that never ends (a printer, a poller) would hold the process forever.
+    """
+    import threading
+
+    lingering = [t for t in threading.enumerate()
+                 if t is not threading.main_thread() and not t.daemon and t.is_alive()
+                 and _thread_module(t) != "concurrent.futures.thread"]  # pool workers end at exit on their own
+    if not lingering:
+        return
+    named = ", ".join(f"'{t.name}'" + (f" (from {_thread_module(t)})" if _thread_module(t) else "") for t in lingering)
+    print(f"ganlab: warning: thread {named} was still running when the command ended; exiting without "
+          f"waiting for it (a plugin's thread should be a daemon, or end in on_run_end)", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _thread_module(thread: Any) -> str:
+    """Where a thread's code comes from: its target's module, or its subclass's."""
+    target = getattr(thread, "_target", None)
+    if target is not None:
+        return getattr(target, "__module__", "") or ""
+    return "" if type(thread).__module__ == "threading" else type(thread).__module__
+
+
+def _main(argv: list[str] | None) -> int:
     click_exception = _click_exception_class()
     argv = list(sys.argv[1:] if argv is None else argv)
     _invocation[:] = argv
@@ -320,3 +360,4 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ganlab: {mask_credentials(str(exc))}", file=sys.stderr)
             return code
         raise
+

@@ -16,6 +16,7 @@ import typer
 
 from ganlab.errors import GanlabError, one_line
 from ganlab.redact import mask_credentials
+from ganlab.train.signals import exit_code_of, hangup_as_interrupt
 
 
 def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: str | None, workers: int | None,
@@ -65,15 +66,16 @@ def start_local_workers(name: str, url: str, count: int, device: str) -> int:
         command = [sys.executable, "-m", "ganlab", "sweep-worker", name, "--storage", url]
         procs.append(subprocess.Popen(command, env=env, start_new_session=True))
     try:
-        codes = [proc.wait() for proc in procs]
-    except KeyboardInterrupt:
+        with hangup_as_interrupt():
+            codes = [proc.wait() for proc in procs]
+    except KeyboardInterrupt as exc:
         for proc in procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(getattr(exc, "signum", signal.SIGINT))
         for proc in procs:
             proc.wait()
-        raise typer.Exit(130) from None
-    for special in (130, 2):  # interrupted; a study stopped because every run would fail alike
+        raise typer.Exit(exit_code_of(exc)) from None
+    for special in (130, 129, 2):  # interrupted (Ctrl-C, a closed terminal); a study stopped because every run would fail alike
         if special in codes:
             return special
     return 0 if all(code == 0 for code in codes) else 1
@@ -95,9 +97,10 @@ def sweep_worker(
     url = resolve(storage)
     found, described = load_study(study, url)
     try:
-        code = Worker(found, described, url, tracking_uri).run()
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        with hangup_as_interrupt():
+            code = Worker(found, described, url, tracking_uri).run()
+    except KeyboardInterrupt as exc:
+        raise typer.Exit(exit_code_of(exc)) from None
     except StorageLost as exc:
         say(f"error: {exc}")
         raise typer.Exit(1) from None

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from ganlab import __version__, hookimpl
 from ganlab.errors import GanlabError, one_line
 from ganlab.record.heartbeat import heartbeat_tags, process_tags
+from ganlab.record.ownership import own, release, run_lock
 from ganlab.record.pictures import picture_of
 from ganlab.record.reach import check_reachable
 from ganlab.redact import mask_credentials
@@ -392,6 +393,7 @@ class MlflowTracker:
         self.failure: RecordFailure | None = None
         self.completed_at: int | None = None  # the step at which the whole record was last written
         self.checkpointed: int | None = None  # the step of the newest checkpoint this process wrote
+        self.lock: Path | None = None  # this run's ownership (ganlab.record.ownership)
 
     # ---- lifecycle ---------------------------------------------------------
     @hookimpl
@@ -411,6 +413,8 @@ class MlflowTracker:
         ctx.run_id = self.run_id
         ctx.recorder = self
         local = local_artifact_dir(artifact_uri)
+        # held until the run has ended in the store (a resume already holds it: re-entrant)
+        self.lock = own(run_lock(self.run_id, local), f"run '{self.run_id}'")
         if local is None:  # remote artifact store: write locally, upload on checkpoint
             local = Path("mlruns") / "uploads" / self.run_id
             self.upload_dir = local
@@ -486,6 +490,14 @@ class MlflowTracker:
         """
         if self.run_id is None:
             return
+        try:
+            self._close_record(ctx, status, error)
+        finally:
+            if self.lock is not None:
+                release(self.lock)
+                self.lock = None
+
+    def _close_record(self, ctx: Any, status: str, error: BaseException | None) -> None:
         problem = error if isinstance(error, (TrackingError, RecordFailure)) else None
         if problem is None and self.completed_at != ctx.step:  # a run that stopped early: record what there is
             try:

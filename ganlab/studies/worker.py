@@ -212,9 +212,9 @@ class Worker:
                                          start_new_session=True)
             try:
                 return self.proc.wait()
-            except BaseException:
-                if self.proc.poll() is None:
-                    self.proc.send_signal(signal.SIGINT)
+            except BaseException as exc:
+                if self.proc.poll() is None:  # a SIGHUP stays one: the run says why it ended
+                    self.proc.send_signal(getattr(exc, "signum", signal.SIGINT))
                     self.proc.wait()
                 raise
 
