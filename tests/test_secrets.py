@@ -286,3 +286,33 @@ def test_the_record_writer_masks_what_it_stores() -> None:
 
     given = {"tracking_uri": f"https://me:{SECRET}@mlflow.example/", "nested": [f"mysql://a:{SECRET}@db/x", 3]}
     assert masked(given) == {"tracking_uri": "https://me:***@mlflow.example/", "nested": ["mysql://a:***@db/x", 3]}
+
+
+def test_local_workers_read_their_storage_from_the_environment_not_the_command_line(workdir: Path) -> None:
+    """`ps` shows every user each process's command line: a storage URL (and its password) stays off it."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import TINY_RING8, TINY_SWEEP_BASE
+
+    (workdir / "grid.toml").write_text('experiment = "ps"\n' + TINY_SWEEP_BASE + TINY_RING8 + "[grid]\nseed = [0]\n")
+    sweep = subprocess.Popen([sys.executable, "-m", "ganlab", "sweep", "grid.toml", "--workers", "1"], cwd=workdir,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seen: list[tuple[list[str], bytes]] = []
+    while sweep.poll() is None and not seen:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+                if "sweep-worker" in argv:
+                    seen.append((argv, Path(f"/proc/{pid}/environ").read_bytes()))
+            except OSError:
+                continue
+        time.sleep(0.01)
+    _, err = sweep.communicate(timeout=240)
+    assert sweep.returncode == 0, err
+    assert seen, "no worker process was seen"
+    argv, environ = seen[0]
+    assert "--storage" not in argv and not any("journal:" in a for a in argv), argv
+    assert b"GANLAB_SWEEP_STORAGE=journal:" in environ

@@ -133,9 +133,10 @@ def show(rows: list[dict[str, Any]], uri: str) -> None:
     from rich.table import Table
 
     from ganlab.record.heartbeat import format_age
+    from ganlab.redact import mask_credentials
 
     colours = {"RUNNING": "cyan", "STALE": "bold yellow", "FINISHED": "green", "FAILED": "red", "KILLED": "magenta"}
-    table = Table(title=f"runs in {uri}")
+    table = Table(title=f"runs in {mask_credentials(uri)}")
     for column in ("run id", "experiment", "name", "status", "step", "checkpoint", "started", "note"):
         table.add_column(column, overflow="fold")
     now = time.time()

@@ -49,6 +49,10 @@ def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: s
     return code
 
 
+#: the storage URL a local worker reads (ganlab sweep-worker --storage), passed in its environment
+STORAGE_ENV = "GANLAB_SWEEP_STORAGE"
+
+
 def start_local_workers(name: str, url: str, count: int, device: str) -> int:
     """``count`` worker processes here, each pinned to a GPU in turn (CUDA) and given its share of the cores."""
     from ganlab.cli.sweep_jobs import job_environment, visible_gpus
@@ -63,7 +67,8 @@ def start_local_workers(name: str, url: str, count: int, device: str) -> int:
 
             env[GPU_ENV] = gpu
             say(f"worker {slot}: CUDA_VISIBLE_DEVICES={gpu}")
-        command = [sys.executable, "-m", "ganlab", "sweep-worker", name, "--storage", url]
+        env[STORAGE_ENV] = url  # not on the command line, where `ps` would show its password to every user
+        command = [sys.executable, "-m", "ganlab", "sweep-worker", name]
         procs.append(subprocess.Popen(command, env=env, start_new_session=True))
     try:
         with hangup_as_interrupt():
@@ -83,7 +88,9 @@ def start_local_workers(name: str, url: str, count: int, device: str) -> int:
 
 def sweep_worker(
     study: Annotated[str, typer.Argument(help="The study's name, as `ganlab sweep --storage ...` printed it.")],
-    storage: Annotated[Optional[str], typer.Option(help="The study's storage (default: journal:mlruns/optuna.journal).")] = None,
+    storage: Annotated[Optional[str], typer.Option(envvar="GANLAB_SWEEP_STORAGE",
+                                                   help="The study's storage (default: journal:mlruns/optuna.journal); "
+                                                   "also read from GANLAB_SWEEP_STORAGE, which `ps` does not show.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: the one the study was created with).")] = None,
 ) -> None:
     """Pull trials from a sweep's study and run them until none is left (any number of workers, any machines).

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ganlab.redact import mask_credentials
+
 #: The most variants a sweep expands without ``--force``: each is validated (and, without
 #: --dry-run, trained and recorded as a run) one by one, so a grid far past this is a mistake.
 MAX_VARIANTS = 10_000
@@ -131,7 +133,7 @@ def sweep(
                f"in experiment '{spec.experiment}'")
     for outcome in failed:
         typer.echo(f"  {outcome.status}: {outcome.variant.name} (run {outcome.run_id}): {outcome.error}")
-    uri_flag = f" --tracking-uri {uri}" if tracking_uri else ""
+    uri_flag = f" --tracking-uri {mask_credentials(uri)}" if tracking_uri else ""
     typer.echo(f"compare: ganlab compare --sweep {runner.parent_id}{uri_flag}")
     if failed:
         raise typer.Exit(1)
