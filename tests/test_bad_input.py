@@ -208,6 +208,31 @@ def deep_toml(name: str, text: str) -> Callable[[Path], None]:
     return write(name, body + "\n")
 
 
+# -- held-out variants (issue 30): a run's own files replaced by what no reader may wait on or read to the end
+def replaced_artifact(name: str, kind: str) -> Callable[[Path], None]:
+    """The case's store points the populated run at a copy of its artifacts (./artifacts), in which the
+    artifact ``name`` is replaced: ``kind`` "fifo" (a named pipe: reading it waits for a writer) or "zero"
+    (a link to /dev/zero: it never ends)."""
+
+    def setup(cwd: Path) -> None:
+        con = sqlite3.connect(cwd / "mlruns" / "mlflow.db")
+        try:
+            (uuid, uri), = con.execute("SELECT run_uuid, artifact_uri FROM runs").fetchall()
+            target = cwd / "artifacts" / uuid / "artifacts"
+            shutil.copytree(Path(uri[len("file://"):]), target)
+            con.execute("UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?", (target.as_uri(), uuid))
+            con.commit()
+        finally:
+            con.close()
+        (target / name).unlink()
+        if kind == "fifo":
+            os.mkfifo(target / name)
+        else:
+            (target / name).symlink_to("/dev/zero")
+
+    return setup
+
+
 #: a third-party dataset whose labels run past its class count: the engine's contract check refuses it
 OFF_BY_ONE_DATASET = """
 import torch
@@ -457,6 +482,19 @@ CASES = [
     Case("dataset-contract-third-party", ["run", *TINY_RUN, "--plugin", "off_by_one.py", "--dataset", "off-by-one"],
          ["dataset 'off-by-one' (plugin 'off_by_one')", "training labels range over 1..4, outside 0..3"],
          setup=write("off_by_one.py", OFF_BY_ONE_DATASET)),
+    # -- held-out variants (issue 30)
+    Case("resume-checkpoint-fifo", ["resume", RUN_ID, "--steps", "6"],
+         ["checkpoints/step-00000004.pt is a named pipe, not a regular file", "delete it"],
+         setup=replaced_artifact("checkpoints/step-00000004.pt", "fifo")),
+    Case("resume-checkpoint-dev-zero", ["resume", RUN_ID, "--steps", "6"],
+         ["checkpoints/step-00000004.pt is a character device, not a regular file"],
+         setup=replaced_artifact("checkpoints/step-00000004.pt", "zero")),
+    Case("sample-generator-fifo", ["sample", RUN_ID, "--out", "s.png"],
+         ["generator.pt of run", "is a named pipe, not a regular file"],
+         setup=replaced_artifact("generator.pt", "fifo")),
+    Case("sample-generator-dev-zero", ["sample", RUN_ID, "--out", "s.png"],
+         ["generator.pt of run", "is a character device, not a regular file"],
+         setup=replaced_artifact("generator.pt", "zero")),
 ]
 
 #: broken-but-tolerated: a warning line, and the command carries on (exit 0)
@@ -504,11 +542,30 @@ def run_case(case: Case, root: Path, populated: dict[str, Any]) -> Outcome:
     return Outcome(case, proc, before, snapshot(db), populated["run_id"])
 
 
+def selected_cases(session: pytest.Session) -> set[str] | None:
+    """The ids of the cases the collected tests look at (``-k`` picks a few); None: every case."""
+    wanted: set[str] = set()
+    for item in session.items:
+        if "outcomes" not in getattr(item, "fixturenames", ()):
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if isinstance(params.get("case"), Case):
+            wanted.add(params["case"].id)
+        elif isinstance(params.get("case_id"), str):
+            wanted.add(params["case_id"])
+        else:
+            return None
+    return wanted
+
+
 @pytest.fixture(scope="session")
-def outcomes(tmp_path_factory: pytest.TempPathFactory, populated: dict[str, Any]) -> dict[str, Outcome]:
+def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             populated: dict[str, Any]) -> dict[str, Outcome]:
     root = tmp_path_factory.mktemp("bad-input")
+    wanted = selected_cases(request.session)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {c.id: pool.submit(run_case, c, root, populated) for c in [*CASES, *TOLERATED]}
+        futures = {c.id: pool.submit(run_case, c, root, populated) for c in [*CASES, *TOLERATED]
+                   if wanted is None or c.id in wanted}
         return {cid: f.result() for cid, f in futures.items()}
 
 

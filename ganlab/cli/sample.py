@@ -65,8 +65,7 @@ def sample(
 ) -> None:
     """Write N samples from a run's generator weights to a .npy array or a .png picture."""
     from ganlab.plugins import load_plugins
-    from ganlab.compare.store import existing_store, get_run
-    from ganlab.record.tracking import client
+    from ganlab.record.store import client, existing_store, get_run
 
     suffix = check_output(out, n) if out is not None else None
     partial = reserve(out) if out is not None else None
@@ -107,7 +106,7 @@ def sample(
 
 def text_vocab(mlflow_client: Any, run: Any) -> tuple[list[str], str] | None:
     """A text run's vocabulary and joiner (its vocab.json artifact), or None for any other run."""
-    from ganlab.record.tracking import VOCAB_FILE
+    from ganlab.record.outputs import VOCAB_FILE
 
     if run.data.params.get("data.shape", "").count(",") != 1:  # text samples are (L, V); skip the lookup otherwise
         return None
@@ -139,8 +138,8 @@ def refuse_deleted(run: Any) -> None:
 
 
 def refuse_unexported(run: Any) -> None:
-    """A run whose networks were never finite exported none (ganlab.record.tracking.exported_networks)."""
-    from ganlab.record.tracking import EXPORT_STEP_TAG, EXPORT_TAG
+    """A run whose networks were never finite exported none (ganlab.record.outputs.exported_networks)."""
+    from ganlab.record.outputs import EXPORT_STEP_TAG, EXPORT_TAG
 
     if run.data.tags.get(EXPORT_STEP_TAG) == "none":
         raise GanlabError(f"run '{run.info.run_id}' ({run.info.status}) has no generator to sample: "
@@ -270,14 +269,19 @@ def requested_labels(model: Model, klass: int | None, what: str, columns: int = 
 
 def _artifacts(mlflow_client: Any, run: Any, names: tuple[str, ...]) -> dict[str, Path]:
     """Local paths of the run's artifacts (downloaded when the store is remote)."""
-    from ganlab.record.tracking import local_artifact_dir
+    from ganlab.record.store import local_artifact_dir
 
     run_id = run.info.run_id
     local = local_artifact_dir(run.info.artifact_uri)
     found: dict[str, Path] = {}
     for name in names:
         path = local / name if local is not None else None
-        if path is None or not path.is_file():
+        if path is not None and path.exists() and not path.is_file():  # a FIFO would block, /dev/zero never end
+            from ganlab.config import file_kind
+
+            raise GanlabError(f"{name} of run '{run_id}' is {file_kind(path.stat().st_mode)}, not a regular file: "
+                              f"{path}")
+        if path is None:  # a remote artifact store: download it (a local one holds it or not)
             try:
                 path = Path(mlflow_client.download_artifacts(run_id, name))
             except Exception:
@@ -329,7 +333,7 @@ def _load(run: Any, files: dict[str, Path], plugins: Any, device: str) -> Model:
 def check_finite_weights(run: Any, state: Any) -> None:
     """Refuse a generator.pt holding NaN or Inf (a diverged run exported by an older ganlab): every
     sample would be NaN, written with exit 0 as if it were data."""
-    from ganlab.record.tracking import finite_state
+    from ganlab.record.outputs import finite_state
 
     if isinstance(state, dict) and not finite_state(state):
         step = run.data.tags.get("ganlab.failed_step")

@@ -166,8 +166,21 @@ def load(path: Path) -> dict[str, Any]:
     containers only: a file carrying any other object (which could run code
     while being unpickled) is refused, never executed.
     """
+    import stat
+
     import torch
 
+    from ganlab.config import file_kind
+
+    try:  # torch.load of a named pipe waits for a writer for ever, and reads a device to no end
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise GanlabError(f"checkpoint not found: {path}") from None
+    except OSError as exc:
+        raise GanlabError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise GanlabError(f"checkpoint {path} is {file_kind(mode)}, not a regular file; it is not a checkpoint "
+                          f"ganlab wrote: delete it to resume from the previous checkpoint, if any")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
