@@ -250,6 +250,22 @@ def test_an_image_whose_header_claims_too_many_pixels_is_named(tmp_path):
         load_image(path, 8, 1)
 
 
+def test_an_image_past_pils_warning_limit_is_said_in_ganlabs_own_line(tmp_path, capfd):
+    """PIL warns (not refuses) between its limit for untrusted images and twice that: the warning
+    reaches stderr as a line of ganlab's, never as Python's warning text."""
+    from PIL import Image
+
+    from ganlab_plugins.datasets.image_folder import load_images
+
+    path = tmp_path / "large.png"
+    Image.new("1", (12000, 8000)).save(path)  # 96 million pixels: above 89 478 485, below twice that
+    images = load_images([path], 4, 1)
+    assert images.shape == (1, 1, 4, 4)
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ganlab: warning: dataset 'image-folder': Image size"), lines
+    assert "loaded anyway" in lines[0]
+
+
 # ---- the dataset contract ----------------------------------------------------------------------------
 def images(n: int) -> torch.Tensor:
     return torch.zeros(n, 1, 4, 4)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,10 +99,25 @@ def load_image(path: Path, size: int, channels: int) -> np.ndarray:
 
 
 def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int) -> torch.Tensor:
-    """Decode ``files`` on a thread pool into float32 (N, C, size, size) in [-1, 1]."""
+    """Decode ``files`` on a thread pool into float32 (N, C, size, size) in [-1, 1].
+
+    PIL warns (on stderr, in its own words) about an image larger than its limit for untrusted
+    files but below the size it refuses; such an image is loaded, and said in ganlab's own line.
+    """
+    import warnings
+
+    from PIL import Image
+
     workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # caught here, around the pool, not in the threads: entering catch_warnings is not thread-safe
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(max_workers=workers) as pool:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
         arrays = list(pool.map(lambda p: load_image(p, size, channels), files))
+    for warning in caught:
+        if issubclass(warning.category, Image.DecompressionBombWarning):
+            print(f"ganlab: warning: dataset 'image-folder': {warning.message}; loaded anyway", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
     return to_signed_unit(images)
 
