@@ -164,6 +164,8 @@ def test_a_diverged_run_exports_its_last_finite_networks(workdir: Path, mlflow_c
                              workdir)
     assert sampled.returncode == 0, sampled.stderr
     assert np.isfinite(np.load(workdir / "s.npy")).all()
+    assert (f"ganlab: note: sampling run '{run.info.run_id}' from step 3: the networks at step 6 are not finite"
+            in sampled.stderr), sampled.stderr
 
 
 def test_a_run_that_diverged_before_any_checkpoint_exports_no_networks(workdir: Path, mlflow_client: Any) -> None:

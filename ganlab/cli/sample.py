@@ -138,12 +138,16 @@ def refuse_deleted(run: Any) -> None:
 
 
 def refuse_unexported(run: Any) -> None:
-    """A run whose networks were never finite exported none (ganlab.record.outputs.exported_networks)."""
+    """A run whose networks were never finite exported none (ganlab.record.outputs.exported_networks);
+    one that exported an earlier checkpoint's is sampled with a note saying which step."""
     from ganlab.record.outputs import EXPORT_STEP_TAG, EXPORT_TAG
 
     if run.data.tags.get(EXPORT_STEP_TAG) == "none":
         raise GanlabError(f"run '{run.info.run_id}' ({run.info.status}) has no generator to sample: "
                           f"{run.data.tags.get(EXPORT_TAG, 'its networks were not finite')}")
+    if EXPORT_TAG in run.data.tags:  # samples of an earlier step than the run's last: say so
+        print(f"ganlab: note: sampling run '{run.info.run_id}' from step {run.data.tags.get(EXPORT_STEP_TAG, '?')}: "
+              f"{run.data.tags[EXPORT_TAG]}", file=sys.stderr)
 
 
 def refuse_population_parent(mlflow_client: Any, run: Any) -> None:
