@@ -75,7 +75,7 @@ def in_process_run(args: argparse.Namespace, uri: str, tracking: bool) -> float:
     store = None
     if tracking:
         from ganlab.record.store_process import StoreProcess
-        from ganlab.record.tracking import MlflowTracker
+        from ganlab.record.tracker import MlflowTracker
 
         # as ganlab.train.runner does: the writer starts before the build and is ready before the loop
         # (in a real run it opens the store while torch is imported; started at fit() instead,

@@ -33,7 +33,7 @@ from typing import Any
 from ganlab import hookimpl
 from ganlab.train.engine import Trainer
 from ganlab.record.store_process import StoreProcess
-from ganlab.record.tracking import MlflowTracker
+from ganlab.record.tracker import MlflowTracker
 
 OUTPUT = os.environ.get("GANLAB_RECORD_ACCOUNTING")
 spent: dict[str, float] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ganlab.record.tracking import RetryingClient
+from ganlab.record.store import RetryingClient
 
 RUNS = 4
 STEPS = 20

@@ -228,7 +228,7 @@ def test_experiment_names_cannot_put_artifacts_outside_the_store(tmp_path: Path,
 
     assert files_outside_the_store(tmp_path, project) == []
     assert not (tmp_path / "escaped_exp").exists() and not (project / "mlruns" / "x").exists()
-    from ganlab.record.tracking import local_artifact_dir
+    from ganlab.record.store import local_artifact_dir
 
     store = client(project)
     for name in runs:
@@ -307,7 +307,7 @@ seed = [1]
 
 def test_ganlab_experiments_are_marked_for_the_runs_view(workdir: Path, cli_inproc, mlflow_client) -> None:
     from ganlab.cli.ui import landing_page
-    from ganlab.record.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+    from ganlab.record.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
     existing = mlflow_client.create_experiment("made-elsewhere")  # no kind yet: ganlab marks it when it runs there
     (workdir / "kind.toml").write_text(SWEEP)

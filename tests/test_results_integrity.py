@@ -135,7 +135,7 @@ DIVERGE = ["--batch-size", "16", "--latent-dim", "8", "--eval-every", "0", "--sa
 
 
 def artifacts_of(run: Any) -> Path:
-    from ganlab.record.tracking import local_artifact_dir
+    from ganlab.record.store import local_artifact_dir
 
     return local_artifact_dir(run.info.artifact_uri)
 

@@ -48,7 +48,7 @@ def test_samples_come_from_the_stored_weights(image_run, workdir, cli_inproc):
     """Zeroed weights make every output tanh(0) = 0: proof that generator.pt is what is sampled."""
     import torch
 
-    from ganlab.record.tracking import local_artifact_dir
+    from ganlab.record.store import local_artifact_dir
 
     weights = local_artifact_dir(image_run.info.artifact_uri) / "generator.pt"
     state = torch.load(weights, weights_only=True)
@@ -69,7 +69,7 @@ def test_points_from_a_2d_run(workdir, cli_inproc, mlflow_client):
 
 
 def test_errors(image_run, workdir, cli_inproc, capsys):
-    from ganlab.record.tracking import local_artifact_dir
+    from ganlab.record.store import local_artifact_dir
 
     run_id = image_run.info.run_id
     cases = [

@@ -106,7 +106,7 @@ def test_batched_npy_equals_one_big_batch(tmp_path):
 def test_cli_npy_is_batched_with_progress_and_matches_the_weights(ring_run, workdir):
     import torch
 
-    from ganlab.record.tracking import local_artifact_dir
+    from ganlab.record.store import local_artifact_dir
 
     n = 1300
     result = run_cli(["sample", ring_run.info.run_id, "--n", str(n), "--out", "many.npy", "--seed", "3"], cwd=workdir)

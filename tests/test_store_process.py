@@ -24,7 +24,7 @@ from ganlab.record.store_process import StoreProcess, TrackingError
 
 @pytest.fixture
 def store(workdir: Path, store_uri: str):
-    from ganlab.record.tracking import tracking_uri
+    from ganlab.record.store import tracking_uri
 
     handle = StoreProcess(tracking_uri(store_uri))
     yield handle
@@ -158,7 +158,7 @@ print(json.dumps({"pillow": "PIL.PngImagePlugin" in sys.modules,
 
 def test_opening_the_store_pays_first_use_costs_before_training_starts(workdir: Path, store_uri: str) -> None:
     # in a fresh process: the test process may have configured MLflow's mappers already
-    from ganlab.record.tracking import tracking_uri
+    from ganlab.record.store import tracking_uri
 
     result = subprocess.run([sys.executable, "-c", WRITER_WARM_UP_REPORT, tracking_uri(store_uri)], check=False,
                             capture_output=True, text=True, timeout=120)

@@ -37,8 +37,7 @@ def compare(
     """Compare runs grouped by params (default: head, and any other param that differs but the seed): mean ± standard error of final metric values."""
     from ganlab.compare import stats as data
     from ganlab.compare import render, replicas
-    from ganlab.compare.store import existing_store
-    from ganlab.record.tracking import client
+    from ganlab.record.store import client, existing_store
 
     if format not in render.FORMATS:
         raise GanlabError(f"--format must be one of {', '.join(render.FORMATS)}, not '{format}'")

@@ -37,8 +37,7 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List runs with their status; RUNNING runs whose process is gone show as STALE (resumable)."""
-    from ganlab.record.tracking import client
-    from ganlab.record.tracking import tracking_uri as resolve_uri
+    from ganlab.record.store import client, search_all, tracking_uri as resolve_uri
 
     wanted = "STALE" if stale else (status.upper() if status else None)
     if wanted is not None and wanted not in STATUSES:
@@ -46,8 +45,9 @@ def runs(
     uri = resolve_uri(tracking_uri)
     store = client(uri)
     experiments = select_experiments(store, experiment or [], uri)
-    rows = [describe(run, experiments, stale_after) for run in
-            search(store, experiments, limit if wanted is None else None)]
+    found = search_all(store, list(experiments), limit=limit if wanted is None else None,
+                       newest_first=True) if experiments else []
+    rows = [describe(run, experiments, stale_after) for run in found]
     if wanted is not None:
         rows = [r for r in rows if r["status"] == wanted][:limit]
     if as_json:
@@ -72,22 +72,6 @@ def select_experiments(store: Any, names: list[str], uri: str) -> dict[str, str]
                               f"(experiments: {', '.join(valid) or 'none'})")
         chosen[match[0]] = name
     return chosen
-
-
-def search(store: Any, experiments: dict[str, str], limit: int | None) -> list[Any]:
-    """Runs of these experiments, newest first; all of them when ``limit`` is None."""
-    if not experiments:
-        return []
-    found: list[Any] = []
-    token = None
-    while True:
-        page = store.search_runs(list(experiments), max_results=min(limit or 1000, 1000),
-                                 order_by=["attributes.start_time DESC"], page_token=token)
-        found.extend(page)
-        token = getattr(page, "token", None)
-        if not token or (limit is not None and len(found) >= limit):
-            break
-    return found if limit is None else found[:limit]
 
 
 def describe(run: Any, experiments: dict[str, str], stale_after: float) -> dict[str, Any]:

@@ -103,7 +103,7 @@ def sweep(
         return
     if storage is not None or workers is not None or spec.search is not None:
         from ganlab.cli.study import run_study
-        from ganlab.record.tracking import tracking_uri as resolve_uri
+        from ganlab.record.store import tracking_uri as resolve_uri
 
         uri = resolve_uri(tracking_uri)
         for variant in found:
@@ -114,7 +114,7 @@ def sweep(
             raise typer.Exit(code)
         return
     from ganlab.cli.sweep_jobs import SweepInterrupted, SweepRunner
-    from ganlab.record.tracking import tracking_uri as resolve_uri
+    from ganlab.record.store import tracking_uri as resolve_uri
 
     uri = resolve_uri(tracking_uri)
     for variant in found:

@@ -83,7 +83,7 @@ class SweepRunner:
     def __init__(self, spec: SweepSpec, variants: Sequence[Variant], uri: str, plugin_specs: Sequence[str],
                  jobs: int = 1, sets: Sequence[str] = (), say: Callable[[str], None] | None = None,
                  rerun: bool = False) -> None:
-        from ganlab.record.tracking import client
+        from ganlab.record.store import client
 
         self.spec, self.variants, self.uri = spec, list(variants), uri
         self.plugin_specs, self.jobs, self.sets = list(plugin_specs), max(1, jobs), list(sets)
@@ -101,7 +101,8 @@ class SweepRunner:
     def open_parent(self) -> str:
         from mlflow.entities import Param
 
-        from ganlab.record.tracking import ensure_experiment, git_commit
+        from ganlab.record.store import ensure_experiment
+        from ganlab.record.tracker import git_commit
 
         self.experiment_id = ensure_experiment(self.client, self.spec.experiment, self.uri)
         tags = {ROLE_TAG: "parent", GRID_TAG: self.spec.grid_json()[:5000], "ganlab.sweep.file": str(self.spec.path)}
@@ -340,14 +341,14 @@ class SweepRunner:
         """A FAILED child for a variant that failed before its run existed."""
         from mlflow.entities import Param, RunTag
 
-        from ganlab.record.tracking import _param_value
+        from ganlab.record.outputs import param_value
 
         message = error if isinstance(error, str) else one_line(error, plain_ganlab_errors=True)
         run = self.client.create_run(self.experiment_id, run_name=variant.name, tags={PARENT_TAG: self.parent_id})
         config = variant.config.replace(parent_run_id=self.parent_id)
         self.client.log_batch(
             run.info.run_id,
-            params=[Param(k, _param_value(v)) for k, v in config.flat().items()],
+            params=[Param(k, param_value(v)) for k, v in config.flat().items()],
             tags=[RunTag("ganlab.error", message[:4000] or "failed"),
                   RunTag("ganlab.failure_reason", "failed before training started")],
         )
@@ -364,14 +365,14 @@ def finished_runs(mlflow_client: Any, experiment_id: str, variants: Sequence[Var
     taken for one of its replicas. Deleted runs are not searched.
     """
     from ganlab.compare.replicas import identity, matches
-    from ganlab.compare.store import search_all
-    from ganlab.record.tracking import _param_value
+    from ganlab.record.store import search_all
+    from ganlab.record.outputs import param_value
 
     runs = search_all(mlflow_client, [experiment_id], "attributes.status = 'FINISHED'")
     runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent"]  # a sweep's parent trained nothing
     found: dict[int, str] = {}
     for variant in variants:
-        wanted = identity({k: _param_value(v) for k, v in variant.config.flat().items()})
+        wanted = identity({k: param_value(v) for k, v in variant.config.flat().items()})
         same = [r for r in runs if matches(wanted, r)]
         if same:  # search_all is oldest first
             found[variant.index] = same[-1].info.run_id

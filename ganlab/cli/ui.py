@@ -41,8 +41,8 @@ def ui(
 ) -> None:
     """Start the MLflow UI on the project's runs and print its URL; Ctrl-C stops it."""
     from ganlab.cli.ui_guard import GUARD_PATH, HOSTS_ENV, ROOT_ENV
-    from ganlab.compare.store import existing_store
-    from ganlab.record.tracking import artifact_root, local_artifact_dir, shown_path, store_label
+    from ganlab.record.outputs import shown_path, store_label
+    from ganlab.record.store import artifact_root, existing_store, local_artifact_dir
 
     uri = existing_store(tracking_uri)
     if uri.startswith(("http://", "https://")):
@@ -154,7 +154,7 @@ def _host_names(host: str, addresses: list[str]) -> list[str]:
 
 def _server_log() -> IO[bytes] | None:
     """Where the server's own messages go: a file, read back when it fails; None with GANLAB_VERBOSE=1."""
-    from ganlab.record.tracking import verbose
+    from ganlab.record.store import verbose
 
     return None if verbose() else tempfile.TemporaryFile()
 
@@ -198,10 +198,10 @@ def landing_page(uri: str) -> str:
 
     A GAN experiment opened in MLflow's GenAI view shows traces and latency,
     which a ganlab run has none of; ganlab marks its experiments as model
-    development (ganlab.record.tracking.EXPERIMENT_KIND_TAG) for UIs that go by the
+    development (ganlab.record.store.EXPERIMENT_KIND_TAG) for UIs that go by the
     experiment's kind, and links to the runs table for those that go by the switch.
     """
-    from ganlab.record.tracking import client
+    from ganlab.record.store import client
 
     store = client(uri)
     experiments = [e.experiment_id for e in store.search_experiments()]

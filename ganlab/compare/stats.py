@@ -30,7 +30,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from ganlab.compare.store import get_experiment, get_run, search_all
+from ganlab.record.store import get_experiment, get_run, search_all
 from ganlab.config import DEFAULT_COMPONENTS, SECTIONS, SETTINGS
 from ganlab.errors import GanlabError, did_you_mean
 
@@ -95,7 +95,7 @@ def select(mlflow_client: Any, uri: str, experiment: str | None, sweep: str | No
     if sweep:
         return _select_sweep(mlflow_client, uri, sweep, all_runs)
     if not experiment:
-        from ganlab.compare.store import experiment_names
+        from ganlab.record.store import experiment_names
 
         names = [n for n in experiment_names(mlflow_client) if n != "Default"]
         raise GanlabError(f"choose runs with --experiment NAME or --sweep RUN_ID|last "
@@ -255,7 +255,7 @@ def _registry() -> Any:
 
 
 def _param_text(value: Any) -> str:
-    """A value as the tracker stores a param (ganlab.record.tracking._param_value)."""
+    """A value as the tracker stores a param (ganlab.record.outputs.param_value)."""
     return (json.dumps(value) if isinstance(value, (list, dict, tuple)) else str(value))[:6000]
 
 

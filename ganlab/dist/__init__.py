@@ -633,8 +633,7 @@ def preflight(config: RunConfig, nproc: int) -> None:
 
 def check_resume_processes(run_id: str, tracking_uri: str | None, nproc: int) -> None:
     """Refuse ``resume --nproc N`` of a run that another number of processes trained, before launching."""
-    from ganlab.record.tracking import find_run
-    from ganlab.record.tracking import tracking_uri as resolve_uri
+    from ganlab.record.store import find_run, tracking_uri as resolve_uri
 
     check_nproc(nproc)
     if launched_by_torchrun():

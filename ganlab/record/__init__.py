@@ -1,1 +1,1 @@
-"""The run's MLflow record: the tracker (a lifecycle plugin), the writer process, liveness, pictures."""
+"""The run's MLflow record: the store (store.py), the tracker plugin (tracker.py), what it holds (outputs.py), the writer process, liveness, pictures."""

@@ -71,7 +71,7 @@ class LocalRunDirectory:
 
     def _write_outputs(self, ctx: Any, status: str) -> None:
         if status == "FINISHED":
-            from ganlab.record.tracking import write_outputs
+            from ganlab.record.outputs import write_outputs
 
             try:
                 write_outputs(ctx, self.directory)

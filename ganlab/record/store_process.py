@@ -31,7 +31,7 @@ from ganlab.redact import mask_credentials
 class TrackingError(GanlabError):
     """The MLflow store refused an operation, or the process writing it is gone.
 
-    ``kind`` says which, for the account of the run's end (ganlab.record.tracking):
+    ``kind`` says which, for the account of the run's end (ganlab.record.tracker):
     ``lost`` (the writer process died), ``deleted`` or ``replaced`` (the
     database file), ``readonly``, or ``refused`` (anything else the store said).
     """

@@ -36,7 +36,7 @@ class Session:
         self.inode: int | None = None  # of the SQLite file opened: a different one later was put in its place
 
     def open(self, uri: str) -> None:
-        from ganlab.record.tracking import client, sqlite_path
+        from ganlab.record.store import client, sqlite_path
 
         self.uri = uri
         self.client = client(uri)
@@ -63,7 +63,7 @@ class Session:
                   params: dict[str, str]) -> tuple[str, str]:
         from mlflow.entities import Param
 
-        from ganlab.record.tracking import ensure_experiment
+        from ganlab.record.store import ensure_experiment
 
         experiment_id = ensure_experiment(self.client, experiment, self.uri)
         run = self.client.create_run(experiment_id, run_name=run_name, tags=masked(tags))
@@ -85,7 +85,7 @@ class Session:
         return run.info.artifact_uri, stored
 
     def stored_steps(self, run: Any) -> dict[str, int]:
-        from ganlab.record.tracking import sample_image_step
+        from ganlab.record.store import sample_image_step
 
         run_id = run.info.run_id
         steps = {key: max((m.step for m in self.client.get_metric_history(run_id, key)), default=-1)
@@ -164,7 +164,7 @@ def describe(exc: BaseException, session: Session) -> tuple[str, str]:
     """The failure in one line, naming the store, and its kind (see ganlab.record.store_process.TrackingError)."""
     if isinstance(exc, GanlabError):
         return str(exc), "refused"
-    from ganlab.record.tracking import store_error
+    from ganlab.record.store import store_error
 
     found = store_trouble(session.uri, session.inode)
     if found is not None:
@@ -179,7 +179,8 @@ def store_trouble(uri: str, inode: int | None) -> tuple[str, str] | None:
     under an open connection fails every write with "attempt to write a
     readonly database".
     """
-    from ganlab.record.tracking import shown_path, sqlite_path
+    from ganlab.record.outputs import shown_path
+    from ganlab.record.store import sqlite_path
 
     path = sqlite_path(uri)
     if path is None:

@@ -65,7 +65,7 @@ class StorageLost(GanlabError):
 class Worker:
     def __init__(self, study: Any, described: dict[str, Any], storage_url: str, tracking_uri: str | None = None,
                  say: Callable[[str], None] | None = None, poll: float = 1.0) -> None:
-        from ganlab.record.tracking import client
+        from ganlab.record.store import client
 
         self.study, self.described, self.storage_url = study, described, storage_url
         self.storage = study._storage

@@ -24,7 +24,7 @@ from ganlab.errors import GanlabError
 
 def checkpoint_dir(run: Any) -> Path:
     """Where the tracker wrote the run's checkpoints (remote artifact stores: the local upload copy)."""
-    from ganlab.record.tracking import local_artifact_dir
+    from ganlab.record.store import local_artifact_dir
 
     local = local_artifact_dir(run.info.artifact_uri)
     if local is None:
@@ -35,7 +35,7 @@ def checkpoint_dir(run: Any) -> Path:
 def owning(run: Any, kind: str = "run") -> contextlib.AbstractContextManager[Path]:
     """This process's ownership of ``run`` while it resumes it (see ganlab.record.ownership)."""
     from ganlab.record.ownership import owned, run_lock
-    from ganlab.record.tracking import local_artifact_dir
+    from ganlab.record.store import local_artifact_dir
 
     lock = run_lock(run.info.run_id, local_artifact_dir(run.info.artifact_uri))
     return owned(lock, f"{kind} '{run.info.run_id}'")
@@ -75,7 +75,7 @@ def latest_checkpoint(run: Any) -> tuple[Path, dict[str, Any]]:
 
 def resume_run(run_id: str, plugins: Any, tracking_uri: str | None = None, steps: int | None = None) -> Any:
     """Continue ``run_id`` from its newest checkpoint; ``steps`` trains to a new total."""
-    from ganlab.record.tracking import find_run, tracking_uri as resolve_uri
+    from ganlab.record.store import find_run, tracking_uri as resolve_uri
 
     uri = resolve_uri(tracking_uri)
     run = find_run(run_id, uri)

@@ -35,7 +35,7 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
         local = check_run_dir(config, resuming=resume_state is not None)
         uri = None
         if config.tracking and main:
-            from ganlab.record.tracking import experiment_directory, tracking_uri
+            from ganlab.record.store import experiment_directory, tracking_uri
 
             uri = tracking_uri(config.tracking_uri or None)  # refuse a bad URI before building anything
             if resume_run_id is None:
@@ -51,7 +51,7 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
         trainer = Trainer(built, plugins)
         tracker = None
         if store is not None:
-            from ganlab.record.tracking import MlflowTracker
+            from ganlab.record.tracker import MlflowTracker
 
             store.wait()  # a store that cannot be opened is refused here, before training starts
             tracker = MlflowTracker(store, resume_run_id)
@@ -109,7 +109,7 @@ def _fit(trainer: Any, tracker: Any) -> Any:
     import sys
 
     from ganlab.record.store_process import TrackingError
-    from ganlab.record.tracking import RecordFailure
+    from ganlab.record.tracker import RecordFailure
 
     try:
         ctx = trainer.fit()

@@ -22,7 +22,7 @@ def run_population(config: RunConfig, plugins: PluginManager, progress: bool = T
     try:
         if config.tracking:
             from ganlab.record.store_process import StoreProcess
-            from ganlab.record.tracking import experiment_directory, tracking_uri
+            from ganlab.record.store import experiment_directory, tracking_uri
 
             uri = tracking_uri(config.tracking_uri or None)
             experiment_directory(config.experiment)
@@ -35,7 +35,7 @@ def run_population(config: RunConfig, plugins: PluginManager, progress: bool = T
             from ganlab.train.population.sequential import run_sequentially
 
             print(f"ganlab: {reason}: training the {len(seeds)} seeds one after another", file=sys.stderr)
-            from ganlab.record.tracking import component_tags
+            from ganlab.record.tracker import component_tags
 
             return run_sequentially(config, plugins, seeds, store, progress, resume, component_tags(first.components))
         from ganlab.train.population.vectorised import run_vectorised

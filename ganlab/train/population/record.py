@@ -103,7 +103,7 @@ class ParentRun:
 
     def __init__(self, store: Any, run_id: str, artifact_uri: str) -> None:
         from ganlab.record.ownership import own, run_lock
-        from ganlab.record.tracking import local_artifact_dir
+        from ganlab.record.store import local_artifact_dir
 
         self.store = store
         self.run_id = run_id
@@ -113,7 +113,7 @@ class ParentRun:
     @classmethod
     def start(cls, store: Any, config: Any, seeds: Sequence[int], mode: str, tags: dict[str, str]) -> ParentRun:
         from ganlab.record.heartbeat import process_tags
-        from ganlab.record.tracking import _param_value
+        from ganlab.record.outputs import param_value
 
         name = config.run_name or f"{config.default_run_name()} seeds {config.seeds}"
         all_tags = {**tags, POPULATION_TAG: str(len(seeds)), SEEDS_TAG: config.seeds, MODE_TAG: mode,
@@ -121,7 +121,7 @@ class ParentRun:
         parent = config.settings.get("parent_run_id")
         if parent:
             all_tags["mlflow.parentRunId"] = parent
-        params = {k: _param_value(v) for k, v in config.flat().items()}
+        params = {k: param_value(v) for k, v in config.flat().items()}
         run_id, artifact_uri = store.call("start_run", config.experiment, name, all_tags, params)
         return cls(store, run_id, artifact_uri)
 

@@ -32,7 +32,7 @@ def is_population(run: Any) -> bool:
 
 
 def children_of(client: Any, run: Any) -> dict[int, Any]:
-    from ganlab.compare.store import search_all
+    from ganlab.record.store import search_all
 
     found = search_all(client, [run.info.experiment_id],
                        f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
@@ -65,7 +65,7 @@ def resume_population(run: Any, plugins: Any, uri: str, steps: int | None) -> An
 
 def _resume_population_owned(run: Any, plugins: Any, uri: str, steps: int | None, owned: Any) -> Any:
     from ganlab.config import ConfigBuilder
-    from ganlab.record.tracking import client
+    from ganlab.record.store import client
     from ganlab.train.population.launch import run_population
     from ganlab.train.resume import check_not_running, latest_checkpoint, owning
 
@@ -128,7 +128,7 @@ def resume_run_or_population(run_id: str, plugins: Any, tracking_uri: str | None
     a directory is an untracked run's ``run_dir``."""
     from pathlib import Path
 
-    from ganlab.record.tracking import find_run, tracking_uri as resolve_uri
+    from ganlab.record.store import find_run, tracking_uri as resolve_uri
     from ganlab.train.resume import resume_directory, resume_run
 
     if Path(run_id).is_dir():  # an untracked run's run_dir

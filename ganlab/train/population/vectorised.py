@@ -72,11 +72,11 @@ def run_vectorised(config: RunConfig, plugins: PluginManager, seeds: Sequence[in
     trackers: list[Any] = []
     try:
         if store is not None:
-            from ganlab.record.tracking import MlflowTracker
+            from ganlab.record.tracker import MlflowTracker
 
             store.wait()
             if resume is None:
-                from ganlab.record.tracking import component_tags
+                from ganlab.record.tracker import component_tags
 
                 parent = ParentRun.start(store, config, seeds, "vectorised", component_tags(first.components))
             else:
