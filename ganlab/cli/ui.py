@@ -201,13 +201,11 @@ def landing_page(uri: str) -> str:
     development (ganlab.record.store.EXPERIMENT_KIND_TAG) for UIs that go by the
     experiment's kind, and links to the runs table for those that go by the switch.
     """
-    from ganlab.record.store import client
+    from ganlab.record.store import client, search_all
 
     store = client(uri)
     experiments = [e.experiment_id for e in store.search_experiments()]
-    if not experiments:
-        return f"/#/experiments?{MACHINE_LEARNING_VIEW}"
-    newest = store.search_runs(experiments, max_results=1, order_by=["attributes.start_time DESC"])
+    newest = search_all(store, experiments, limit=1, newest_first=True) if experiments else []
     if not newest:
         return f"/#/experiments?{MACHINE_LEARNING_VIEW}"
     return f"/#/experiments/{newest[0].info.experiment_id}/runs?{MACHINE_LEARNING_VIEW}"

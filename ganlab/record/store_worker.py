@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.errors import GanlabError
+from ganlab.record.outputs import shown_path
 from ganlab.record.pictures import Picture, render
+from ganlab.record.store import client, ensure_experiment, sample_image_step, sqlite_path, store_error
 from ganlab.redact import MaskingStream, mask_credentials
 
 #: tags describing how an attempt ended; removed when the run resumes
@@ -36,8 +38,6 @@ class Session:
         self.inode: int | None = None  # of the SQLite file opened: a different one later was put in its place
 
     def open(self, uri: str) -> None:
-        from ganlab.record.store import client, sqlite_path
-
         self.uri = uri
         self.client = client(uri)
         database = sqlite_path(uri)
@@ -63,8 +63,6 @@ class Session:
                   params: dict[str, str]) -> tuple[str, str]:
         from mlflow.entities import Param
 
-        from ganlab.record.store import ensure_experiment
-
         experiment_id = ensure_experiment(self.client, experiment, self.uri)
         run = self.client.create_run(experiment_id, run_name=run_name, tags=masked(tags))
         params_list = [Param(k, v) for k, v in masked(params).items()]
@@ -85,8 +83,6 @@ class Session:
         return run.info.artifact_uri, stored
 
     def stored_steps(self, run: Any) -> dict[str, int]:
-        from ganlab.record.store import sample_image_step
-
         run_id = run.info.run_id
         steps = {key: max((m.step for m in self.client.get_metric_history(run_id, key)), default=-1)
                  for key in run.data.metrics}
@@ -164,8 +160,6 @@ def describe(exc: BaseException, session: Session) -> tuple[str, str]:
     """The failure in one line, naming the store, and its kind (see ganlab.record.store_process.TrackingError)."""
     if isinstance(exc, GanlabError):
         return str(exc), "refused"
-    from ganlab.record.store import store_error
-
     found = store_trouble(session.uri, session.inode)
     if found is not None:
         return found
@@ -179,9 +173,6 @@ def store_trouble(uri: str, inode: int | None) -> tuple[str, str] | None:
     under an open connection fails every write with "attempt to write a
     readonly database".
     """
-    from ganlab.record.outputs import shown_path
-    from ganlab.record.store import sqlite_path
-
     path = sqlite_path(uri)
     if path is None:
         return None
