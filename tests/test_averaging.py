@@ -177,7 +177,8 @@ def test_bad_values_are_refused_in_one_line(workdir: Any, setting: str, says: st
 
 
 def test_the_memory_estimate_counts_the_averaged_copy_of_g() -> None:
-    from ganlab.train.build import build, step_memory
+    from ganlab.train.build import build
+    from ganlab.train.memory import step_memory
 
     plain_config, plugins = _config()
     averaged_config, _ = _config(ema=0.9)

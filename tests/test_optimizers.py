@@ -78,7 +78,8 @@ def test_population_replicas_follow_their_single_runs_with_each_optimiser(kind: 
 
 
 def test_the_memory_estimate_counts_each_optimisers_state() -> None:
-    from ganlab.train.build import build, step_memory
+    from ganlab.train.build import build
+    from ganlab.train.memory import step_memory
 
     config, plugins = _config()
     b = build(plugins, config)

@@ -150,12 +150,12 @@ def test_the_d_and_g_steps_are_pacgans_losses(packed_build: Any) -> None:
 
 
 def test_the_memory_estimate_measures_a_packed_discriminator(packed_build: Any) -> None:
-    from ganlab.train.build import check_batch_fits, kept_bytes_per_sample
+    from ganlab.train.memory import check_step, kept_bytes_per_sample
 
     b = packed_build
     g_kept, d_kept = kept_bytes_per_sample(b.config, b.device, b.generator, b.discriminator)
     assert g_kept > 0 and d_kept > 0  # 0 would mean the forward failed on the probe batches
-    check_batch_fits(b.config, b.device, b.generator, b.discriminator, b.data)
+    check_step(b.config, b.device, b.generator, b.discriminator, b.data)
 
 
 def test_the_memory_estimate_counts_whole_packs_of_four() -> None:
@@ -163,7 +163,8 @@ def test_the_memory_estimate_counts_whole_packs_of_four() -> None:
     D keeps nothing per sample. Whole packs are measured, and a sample's share is a quarter pack's."""
     from ganlab.config import ConfigBuilder
     from ganlab.plugins import PluginManager
-    from ganlab.train.build import _kept_by, build, kept_bytes_per_sample
+    from ganlab.train.build import build
+    from ganlab.train.memory import _kept_by, kept_bytes_per_sample
     from ganlab.train.packing import PackedDiscriminator
 
     plugins = PluginManager(warn=lambda message: None).load()

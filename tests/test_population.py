@@ -152,6 +152,23 @@ def test_replica_views_and_checkpoints_hold_one_replica(tmp_path: Path) -> None:
                            torch.load(tmp_path / "0.pt", weights_only=False)["generator"]["main.0.weight"])
 
 
+def test_a_population_that_cannot_fit_says_how_many_seeds_would(monkeypatch: Any) -> None:
+    """N replicas need N times one replica's step (ganlab.train.memory): refused before the other seeds build."""
+    from ganlab.errors import GanlabError
+    from ganlab.train import memory
+    from ganlab.train.build import build
+    from ganlab.train.population.setup import replica_config
+    from ganlab.train.population.vectorised import build_replicas
+
+    config, plugins = _config(seeds="0-7", dataset={"name": "ring8"}, arch={"name": "mlp", "hidden_scale": 0.125})
+    first = build(plugins, replica_config(config, 0))
+    one = memory.step_memory(first.config, first.device, first.generator, first.discriminator, first.data)(16)
+    monkeypatch.setattr(memory, "available", lambda device: 3 * one + one // 2)
+    with pytest.raises(GanlabError, match=r"^8 replicas of batch size 16 do not fit in memory: .* needs at least "
+                                          r".* but only .* is available on cpu; use at most about 3 seeds at a time$"):
+        build_replicas(config, plugins, list(range(8)), first)
+
+
 def _runs(client: Any) -> list[Any]:
     return client.search_runs([e.experiment_id for e in client.search_experiments()])
 

@@ -180,16 +180,16 @@ def test_oracle_memory_guard_refuses_before_allocating(monkeypatch) -> None:
     with pytest.raises(GanlabError):
         oracle_from_options({"vocab_size": 10**11})
 
-    from ganlab.train import runtime
+    from ganlab.train import memory
 
     seen = []
-    monkeypatch.setattr(runtime, "available_memory", lambda device: seen.append(device) or 1 << 20)  # 1 MiB
+    monkeypatch.setattr(memory, "available", lambda device: seen.append(device) or 1 << 20)  # 1 MiB
     monkeypatch.setattr(OracleLSTM, "__init__", lambda *a, **k: pytest.fail("allocated before the check"))
     with pytest.raises(GanlabError, match=r"vocab_size 5,000 .* but only 1\.0 MiB is available"):
         Oracle().load(REQUEST)  # 5000 x 65 float64 weights = 2.6 MB
     assert seen and seen[0].type == "cpu"
     monkeypatch.undo()
-    monkeypatch.setattr(runtime, "available_memory", lambda device: None)  # unknown: no check
+    monkeypatch.setattr(memory, "available", lambda device: None)  # unknown: no check
     assert Oracle(**{**SMALL, "samples": 3, "test_samples": 0}).load(REQUEST).x.shape == (3, 12)
 
 

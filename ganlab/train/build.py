@@ -7,7 +7,6 @@ Every refusal happens here, before a tracking run exists.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from ganlab.data import (
 from ganlab.errors import ComponentError, GanlabError
 from ganlab.plugins import PluginManager
 from ganlab.registry import Component
+from ganlab.train.memory import check_step
 
 T = TypeVar("T")
 
@@ -286,7 +286,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     if isinstance(data, TensorData):
         data = data.to(device)
     optimizers = make_optimizer_plugins(plugins, config)
-    check_batch_fits(config, device, generator, discriminator, data, optimizers, conditioning)
+    check_step(config, device, generator, discriminator, data, optimizers, conditioning)
     auxiliary = make_auxiliary(config, loss, objective, discriminator, device)
 
     opt_g = make_optimizer(config.optimizer_g, generator.parameters(), config.lr_g, config, device,
@@ -354,140 +354,6 @@ def check_conditioning(config: RunConfig, objective: Any, conditioning: Any) -> 
                           "or arch.conditional=false")
 
 
-def check_batch_fits(config: RunConfig, device: Any, generator: Any, discriminator: Any,
-                     data: TensorData | StreamingData, plugin_optimizers: dict[str, Any] | None = None,
-                     conditioning: Any = None) -> None:
-    """Refuse, before any run exists, a batch size whose training step cannot fit in memory.
-
-    The estimate (``step_memory``) is a lower bound: only what one step must
-    hold at once (measured on a 2-core CPU at 55-65 % of the real peak for the
-    mlp and dcgan), so a refused batch could not have trained. A batch that
-    passes can still run out of memory in training; the engine says so in one line.
-    """
-    from ganlab.train.runtime import available_memory, format_bytes
-
-    available = available_memory(device)
-    if available is None:
-        return
-    need = step_memory(config, device, generator, discriminator, data, plugin_optimizers, conditioning)
-    batch = config.batch_size
-    if need(batch) <= available:
-        return
-    fits = _largest_fitting(need, available, batch)
-    advice = (f"use a smaller --batch-size (by this estimate, at most {fits} could fit)" if fits else
-              "even batch size 1 does not fit: use smaller networks or another device")
-    raise GanlabError(
-        f"batch size {batch} does not fit in memory: one training step needs at least {format_bytes(need(batch))} "
-        f"(the batch's samples and what the networks keep for the backward pass) but {format_bytes(available)} "
-        f"is available on {device}; {advice}"
-    )
-
-
-def _largest_fitting(need: Callable[[int], int], available: int, batch: int) -> int:
-    """The largest batch size below ``batch`` whose estimate fits, or 0 (the estimate grows with the batch)."""
-    low, high = 0, batch
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if need(middle) <= available else (low, middle)
-    return low
-
-
-def step_memory(config: RunConfig, device: Any, generator: Any, discriminator: Any,
-                data: TensorData | StreamingData,
-                plugin_optimizers: dict[str, Any] | None = None, conditioning: Any = None) -> Callable[[int], int]:
-    """Bytes one training step holds at least, as a function of the batch size.
-
-    Fixed: each network's gradients and its optimiser's state (Adam: two moments,
-    so 3x the weights in all), and with ``ema`` the averaged copy of G (made after this check).
-    Per sample (``kept_bytes_per_sample``): in the G step, the noise and what G
-    and D keep for the backward pass; in the D step, the real and the fake
-    samples and what D keeps for each. A resident dataset's real batch is at
-    most the dataset.
-    """
-    plugin_optimizers = plugin_optimizers or {}
-    g_bytes, d_bytes = (sum(p.numel() * p.element_size() for p in net.parameters()) for net in (generator, discriminator))
-    fixed = ((1 + optimizer_state_copies(config.optimizer_g, config, plugin_optimizers.get(config.optimizer_g))) * g_bytes
-             + (1 + optimizer_state_copies(config.optimizer_d, config, plugin_optimizers.get(config.optimizer_d))) * d_bytes
-             + (g_bytes if config.ema else 0))
-    element = data.x.element_size() if isinstance(data, TensorData) and not data.is_text else 4
-    sample = math.prod(data.shape) * element
-    g_step_kept, d_kept = kept_bytes_per_sample(config, device, generator, discriminator, conditioning)
-    real_cap = len(data) if isinstance(data, TensorData) else None
-
-    def need(batch: int) -> int:
-        real = batch if real_cap is None else min(batch, real_cap)
-        g_step = batch * max(g_step_kept, sample)
-        d_step = (real + batch) * max(d_kept, sample)
-        return fixed + max(g_step, d_step)
-
-    return need
-
-
-def kept_bytes_per_sample(config: RunConfig, device: Any, generator: Any, discriminator: Any,
-                          conditioning: Any = None) -> tuple[int, int]:
-    """Bytes per sample held through the backward pass of the G step (noise, G, D) and of D on one batch.
-
-    Measured with autograd's saved-tensor hooks on forward passes at batch 2
-    and 4: the difference is what one more sample costs (the weights that
-    layers save cancel out). Nothing changes: evaluation mode (BatchNorm's
-    running statistics stay), forked RNGs, no backward. An architecture whose
-    forward fails on such a batch gets 0 here, and its failure shows in training.
-    """
-    import torch
-
-    from ganlab.train.conditioning import discriminator_call, generator_call
-    from ganlab.train.runtime import autocast
-
-    G, D = generator_call(generator, conditioning), discriminator_call(discriminator, conditioning)
-
-    def measure(batch: int) -> tuple[int, int]:
-        noise = torch.zeros(batch, config.latent_dim, device=device)
-        labels = torch.zeros(batch, dtype=torch.long, device=device)
-        g_step, scores = _kept_by(lambda: D(G(noise, labels), labels), noise)
-        del scores  # frees the G step's graph before D is measured alone
-        with torch.no_grad():
-            sample = G(noise, labels)
-        d_alone, _ = _kept_by(lambda: D(sample, labels), sample)
-        return g_step, d_alone
-
-    modes = [(m, m.training) for net in (generator, discriminator) for m in net.modules()]
-    devices = [device] if device.type == "cuda" else []
-    # a packed D (PacGAN) scores whole packs: measure whole packs, or its share would be undercounted
-    unit = max(1, int(getattr(discriminator, "pack", 1)))
-    try:
-        with torch.random.fork_rng(devices=devices), autocast(device, config.precision):
-            for module, _ in modes:
-                module.eval()
-            (g2, d2), (g4, d4) = measure(2 * unit), measure(4 * unit)
-    except Exception:  # the forward of a plugin's network: training will report it
-        return 0, 0
-    finally:
-        for module, training in modes:
-            module.train(training)
-    return max(0, (g4 - g2) // (2 * unit)), max(0, (d4 - d2) // (2 * unit))
-
-
-def _kept_by(forward: Callable[[], Any], given: Any) -> tuple[int, Any]:
-    """Bytes of the distinct storages alive through a forward's backward: its input, what autograd
-    saves, its output; and the output."""
-    import torch
-
-    storages: dict[int, int] = {}
-
-    def keep(tensor: Any) -> Any:
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    keep(given)
-    # the graph, and so every saved tensor, stays alive until ``out`` goes: no address is reused meanwhile
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
-        out = forward()
-    if isinstance(out, torch.Tensor):
-        keep(out)
-    return sum(storages.values()), out
-
-
 def scores_samples_independently(arch: Any) -> bool:
     """Does the architecture declare that D scores each sample on its own?
 
@@ -517,17 +383,6 @@ def check_samplewise(name: str, arch: Any, discriminator: Any) -> None:
             f"BatchNorm ({', '.join(batchnorm[:3])}), whose statistics depend on the whole batch; "
             "remove the declaration or the BatchNorm layers"
         )
-
-
-def optimizer_state_copies(kind: str, config: RunConfig, made: Any = None) -> int:
-    """How many tensors the size of the weights optimiser ``kind`` keeps."""
-    if made is not None:
-        return int(getattr(made, "state_copies", 2))
-    if kind in ("adam", "adamw"):
-        return 2
-    if kind == "rmsprop":
-        return 1 + (config.momentum > 0)
-    return int(config.momentum > 0)  # sgd
 
 
 def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, device: Any, made: Any = None) -> Any:

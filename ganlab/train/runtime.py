@@ -6,7 +6,6 @@ import contextlib
 import os
 import random
 import re
-from pathlib import Path
 from typing import Any
 
 from ganlab.errors import ConfigError
@@ -94,82 +93,7 @@ def _python_state_to_lists(state: tuple[Any, ...]) -> list[Any]:
     return [version, list(internal), gauss]
 
 
-# ---- memory ------------------------------------------------------------------------
-def available_memory(device: Any) -> int | None:
-    """Bytes this process can still allocate on ``device``; None where that is unknown (e.g. mps).
-
-    CPU: the least of the kernel's MemAvailable, what the process's cgroup
-    (a container's memory limit) leaves, and what an address-space limit
-    (``ulimit -v``) leaves. CUDA: free device memory plus what torch's caching
-    allocator holds unused.
-    """
-    if device.type == "cuda":
-        import torch
-
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    if device.type != "cpu":
-        return None
-    known = [v for v in (_mem_available(), _cgroup_available(), _address_space_left()) if v is not None]
-    return min(known) if known else None
-
-
-def _read(path: str | Path) -> str | None:
-    try:
-        return Path(path).read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _field_kib(text: str | None, name: str) -> int | None:
-    """``Name:   123 kB`` from /proc/meminfo or /proc/self/status, in bytes."""
-    found = re.search(rf"^{name}:\s+(\d+) kB", text or "", re.MULTILINE)
-    return int(found.group(1)) * 1024 if found else None
-
-
-def _mem_available() -> int | None:
-    available = _field_kib(_read("/proc/meminfo"), "MemAvailable")
-    if available is not None:
-        return available
-    # elsewhere (macOS): all of the physical memory. Free pages would undercount what the
-    # system can reclaim and refuse batches that fit; the whole memory never refuses one that does
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _cgroup_available() -> int | None:
-    """What the memory limit of this process's cgroup leaves (page cache it could reclaim counts as free)."""
-    path = next((line[3:] for line in (_read("/proc/self/cgroup") or "").splitlines() if line.startswith("0::")), "/")
-    candidates = (  # cgroup v2, then v1: directory, limit, usage, the reclaimable page cache in memory.stat
-        (Path("/sys/fs/cgroup") / path.strip().lstrip("/"), "memory.max", "memory.current", "inactive_file"),
-        (Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
-    )
-    for base, limit_file, usage_file, inactive in candidates:
-        limit, usage = (_read(base / limit_file) or "").strip(), (_read(base / usage_file) or "").strip()
-        if not (limit.isdigit() and usage.isdigit()):
-            continue  # no such cgroup file system, or no limit ("max")
-        if int(limit) >= 1 << 60:  # v1's "no limit"
-            return None
-        found = re.search(rf"^{inactive} (\d+)$", _read(base / "memory.stat") or "", re.MULTILINE)
-        used = int(usage) - (int(found.group(1)) if found else 0)
-        return max(0, int(limit) - used)
-    return None
-
-
-def _address_space_left() -> int | None:
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY:
-        return None
-    size = _field_kib(_read("/proc/self/status"), "VmSize")
-    return None if size is None else max(0, soft - size)
-
-
+# ---- memory: the words of the backstop (what ran out); the pre-check is ganlab.train.memory ----
 def format_bytes(count: float) -> str:
     """``40000000000`` -> ``37.3 GiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):

@@ -31,19 +31,12 @@ from torch import nn
 from ganlab.data import DataRequest, TensorData
 from ganlab.errors import GanlabError
 from ganlab.text import PAD_TOKEN, UNK_GLYPH, UNK_TOKEN, decode  # noqa: F401 - the text conventions, re-exported
+from ganlab.train.memory import check_fits
 
 #: id of the pad token (right padding of lines shorter than seq_len)
 PAD = 0
 #: id of the unknown token (characters seen fewer than min_count times in the training split)
 UNK = 1
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,37 +60,21 @@ def oracle_parameter_count(vocab_size: int, embedding: int, hidden: int) -> int:
     return v * e + e + 4 * h * (e + h) + 4 * h + v * h + v
 
 
-def oracle_memory_bytes(vocab_size: int, embedding: int, hidden: int, samples: int = 0, seq_len: int = 0) -> int:
-    """Bytes the oracle (float64 weights) and sampling ``samples`` sequences of ``seq_len`` need at most."""
-    weights = 8 * oracle_parameter_count(vocab_size, embedding, hidden)
-    rows = chunk_rows(vocab_size, samples)
-    per_step = rows * (vocab_size * _BYTES_PER_LOGIT + 8 * 8 * hidden + 8 * embedding)
-    data = samples * seq_len * (8 + 8)  # int64 ids and the float64 uniforms drawn up front
-    return weights + per_step + data
-
-
 def check_oracle_memory(vocab_size: int, embedding: int, hidden: int, samples: int = 0, seq_len: int = 0,
                         batch_size: int = 0) -> None:
-    """Refuse, before allocating anything, an oracle that cannot fit in this machine's free memory.
-
-    With ``batch_size``, also the training batches: each is expanded to one-hot vectors
-    (batch x seq_len x vocab float32), and a step holds at least three such tensors (the real
-    batch, the fakes, the fakes' gradient). Checked here, the refusal comes before minutes of sampling.
-    """
-    from ganlab.train import runtime
-
-    available = runtime.available_memory(torch.device("cpu"))
-    if available is None:
-        return
-    oracle = oracle_memory_bytes(vocab_size, embedding, hidden, samples, seq_len)
-    batches = 3 * 4 * batch_size * seq_len * vocab_size
-    if oracle + batches > available:
-        what = f" and one-hot batches of {batch_size} x {seq_len} x {vocab_size:,}" if batch_size else ""
-        raise GanlabError(
-            f"oracle: vocab_size {vocab_size:,} (embedding {embedding}, hidden {hidden}, {samples:,} sequences of "
-            f"{seq_len}){what} needs about {_bytes(oracle + batches)} of memory but only {_bytes(available)} is "
-            f"available; lower dataset.vocab_size (or batch_size, samples, hidden, embedding)"
-        )
+    """Refuse (``ganlab.train.memory.check_fits``), before allocating anything, an oracle that cannot fit:
+    its float64 weights, sampling ``samples`` sequences of ``seq_len`` and, with ``batch_size``, the
+    training batches, each expanded to one-hot vectors (batch x seq_len x vocab float32), of which a step
+    holds at least three (the real batch, the fakes, the fakes' gradient). The refusal comes before
+    minutes of sampling."""
+    need = (8 * oracle_parameter_count(vocab_size, embedding, hidden)
+            + chunk_rows(vocab_size, samples) * (vocab_size * _BYTES_PER_LOGIT + 8 * 8 * hidden + 8 * embedding)
+            + samples * seq_len * (8 + 8)  # int64 ids and the float64 uniforms drawn up front
+            + 3 * 4 * batch_size * seq_len * vocab_size)
+    batches = f" and one-hot batches of {batch_size} x {seq_len} x {vocab_size:,}" if batch_size else ""
+    check_fits(need, f"oracle: vocab_size {vocab_size:,} (embedding {embedding}, hidden {hidden}, {samples:,} "
+               f"sequences of {seq_len}){batches}",
+               "lower dataset.vocab_size (or batch_size, samples, hidden, embedding)")
 
 
 class OracleLSTM(nn.Module):

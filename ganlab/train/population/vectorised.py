@@ -10,6 +10,7 @@ from ganlab.config import RunConfig
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
 from ganlab.train.build import Built
+from ganlab.train.memory import check_step
 from ganlab.train.population.setup import replica_config
 from ganlab.train.population.record import ByReplica, ParentRun, PopulationProgress
 from ganlab.train.engine import Interrupted
@@ -22,7 +23,8 @@ def build_replicas(config: RunConfig, plugins: PluginManager, seeds: Sequence[in
     from ganlab.train.build import build
 
     replicas = [ReplicaTrainer(first, plugins)]
-    check_memory(first, len(seeds))
+    check_step(first.config, first.device, first.generator, first.discriminator, first.data, first.optimizers,
+               first.conditioning, replicas=len(seeds))
     for seed in seeds[1:]:
         built = build(plugins, replica_config(config, seed))
         if len(built.data) != len(first.data) or tuple(built.data.shape) != tuple(first.data.shape):
@@ -41,24 +43,6 @@ def _same_data(a: Any, b: Any) -> bool:
     if not torch.equal(a.x, b.x):
         return False
     return (a.y is None and b.y is None) or (a.y is not None and b.y is not None and torch.equal(a.y, b.y))
-
-
-def check_memory(first: Built, n: int) -> None:
-    """Refuse a population whose training step cannot fit: N times one replica's lower bound."""
-    from ganlab.train.build import step_memory
-    from ganlab.train.runtime import available_memory, format_bytes
-
-    available = available_memory(first.device)
-    if available is None:
-        return
-    need = n * step_memory(first.config, first.device, first.generator, first.discriminator, first.data,
-                           first.optimizers)(
-        first.config.batch_size)
-    if need > available:
-        fits = max(1, available * n // max(need, 1))
-        raise GanlabError(f"{n} replicas of batch size {first.config.batch_size} need at least {format_bytes(need)} "
-                          f"in one training step but {format_bytes(available)} is available on {first.device}; "
-                          f"use at most about {fits} seeds at a time")
 
 
 def run_vectorised(config: RunConfig, plugins: PluginManager, seeds: Sequence[int], first: Built, store: Any,
