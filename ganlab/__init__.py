@@ -21,7 +21,10 @@ __version__ = "0.1.0"
 #: 1.3: register_regularizers, register_augmentations, register_optimizers, plugin_options; objectives
 #: may be written on the step object (``discriminator_loss(step)``/``generator_loss(step)``,
 #: ganlab.train.step.Step), take ``real_logits`` in ``g_loss``, and return named terms.
-HOOKSPEC_VERSION = "1.4"
+#: 2.0 (incompatible): one objective contract, ``discriminator_loss(step)``/``generator_loss(step)``; an
+#: objective with only 1.x's ``d_loss``/``g_loss`` is refused in one line saying what to rename (a
+#: population trains the same step, with the replicas' rows one after another).
+HOOKSPEC_VERSION = "2.0"
 
 PROJECT_NAME = "ganlab"
 

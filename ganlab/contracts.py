@@ -26,11 +26,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "optimizer": ("build",),
     # sample(n, latent_dim, device, generator=None) -> (n, latent_dim)
     "latent": ("sample",),
+    # discriminator_loss(step), generator_loss(step) on ganlab.train.step.Step (hookspec 2.0)
+    "loss": ("discriminator_loss", "generator_loss"),
 }
 
 #: kinds that need one of several sets of methods: the first set the object has is its contract
 ALTERNATIVES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "loss": (("d_loss", "g_loss"), ("discriminator_loss", "generator_loss")),
     # penalty(step) -> Tensor; after_d_step(discriminator)
     "regularizer": (("penalty",), ("after_d_step",)),
 }
@@ -51,6 +52,13 @@ def check_contract(kind: str, name: str, plugin: str, made: Any) -> Any:
             )
         return made
     missing = _lacks(made, REQUIRED.get(kind, ()))
+    if kind == "loss" and missing and not _lacks(made, ("d_loss", "g_loss")):
+        raise ComponentError(
+            f"loss '{name}' (plugin '{plugin}') is written for the objective contract of hookspec 1.x, which "
+            "ganlab 2.0 no longer calls: rename d_loss(head, real_logits, fake_logits, real_labels) to "
+            "discriminator_loss(step) and g_loss(head, fake_logits) to generator_loss(step), reading "
+            "step.head, step.scores(step.real), step.scores(step.fake) and step.real_labels, and reducing "
+            "with step.mean (docs/plugins.md, \"Objectives\")")
     if missing:
         raise ComponentError(
             f"{kind} '{name}' (plugin '{plugin}') returned a {type(made).__name__} without "

@@ -70,18 +70,15 @@ def register_heads(register: Register) -> None:
 def register_losses(register: Register) -> None:
     """Register GAN objectives.
 
-    The factory returns an object with either
+    The factory returns an object with ``discriminator_loss(step)`` and ``generator_loss(step)``,
+    written on the step object (:class:`ganlab.train.step.Step`: the batch, the noise, the fakes,
+    D, ``step.head``, cached ``step.scores(x)``); in a conditional run ``step.fake_labels`` are the
+    classes the fakes were generated for. (The 1.x contract, ``d_loss``/``g_loss`` on scores, is
+    refused since hookspec 2.0, in one line saying what to rename.) Declaring ``vectorisable =
+    True`` lets a population stack it: its terms then reduce with ``step.mean``/``step.batch_mean``
+    and it keeps no state of its own per run.
 
-    - ``d_loss(head, real_logits, fake_logits, real_labels)`` and ``g_loss(head, fake_logits)``
-      (scalars, written on D's scores; a ``g_loss`` that also takes ``real_logits`` gets the
-      scores of the last D step's real batch, as a relativistic loss needs), or
-    - ``discriminator_loss(step)`` and ``generator_loss(step)`` written on the step object
-      (:class:`ganlab.train.step.Step`: the batch, the noise, the fakes, D, cached scores), for
-      objectives that need more than scores (a population trains such an objective's seeds one
-      after another, as single runs). In a conditional run ``step.fake_labels`` are the classes
-      the fakes were generated for.
-
-    Either kind may return a tensor or a dict of named terms (summed; each logged as
+    It may return a tensor or a dict of named terms (summed; each logged as
     ``loss.d.NAME`` / ``loss.g.NAME``). Optional: ``num_classes(data) -> int`` (real
     classes D must tell apart; 1 unless semi-supervised), ``check(head_name,
     head, data)`` raising ComponentError for a combination that cannot work,

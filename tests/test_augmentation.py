@@ -182,7 +182,7 @@ def test_an_objective_on_the_step_object_trains_and_its_terms_are_logged() -> No
     assert "loss.g.adv" not in values  # a bare tensor is one unnamed term
 
 
-def test_a_population_trains_a_step_objective_as_separate_runs() -> None:
+def test_an_objective_that_does_not_declare_vectorisable_trains_its_seeds_one_after_another() -> None:
     from ganlab.config import ConfigBuilder
     from ganlab.train.build import build
     from ganlab.train.population.setup import why_sequential
@@ -190,21 +190,27 @@ def test_a_population_trains_a_step_objective_as_separate_runs() -> None:
     manager = make_plugin_manager(_StepObjectivePlugin())
     config = ConfigBuilder().add_mapping({"dataset": "tiny-vectors", "loss": "step-ns", "tracking": False,
                                           "device": "cpu", "metrics": "none"}, "test").build(manager.registry)
-    assert "written on the step object" in why_sequential(build(manager, config))
+    assert why_sequential(build(manager, config)) == (
+        "loss 'step-ns' does not declare vectorisable = True (its terms reduce with step.mean, and it keeps no "
+        "state of its own for each run)")
 
 
 class _NamedTermsObjective:
-    """A scores-based objective returning named terms (vectorisable in a population)."""
+    """The non-saturating game in named terms, declared vectorisable: a population stacks it."""
 
-    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor, real_labels: Any = None) -> Any:
-        return {"real": head.real_loss(real_logits).mean(), "fake": head.fake_loss(fake_logits).mean()}
+    vectorisable = True
 
-    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> Any:
-        return {"ns": head.real_loss(fake_logits).mean()}
+    def discriminator_loss(self, step: Any) -> Any:
+        head = step.head
+        return {"real": step.mean(head.real_loss(step.scores(step.real))),
+                "fake": step.mean(head.fake_loss(step.scores(step.fake)))}
+
+    def generator_loss(self, step: Any) -> Any:
+        return {"ns": step.mean(step.head.real_loss(step.scores(step.fake)))}
 
 
-class _BothObjective(_StepObjective):
-    """Written both ways: single runs use the step methods, so a population must too."""
+class _OldContractObjective:
+    """Written for hookspec 1.x (scores only): refused since 2.0."""
 
     def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor, real_labels: Any = None) -> Any:
         return head.real_loss(real_logits).mean()
@@ -217,7 +223,7 @@ class _MorePlugin:
     @hookimpl
     def register_losses(self, register: Any) -> None:
         register("named-terms", _NamedTermsObjective, summary="non-saturating, in named terms")
-        register("both-ways", _BothObjective, summary="written on scores and on the step")
+        register("old-contract", _OldContractObjective, summary="d_loss and g_loss (hookspec 1.x)")
 
 
 def test_named_terms_of_a_scores_objective_are_logged_per_replica_in_a_population() -> None:
@@ -245,12 +251,18 @@ def test_named_terms_of_a_scores_objective_are_logged_per_replica_in_a_populatio
     assert seen[0][0]["loss.d.real"] != seen[1][0]["loss.d.real"]  # each replica its own
 
 
-def test_an_objective_written_both_ways_trains_its_population_as_single_runs() -> None:
+def test_an_objective_written_for_the_old_contract_is_refused_in_one_line_saying_what_to_rename() -> None:
     from ganlab.config import ConfigBuilder
+    from ganlab.errors import ComponentError
     from ganlab.train.build import build
-    from ganlab.train.population.setup import why_sequential
 
     manager = make_plugin_manager(_MorePlugin())
-    config = ConfigBuilder().add_mapping({"dataset": "tiny-vectors", "loss": "both-ways", "tracking": False,
+    config = ConfigBuilder().add_mapping({"dataset": "tiny-vectors", "loss": "old-contract", "tracking": False,
                                           "device": "cpu", "metrics": "none"}, "test").build(manager.registry)
-    assert "written on the step object" in why_sequential(build(manager, config))
+    with pytest.raises(ComponentError) as caught:
+        build(manager, config)
+    line = str(caught.value)
+    assert "\n" not in line and caught.value.exit_code == 2
+    assert line.startswith("loss 'old-contract' (plugin ") and "hookspec 1.x" in line
+    assert "rename d_loss(head, real_logits, fake_logits, real_labels) to discriminator_loss(step)" in line
+    assert "g_loss(head, fake_logits) to generator_loss(step)" in line

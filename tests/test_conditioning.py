@@ -259,8 +259,8 @@ def test_acgan_class_loss_with_sparsemax_is_zero_once_the_asked_class_wins_by_a_
 
 
 # ---- populations, samples, refusals ---------------------------------------------------------
-def test_a_conditional_population_trains_its_seeds_one_after_another(workdir: Any, cli_inproc: Any,
-                                                                     mlflow_client: Any) -> None:
+def test_a_conditional_population_is_stacked_and_recorded_as_one(workdir: Any, cli_inproc: Any,
+                                                                  mlflow_client: Any) -> None:
     from conftest import TINY
 
     assert cli_inproc(["run", *TINY, "--dataset", "digits", "--set", "dataset.size=8", "--set", "metrics=none",
@@ -269,7 +269,22 @@ def test_a_conditional_population_trains_its_seeds_one_after_another(workdir: An
     runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("cpop").experiment_id])
     parent = [r for r in runs if r.data.tags.get("ganlab.population.seeds")]
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
-    assert parent[0].data.tags.get("ganlab.population.mode") == "sequential"
+    assert parent[0].data.tags.get("ganlab.population.mode") == "vectorised"
+
+
+@pytest.mark.parametrize("fake_labels", ["uniform", "real"])
+def test_each_conditional_replica_follows_its_single_run(fake_labels: str) -> None:
+    """The single run's step on the stacked networks: G(z, y) and D(x, y) get each replica's labels, drawn
+    from its own generator (or its real batch's), so replica i ends where the single run with seed i does."""
+    from test_population import _population_and_singles, _weights
+
+    population, singles = _population_and_singles(
+        "0-1", steps=20, dataset={"name": "digits"}, fake_labels=fake_labels,
+        arch={"name": "mlp", "conditional": True, "hidden_scale": 0.05})
+    for replica, single in zip(population, singles):
+        difference = float((_weights(replica) - _weights(single)).abs().max())
+        assert difference < 1e-5, f"seed {replica.config.seed}: {difference}"
+    assert float((_weights(population[0]) - _weights(population[1])).abs().max()) > 1e-3
 
 
 def test_fixed_samples_of_a_conditional_image_run_are_one_row_per_class() -> None:

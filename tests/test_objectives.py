@@ -11,6 +11,18 @@ import torch.nn.functional as F
 from ganlab.data import TensorData
 from ganlab.errors import ComponentError, ConfigError
 from conftest import _registry, make
+from ganlab.train.step import Step
+
+
+def d_loss_of(objective, head, real_logits, fake_logits, real_labels=None):
+    """The objective's D loss on given scores (hookspec 2.0: written on the step object)."""
+    return objective.discriminator_loss(Step.of_scores(head, real_logits, fake_logits, real_labels=real_labels))
+
+
+def g_loss_of(objective, head, fake_logits, real_logits=None):
+    """The objective's G loss on given scores of its samples (and of a real batch, which most ignore)."""
+    real = real_logits if real_logits is not None else fake_logits.detach()
+    return objective.generator_loss(Step.of_scores(head, real, fake_logits, phase="g"))
 
 
 
@@ -83,8 +95,8 @@ def game_is_right(d: tuple[float, float, float, float], g: tuple[float, float]) 
 @pytest.mark.parametrize("spec", HEADS, ids=_hid)
 def test_sign_of_the_game(spec, objective_name):
     head, objective = make("head", *spec[:1], **spec[1]), make("loss", objective_name)
-    d = d_steps(head, objective.d_loss)
-    g = g_steps(head, objective.g_loss)
+    d = d_steps(head, lambda *a: d_loss_of(objective, *a))
+    g = g_steps(head, lambda *a: g_loss_of(objective, *a))
     assert d[2] > d[0] + 0.02, f"D did not raise p_real on real: {d}"
     assert d[3] < d[1] - 0.02, f"D did not lower p_real on fake: {d}"
     assert g[1] > g[0] + 0.02, f"G did not raise p_real on its samples: {g}"
@@ -119,10 +131,10 @@ def test_sigmoid_losses_match_bce_with_logits():
     bce = F.binary_cross_entropy_with_logits
     ns, mm = make("loss", "nonsaturating"), make("loss", "minimax")
     expected_d = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
-    torch.testing.assert_close(ns.d_loss(head, real, fake, None), expected_d)
-    torch.testing.assert_close(mm.d_loss(head, real, fake, None), expected_d)
-    torch.testing.assert_close(ns.g_loss(head, fake), bce(fake, torch.ones_like(fake)))
-    torch.testing.assert_close(mm.g_loss(head, fake), -bce(fake, torch.zeros_like(fake)))
+    torch.testing.assert_close(d_loss_of(ns, head, real, fake, None), expected_d)
+    torch.testing.assert_close(d_loss_of(mm, head, real, fake, None), expected_d)
+    torch.testing.assert_close(g_loss_of(ns, head, fake), bce(fake, torch.ones_like(fake)))
+    torch.testing.assert_close(g_loss_of(mm, head, fake), -bce(fake, torch.zeros_like(fake)))
 
 
 @pytest.mark.parametrize("spec", [("sparsemax", {}), ("entmax", {}), ("entmax", {"alpha": 1.25})], ids=_hid)
@@ -133,8 +145,8 @@ def test_minimax_generator_gradient_vanishes_exactly_with_sparse_heads(spec):
     slope = 1.0
     net = hand_set_discriminator(head, slope).requires_grad_(False)
     x = torch.tensor([[-5.0, 0.0], [-6.0, 1.0]], requires_grad=True)  # t = −5, −6: beyond every margin here
-    (grad_mm,) = torch.autograd.grad(make("loss", "minimax").g_loss(head, net(x)), x)
-    (grad_ns,) = torch.autograd.grad(make("loss", "nonsaturating").g_loss(head, net(x)), x)
+    (grad_mm,) = torch.autograd.grad(g_loss_of(make("loss", "minimax"), head, net(x)), x)
+    (grad_ns,) = torch.autograd.grad(g_loss_of(make("loss", "nonsaturating"), head, net(x)), x)
     assert (grad_mm == 0).all()
     # ∂ℓ/∂t = −1 per sample on the linear tail; g_loss is a mean over 2 samples
     torch.testing.assert_close(grad_ns[:, 0], torch.full((2,), -slope / 2))
@@ -145,8 +157,8 @@ def test_minimax_generator_gradient_decays_but_never_vanishes_with_cross_entropy
     head = make("head", spec[0], **spec[1])
     net = hand_set_discriminator(head, 1.0).requires_grad_(False)
     x = torch.tensor([[-5.0, 0.0]], requires_grad=True)
-    (grad_mm,) = torch.autograd.grad(make("loss", "minimax").g_loss(head, net(x)), x)
-    (grad_ns,) = torch.autograd.grad(make("loss", "nonsaturating").g_loss(head, net(x)), x)
+    (grad_mm,) = torch.autograd.grad(g_loss_of(make("loss", "minimax"), head, net(x)), x)
+    (grad_ns,) = torch.autograd.grad(g_loss_of(make("loss", "nonsaturating"), head, net(x)), x)
     assert 0 < -grad_mm[0, 0] < 0.01 < 0.99 < -grad_ns[0, 0]
 
 
@@ -222,7 +234,7 @@ def test_labelled_subset_is_seeded_balanced_and_the_only_label_source():
 
     objective = make("loss", "nonsaturating", labeled=10)
     with pytest.raises(RuntimeError, match="setup"):
-        objective.d_loss(head, net(data.x[:4]), net(data.x[:4]), None)
+        d_loss_of(objective, head, net(data.x[:4]), net(data.x[:4]), None)
     objective.setup(run_context(data, recording))
     index = objective.labeled_indices
     assert len(index) == 10 and len(set(index.tolist())) == 10
@@ -236,7 +248,7 @@ def test_labelled_subset_is_seeded_balanced_and_the_only_label_source():
     # real_labels are never used: an invalid class would crash cross-entropy
     bogus = torch.full((8,), 99)
     for _ in range(4):
-        objective.d_loss(head, net(data.x[:8]), net(data.x[:8]), bogus)
+        d_loss_of(objective, head, net(data.x[:8]), net(data.x[:8]), bogus)
     allowed = {tuple(row.tolist()) for row in data.x[index]}
     assert len(seen) == 4 and all(tuple(row.tolist()) in allowed for batch in seen for row in batch)
 
@@ -282,7 +294,7 @@ def test_semi_supervised_game_and_classes(spec, objective_name):
         real0, fake0 = head.p_real(net(data.x)).mean().item(), head.p_real(net(fake)).mean().item()
     for _ in range(40):
         opt.zero_grad()
-        objective.d_loss(head, net(data.x), net(fake), None).backward()
+        d_loss_of(objective, head, net(data.x), net(fake), None).backward()
         opt.step()
     with torch.no_grad():
         real1, fake1 = head.p_real(net(data.x)).mean().item(), head.p_real(net(fake)).mean().item()
@@ -296,7 +308,7 @@ def test_semi_supervised_game_and_classes(spec, objective_name):
     opt_g = torch.optim.SGD([x], lr=0.2)
     for _ in range(10):
         opt_g.zero_grad()
-        (objective.g_loss(head, net(x)) * len(x)).backward()
+        (g_loss_of(objective, head, net(x)) * len(x)).backward()
         opt_g.step()
     assert head.p_real(net(x)).mean().item() > before + 0.02
 
@@ -350,8 +362,8 @@ def test_margin_objectives_are_their_closed_forms(name):
     g = torch.Generator().manual_seed(3)
     s_real, s_fake = torch.randn(64, 1, generator=g) * 2, torch.randn(64, 1, generator=g) * 2
     d_expected, g_expected = margin_reference(name, s_real[:, 0], s_fake[:, 0])
-    torch.testing.assert_close(objective.d_loss(head, s_real, s_fake).double(), d_expected, rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(objective.g_loss(head, s_fake).double(), g_expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(d_loss_of(objective, head, s_real, s_fake).double(), d_expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(g_loss_of(objective, head, s_fake).double(), g_expected, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name", MARGIN)
@@ -359,8 +371,8 @@ def test_sign_of_the_margin_games(name):
     """D raises its score on real samples and G on its own; on fakes hinge D pushes the score below
     −1, while least-squares D aims it at its fake target 0, where a zero-initialised D already is."""
     head, objective = make("head", "sigmoid"), make("loss", name)
-    real0, fake0, real1, fake1 = d_steps(head, objective.d_loss)
-    g0, g1 = g_steps(head, objective.g_loss)
+    real0, fake0, real1, fake1 = d_steps(head, lambda *a: d_loss_of(objective, *a))
+    g0, g1 = g_steps(head, lambda *a: g_loss_of(objective, *a))
     assert real1 > real0 + 0.02 and g1 > g0 + 0.02
     if name in ("hinge", "wasserstein"):
         assert fake1 < fake0 - 0.02
@@ -372,7 +384,7 @@ def test_hinge_generator_keeps_its_gradient_when_d_rejects_confidently():
     """Unlike the minimax game, hinge G's gradient is −1/B per sample however far D pushes its samples."""
     objective = make("loss", "hinge")
     s_fake = torch.full((8, 1), -50.0, requires_grad=True)
-    objective.g_loss(make("head", "sigmoid"), s_fake).backward()
+    g_loss_of(objective, make("head", "sigmoid"), s_fake).backward()
     torch.testing.assert_close(s_fake.grad, torch.full((8, 1), -1 / 8))
 
 
@@ -413,8 +425,8 @@ def test_relativistic_with_sigmoid_is_rasgan_in_closed_form():
     def rasgan(a, b):
         return -torch.log(torch.sigmoid(a - b.mean())).mean() - torch.log(1 - torch.sigmoid(b - a.mean())).mean()
 
-    torch.testing.assert_close(objective.d_loss(head, c_real, c_fake).double(), rasgan(c_real, c_fake), rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(objective.g_loss(head, c_fake, real_logits=c_real).double(), rasgan(c_fake, c_real),
+    torch.testing.assert_close(d_loss_of(objective, head, c_real, c_fake).double(), rasgan(c_real, c_fake), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(g_loss_of(objective, head, c_fake, c_real).double(), rasgan(c_fake, c_real),
                                rtol=1e-6, atol=1e-7)
 
 
@@ -426,9 +438,9 @@ def test_relativistic_with_two_class_heads_is_each_heads_loss_of_the_margin_diff
     m_real, m_fake = z_real[:, 0] - z_real[:, 1], z_fake[:, 0] - z_fake[:, 1]
     a, b = m_real - m_fake.mean(), m_fake - m_real.mean()
     objective = make("loss", "relativistic")
-    softmax = objective.d_loss(make("head", "softmax"), z_real, z_fake).double()
+    softmax = d_loss_of(objective, make("head", "softmax"), z_real, z_fake).double()
     torch.testing.assert_close(softmax, F.softplus(-a).mean() + F.softplus(b).mean(), rtol=1e-6, atol=1e-7)
-    sparsemax = objective.d_loss(make("head", "sparsemax"), z_real, z_fake).double()
+    sparsemax = d_loss_of(objective, make("head", "sparsemax"), z_real, z_fake).double()
     torch.testing.assert_close(sparsemax, (modified_huber(a).mean() + modified_huber(-b).mean()) / 4,
                                rtol=1e-6, atol=1e-7)
     assert abs(float(softmax - sparsemax)) > 1e-3
@@ -437,15 +449,15 @@ def test_relativistic_with_two_class_heads_is_each_heads_loss_of_the_margin_diff
 @pytest.mark.parametrize("spec", HEADS, ids=_hid)
 def test_sign_of_the_relativistic_game(spec):
     head, objective = make("head", spec[0], **spec[1]), make("loss", "relativistic")
-    d = d_steps(head, objective.d_loss)
+    d = d_steps(head, lambda *a: d_loss_of(objective, *a))
     real, _ = two_blobs()
     net = hand_set_discriminator(head, 0.5).requires_grad_(False)
-    g = g_steps(head, lambda h, fake_logits: objective.g_loss(h, fake_logits, real_logits=net(real)))
+    g = g_steps(head, lambda h, fake_logits: g_loss_of(objective, h, fake_logits, net(real)))
     assert game_is_right(d, g), (d, g)
 
 
 def test_relativistic_g_loss_sees_the_real_batch_in_training():
-    """The engine hands g_loss the scores of the last D step's real batch: a G step with another real
+    """The G update scores the last D step's real batch (step.real): a G step with another real
     batch would give another loss."""
     from ganlab.testing import run_steps
 

@@ -95,6 +95,32 @@ def test_float32_dcgan_replicas_start_on_their_single_runs(head: str) -> None:
         assert float((_weights(replica) - reference).norm() / reference.norm()) < 1e-5
 
 
+@pytest.mark.parametrize("settings", [
+    {"loss": "minimax"}, {"loss": "relativistic", "head": {"name": "entmax"}}, {"loss": "hinge"},
+    {"loss": "least-squares"}, {"loss": "wasserstein", "reg": "gp"}, {"d_steps": 2, "ema": 0.9},
+], ids=lambda s: "-".join(str(v if not isinstance(v, dict) else v["name"]) for v in s.values()))
+def test_every_objective_trains_the_single_runs_step_per_replica(settings: dict[str, Any]) -> None:
+    """A population is the single run's step on stacked networks: every built-in objective (written on the
+    step object, reduced with step.mean), a relativistic G that scores the real batch again, several D
+    updates and the generator's average follow the single runs (over a few steps: a relativistic game in
+    float32 amplifies the vectorised rounding past 1e-5 within about ten, as it did before the step was shared)."""
+    population, singles = _population_and_singles(
+        "0-1", steps=4, dataset={"name": "ring8"}, arch={"name": "mlp", "hidden_scale": 0.125}, **settings)
+    for replica, single in zip(population, singles):
+        difference = float((_weights(replica) - _weights(single)).abs().max())
+        assert difference < 1e-5, f"seed {replica.config.seed}: {difference}"
+
+
+def test_an_acgan_population_follows_its_single_runs() -> None:
+    """AC-GAN's class losses on every replica's rows, with each replica's requested classes."""
+    population, singles = _population_and_singles(
+        "0-1", steps=10, loss="acgan", head={"name": "softmax"}, dataset={"name": "digits"},
+        arch={"name": "mlp", "conditional": True, "projection": False, "hidden_scale": 0.05})
+    for replica, single in zip(population, singles):
+        difference = float((_weights(replica) - _weights(single)).abs().max())
+        assert difference < 1e-5, f"seed {replica.config.seed}: {difference}"
+
+
 def test_channels_last_replicas_stack_contiguous_and_compute_as_before() -> None:
     """A CUDA build keeps convolutions channels_last; stacked as they are, every slice of the stacked
     weights is channels_last, and inside vmap CUDA's BatchNorm asks a layout question functorch
@@ -114,7 +140,7 @@ def test_channels_last_replicas_stack_contiguous_and_compute_as_before() -> None
     stacked = StackedNetwork(replicas, ReplicaRandomness([torch.Generator().manual_seed(s) for s in (0, 1)]))
     stacked.train(False)
     assert all(p.is_contiguous() for p in stacked.params.values())
-    together = stacked(x)
+    together = stacked(x.flatten(0, 1)).unflatten(0, (2, -1))  # rows: replica 0's, then replica 1's
     for i in (0, 1):
         torch.testing.assert_close(together[i], alone[i], rtol=1e-5, atol=1e-6)
 

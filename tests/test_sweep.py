@@ -24,14 +24,14 @@ class Exploding:
         if self.at_step == 0:
             raise RuntimeError("exploding loss refuses to start")
 
-    def d_loss(self, head, real_logits, fake_logits, real_labels):
+    def discriminator_loss(self, step):
         self.calls += 1
         if self.calls >= self.at_step:
             raise RuntimeError(f"exploding loss blew up at D step {self.calls}")
-        return head.real_loss(real_logits).mean() + head.fake_loss(fake_logits).mean()
+        return step.head.real_loss(step.scores(step.real)).mean() + step.head.fake_loss(step.scores(step.fake)).mean()
 
-    def g_loss(self, head, fake_logits):
-        return head.real_loss(fake_logits).mean()
+    def generator_loss(self, step):
+        return step.head.real_loss(step.scores(step.fake)).mean()
 
 
 @hookimpl

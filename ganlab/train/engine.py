@@ -78,65 +78,76 @@ class StoppedBeforeTraining(Interrupted):
         self.exit_code = 128 + signum
 
 
-def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The loss computations of one D step and one G step (compilable).
+def make_step_functions(b: Built, population: Any = None) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The loss computations of one D step and one G step (compilable), of a run or of a population.
 
     Each returns (total loss, named terms): the objective's and each due regulariser's,
     as ``ganlab.train.step.total_of`` splits them (no names when there is one bare term).
+    ``population`` (a ``PopulationTrainer``) swaps in its stacked networks and its replicas' own
+    random streams; the tensors are then every replica's rows one after another, and the losses
+    one value per replica. The code below is the step of both.
     """
+    import torch
+
     from ganlab.train.build import composed_augmentation
     from ganlab.train.conditioning import discriminator_call, generator_call
     from ganlab.train.runtime import autocast
-    from ganlab.train.step import Step, takes_real_scores, total_of, written_on_step
+    from ganlab.train.step import Step, total_of
 
-    config, G, D, head, objective = b.config, b.generator, b.discriminator, b.head, b.objective
+    config, head, objective = b.config, b.head, b.objective
     device, latent = b.device, config.latent_dim
-    draw = b.latent.sample  # the plain Gaussian's is torch.randn(n, latent_dim, device=device)
-    features = D.features if b.auxiliary is not None else None
-    # distributed: gradients are averaged through DDP wrappers (ganlab.dist); the G step
-    # scores fakes with the bare D, whose gradients there are discarded and need no all-reduce
-    G_sync, D_sync = b.wrapped if b.wrapped is not None else (G, D)
-    # conditional runs: G(z, y) and D(x, y) (ganlab.train.conditioning); otherwise G(z) and D(x)
     cond = b.conditioning
     cond_d = cond is not None and cond.discriminator
-    gen, gen_sync = generator_call(G, cond), generator_call(G_sync, cond)
-    disc, disc_sync = discriminator_call(D, cond), discriminator_call(D_sync, cond)
-    one_d_call = scores_samples_independently(b.architecture)
     augment = composed_augmentation(b.augmentations)
-    aug = (lambda x: augment(x, None)) if augment is not None else (lambda x: x)
-    step_aug = aug if augment is not None else None
-    on_step = written_on_step(objective)
-    with_real = takes_real_scores(objective)
+    if population is None:
+        G, D = b.generator, b.discriminator
+        # distributed: gradients are averaged through DDP wrappers (ganlab.dist); the G step
+        # scores fakes with the bare D, whose gradients there are discarded and need no all-reduce
+        G_sync, D_sync = b.wrapped if b.wrapped is not None else (G, D)
+        draw = lambda n: b.latent.sample(n, latent, device)  # noqa: E731 (plain Gaussian: torch.randn)
+        draw_labels = (lambda n, y: cond.draw(n, y, device)) if cond is not None else None
+        step_aug = (lambda x: augment(x, None)) if augment is not None else None
+        join, part = (lambda a, c: torch.cat((a, c))), (lambda both, n: both.split(n))
+        features, uniform, replicas = (D.features if b.auxiliary is not None else None), None, None
+    else:
+        G = G_sync = population.G
+        D = D_sync = population.D
+        draw, draw_labels = population.noise, population.labels if cond is not None else None
+        step_aug = population.aug if augment is not None else None
+        join, part = population.join, population.part
+        features, uniform, replicas = None, population.uniform, population.n
+    per = replicas or 1
+    # conditional runs: G(z, y) and D(x, y) (ganlab.train.conditioning); otherwise G(z) and D(x)
+    gen, gen_sync = generator_call(G, cond), generator_call(G_sync, cond)
+    disc_sync = discriminator_call(D_sync, cond)
+    one_d_call = scores_samples_independently(b.architecture)
+    aug = step_aug if step_aug is not None else (lambda x: x)
     penalties = [r for r in b.regularizers if r.penalises]
     loss_name = config.name_of("loss")
 
     def d_loss_fn(real: Any, real_labels: Any, number: int, d_step: int) -> Any:
-        import torch
-
         with autocast(device, config.precision):
-            noise = draw(real.shape[0], latent, device)
-            fake_labels = cond.draw(real.shape[0], real_labels, device) if cond is not None else None
+            n = real.shape[0] // per
+            noise = draw(n)
+            fake_labels = draw_labels(n, real_labels) if draw_labels is not None else None
             with torch.no_grad():
                 fake = gen(noise, fake_labels)
             step = Step(phase="d", number=number, d_step=d_step, real=real, real_labels=real_labels,
                         noise=noise, fake=fake, discriminator=D_sync, head=head, augment=step_aug,
-                        fake_labels=fake_labels, conditional=cond_d, features=features, auxiliary=b.auxiliary)
+                        fake_labels=fake_labels, conditional=cond_d, features=features, auxiliary=b.auxiliary,
+                        uniform=uniform, replicas=replicas)
             if one_d_call:
                 # one call on both halves: larger matrix products and half the kernel launches
                 # (measured in docs/benchmarks.md)
-                both_labels = torch.cat((real_labels, fake_labels)) if cond_d else None
-                both = disc_sync(aug(torch.cat((real, fake.to(real.dtype)))), both_labels)
-                real_scores, fake_scores = both.split(real.shape[0])
+                both_labels = join(real_labels, fake_labels) if cond_d else None
+                both = disc_sync(aug(join(real, fake.to(real.dtype))), both_labels)
+                real_scores, fake_scores = part(both, n)
             else:
                 # BatchNorm and the like: each batch must see only its own statistics
                 real_scores, fake_scores = disc_sync(aug(real), real_labels), disc_sync(aug(fake), fake_labels)
             step.remember(real, real_scores)
             step.remember(fake, fake_scores)
-            if on_step:
-                value = objective.discriminator_loss(step)
-            else:
-                value = objective.d_loss(head, real_scores, fake_scores, real_labels)
-            total, terms = total_of(value, f"loss '{loss_name}'")
+            total, terms = total_of(objective.discriminator_loss(step), f"loss '{loss_name}'")
             due = [r for r in penalties if r.due(number)]
             if due:
                 terms = dict(terms) if terms else {"adv": total}
@@ -146,27 +157,57 @@ def make_step_functions(b: Built) -> tuple[Callable[..., Any], Callable[..., Any
         return total, terms
 
     def g_loss_fn(batch_size: int, real: Any, real_labels: Any, number: int) -> Any:
-        import torch
-
         with autocast(device, config.precision):
-            noise = draw(batch_size, latent, device)
-            fake_labels = cond.draw(batch_size, real_labels, device) if cond is not None else None
+            noise = draw(batch_size)
+            fake_labels = draw_labels(batch_size, real_labels) if draw_labels is not None else None
             fake = gen_sync(noise, fake_labels)
-            if on_step:
-                step = Step(phase="g", number=number, d_step=None, real=real, real_labels=real_labels,
-                            noise=noise, fake=fake, discriminator=D, head=head, augment=step_aug,
-                            fake_labels=fake_labels, conditional=cond_d, features=features,
-                            auxiliary=b.auxiliary)
-                value = objective.generator_loss(step)
-            elif with_real:
-                with torch.no_grad():
-                    real_scores = disc(aug(real), real_labels)
-                value = objective.g_loss(head, disc(aug(fake), fake_labels), real_logits=real_scores)
-            else:
-                value = objective.g_loss(head, disc(aug(fake), fake_labels))
-        return total_of(value, f"loss '{loss_name}'")
+            step = Step(phase="g", number=number, d_step=None, real=real, real_labels=real_labels,
+                        noise=noise, fake=fake, discriminator=D, head=head, augment=step_aug,
+                        fake_labels=fake_labels, conditional=cond_d, features=features, auxiliary=b.auxiliary,
+                        uniform=uniform, replicas=replicas)
+            return total_of(objective.generator_loss(step), f"loss '{loss_name}'")
 
     return d_loss_fn, g_loss_fn
+
+
+def train_step(t: Any, step: int) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """Training step ``step`` (1-based): ``cfg.d_steps`` D updates, then one G update, with their hooks and
+    the generator's average; (D loss, G loss, D terms, G terms). ``t``: a ``Trainer``, or a population's
+    ``PopulationTrainer`` (then each loss holds one value per replica, and a hook is called per replica)."""
+    cfg = t.config
+    set_rates(((t.opt_d, cfg.lr_d), (t.opt_g, cfg.lr_g)), cfg.lr_schedule, step - 1, cfg.steps)
+    for d_step in range(cfg.d_steps):
+        real, labels = t.next_batch()
+        t.opt_d.zero_grad(set_to_none=True)
+        d_loss, d_terms = t.d_loss_fn(real, labels, step, d_step)
+        t.scaler_d.scale(d_loss if d_loss.dim() == 0 else d_loss.sum()).backward()
+        t.scaler_d.step(t.opt_d)
+        t.scaler_d.update()
+        t.after_d_update()
+        t.notify("on_after_d_step", d_loss.detach(), step=step, d_step=d_step)
+    t.opt_g.zero_grad(set_to_none=True)
+    # The G step needs gradients through D, not of D's weights: with D's parameters
+    # frozen for the forward, backward skips those products (measured in docs/benchmarks.md).
+    for p in t.d_trainable:
+        p.requires_grad_(False)
+    try:
+        g_loss, g_terms = t.g_loss_fn(cfg.batch_size, real, labels, step)
+    finally:
+        for p in t.d_trainable:
+            p.requires_grad_(True)
+    t.scaler_g.scale(g_loss if g_loss.dim() == 0 else g_loss.sum()).backward()
+    t.scaler_g.step(t.opt_g)
+    t.scaler_g.update()
+    t.notify("on_after_g_step", g_loss.detach(), step=step)
+    if t.average is not None:
+        t.average.update(step)
+    return d_loss.detach(), g_loss.detach(), d_terms, g_terms
+
+
+def named_losses(d_loss: Any, g_loss: Any, d_terms: dict[str, Any], g_terms: dict[str, Any]) -> dict[str, Any]:
+    """A step's losses under the metric keys the record uses (``loss.d``, ``loss.d.NAME``, ...)."""
+    return {"loss.d": d_loss, "loss.g": g_loss, **{f"loss.d.{k}": v.detach() for k, v in d_terms.items()},
+            **{f"loss.g.{k}": v.detach() for k, v in g_terms.items()}}
 
 
 def maybe_compile(fn: Callable[..., Any], enabled: bool, label: str) -> Callable[..., Any]:
@@ -259,38 +300,18 @@ class Trainer:
         return self.average.module if self.average is not None else self.b.generator
 
     # ---- one step --------------------------------------------------------
+    config = property(lambda self: self.b.config)
+    opt_d = property(lambda self: self.b.opt_d)
+    opt_g = property(lambda self: self.b.opt_g)
+
+    def next_batch(self) -> tuple[Any, Any]:
+        return self.batches.next()
+
+    def notify(self, hook: str, loss: Any, **kwargs: Any) -> None:
+        self.plugins.notify(hook, ctx=self.ctx, loss=loss, **kwargs)
+
     def train_step(self) -> dict[str, Any]:
-        b, cfg = self.b, self.b.config
-        set_rates(((b.opt_d, cfg.lr_d), (b.opt_g, cfg.lr_g)), cfg.lr_schedule, self.ctx.step, cfg.steps)
-        step = self.ctx.step + 1
-        for d_step in range(cfg.d_steps):
-            real, labels = self.batches.next()
-            b.opt_d.zero_grad(set_to_none=True)
-            d_loss, d_terms = self.d_loss_fn(real, labels, step, d_step)
-            self.scaler_d.scale(d_loss).backward()
-            self.scaler_d.step(b.opt_d)
-            self.scaler_d.update()
-            self.after_d_update()
-            self.plugins.notify("on_after_d_step", ctx=self.ctx, step=step, d_step=d_step, loss=d_loss.detach())
-        b.opt_g.zero_grad(set_to_none=True)
-        # The G step needs gradients through D, not of D's weights: with D's parameters
-        # frozen for the forward, backward skips those products (measured in docs/benchmarks.md).
-        for p in self.d_trainable:
-            p.requires_grad_(False)
-        try:
-            g_loss, g_terms = self.g_loss_fn(cfg.batch_size, real, labels, step)
-        finally:
-            for p in self.d_trainable:
-                p.requires_grad_(True)
-        self.scaler_g.scale(g_loss).backward()
-        self.scaler_g.step(b.opt_g)
-        self.scaler_g.update()
-        self.plugins.notify("on_after_g_step", ctx=self.ctx, step=step, loss=g_loss.detach())
-        if self.average is not None:
-            self.average.update(step)
-        return {"loss.d": d_loss.detach(), "loss.g": g_loss.detach(),
-                **{f"loss.d.{k}": v.detach() for k, v in d_terms.items()},
-                **{f"loss.g.{k}": v.detach() for k, v in g_terms.items()}}
+        return named_losses(*train_step(self, self.ctx.step + 1))
 
     def after_d_update(self) -> None:
         """Regularisers that act on D's weights after its update (WGAN's clipping)."""

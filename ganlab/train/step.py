@@ -1,16 +1,16 @@
-"""The step object: what objectives and regularisers see of one training step.
+"""The step object: what objectives and regularisers see of one training step (the one contract,
+``discriminator_loss(step)`` / ``generator_loss(step)``, since hookspec 2.0).
 
-An objective written on scores alone (``d_loss(head, real_logits, fake_logits, labels)``)
-cannot express a gradient penalty, R1, or anything else that needs D itself and the
-samples it scored. The step hands them over together, with D's scores cached so that
-two terms never score the same batch twice, and with the few operations whose shape
-differs between a single run and a population (``mean``, ``uniform``, gradient norms),
-so one regulariser trains both.
+The step hands over D, the samples and the batch together, with D's scores cached so that two
+terms never score the same batch twice. A population's step is the same object over every
+replica's rows one after another (replica-major): per-sample code is unchanged, and the two
+reductions whose meaning differs, ``mean`` and ``batch_mean``, reduce each replica's own rows, so
+one objective or regulariser trains both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -38,7 +38,7 @@ def critic_score(head: Any, logits: torch.Tensor) -> torch.Tensor:
 
 class Step:
     """One D update (``phase == "d"``) or G update (``phase == "g"``) of a run, or of every replica of a
-    population at once (``population``: tensors gain a leading replica dimension N).
+    population at once (``replicas``: N, whose rows follow one another in every tensor; None in a run).
 
     ``real``/``real_labels``: the real batch (in the G phase, the last D update's batch);
     ``noise`` and ``fake``: this update's (detached in the D phase, differentiable in the G phase);
@@ -59,8 +59,8 @@ class Step:
                  real_labels: torch.Tensor | None, noise: torch.Tensor, fake: torch.Tensor,
                  discriminator: Callable[[torch.Tensor], torch.Tensor], head: Any,
                  augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 uniform: Callable[[Sequence[int]], torch.Tensor] | None = None,
-                 population: bool = False, fake_labels: torch.Tensor | None = None,
+                 uniform: Callable[[int], torch.Tensor] | None = None,
+                 replicas: int | None = None, fake_labels: torch.Tensor | None = None,
                  conditional: bool = False, features: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  auxiliary: Any = None) -> None:
         self.phase, self.number, self.d_step = phase, number, d_step
@@ -69,7 +69,7 @@ class Step:
         self.auxiliary = auxiliary
         self.real, self.real_labels, self.noise, self.fake = real, real_labels, noise, fake
         self.discriminator, self.head = discriminator, head
-        self.population = population
+        self.replicas = replicas
         self._augment = augment
         self._uniform = uniform
         # keyed by the ids of x and its labels; both are kept alongside so their ids cannot be reused
@@ -117,27 +117,43 @@ class Step:
         """D's scalar score per scored row of ``x`` (:func:`critic_score`), differentiable in x and D."""
         return critic_score(self.head, self.scores(x, labels))
 
-    # ---- shapes that differ between a run and a population ---------------------------
-    @property
-    def batch_dims(self) -> int:
-        """Leading dimensions that index samples: 1 (batch), or 2 (replica, batch) in a population."""
-        return 2 if self.population else 1
-
+    # ---- the reductions that differ between a run and a population ------------------------
     def mean(self, values: torch.Tensor) -> torch.Tensor:
         """The batch mean of per-sample ``values``: a scalar, or one value per replica."""
-        if self.population:
-            return values.reshape(values.shape[0], -1).mean(dim=1)
+        if self.replicas is not None:
+            return values.reshape(self.replicas, -1).mean(dim=1)
         return values.mean()
 
+    def batch_mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean over the batch of (B, ...) ``values``, kept as one broadcastable row (each replica's own
+        mean for its rows, in a population)."""
+        if self.replicas is None:
+            return values.mean(dim=0, keepdim=True)
+        per = values.unflatten(0, (self.replicas, -1))
+        return per.mean(dim=1, keepdim=True).expand_as(per).flatten(0, 1)
+
     def uniform(self, like: torch.Tensor) -> torch.Tensor:
-        """U(0, 1) per sample of ``like``, broadcastable against it, drawn from the run's random stream
+        """U(0, 1) per sample (row) of ``like``, broadcastable against it, drawn from the run's random stream
         (each replica's own, in a population)."""
-        lead = tuple(like.shape[: self.batch_dims])
-        if self._uniform is not None:
-            u = self._uniform(lead)
-        else:
-            u = torch.rand(lead, device=like.device)
-        return u.to(like.dtype).reshape(*lead, *([1] * (like.dim() - len(lead))))
+        rows = like.shape[0]
+        u = self._uniform(rows) if self._uniform is not None else torch.rand((rows,), device=like.device)
+        return u.to(like.dtype).reshape(rows, *([1] * (like.dim() - 1)))
+
+    @classmethod
+    def of_scores(cls, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor, phase: str = "d",
+                  real_labels: torch.Tensor | None = None) -> "Step":
+        """A step that knows D's scores of a real and a fake batch and nothing else: an objective's loss on
+        given scores (its unit tests; metrics that differentiate G's loss in its scores)."""
+        real, fake = real_logits.new_empty(len(real_logits), 0), fake_logits.new_empty(len(fake_logits), 0)
+
+        def unavailable(*args: Any) -> torch.Tensor:
+            raise RuntimeError("Step.of_scores knows the scores of step.real and step.fake only")
+
+        step = cls(phase=phase, number=1, d_step=0 if phase == "d" else None, real=real, real_labels=real_labels,
+                   noise=fake, fake=fake, discriminator=unavailable, head=head)
+        step.remember(real, real_logits)
+        step.remember(fake, fake_logits)
+        return step
 
     def input_gradient(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The gradient of D's critic score with respect to its input ``x``, one flattened row per scored
@@ -149,22 +165,6 @@ class Step:
         score = self.critic(x, labels)
         (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
         return grad.reshape(*score.shape, -1)
-
-
-def takes_real_scores(objective: Any) -> bool:
-    """Does the objective's ``g_loss`` take the real batch's scores too (a relativistic loss)?"""
-    import inspect
-
-    try:
-        return "real_logits" in inspect.signature(objective.g_loss).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
-
-
-def written_on_step(objective: Any) -> bool:
-    """Is the objective written on the step object rather than on scores?"""
-    return callable(getattr(objective, "discriminator_loss", None)) and \
-        callable(getattr(objective, "generator_loss", None))
 
 
 def total_of(value: torch.Tensor | Mapping[str, torch.Tensor], who: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

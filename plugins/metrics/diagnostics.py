@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from ganlab.train.step import takes_real_scores
-from ganlab.train.step import total_of
+from ganlab.train.step import Step, total_of
 
 
 class HeadDiagnostics:
@@ -54,24 +53,29 @@ class HeadDiagnostics:
             # xlogy(0, 0) = 0: no NaN where sparse heads output exact zeros
             "diag.entropy": (-torch.special.xlogy(probs, probs).sum(dim=-1)).mean().item(),
         }
-        if ctx.objective is not None and callable(getattr(ctx.objective, "g_loss", None)):
+        if ctx.objective is not None and scores_only(ctx.objective):
             precision = str(getattr(ctx.config, "precision", "fp32")) if ctx.config is not None else "fp32"
             # a relativistic G loss judges its samples against real ones: it gets the real batch's scores
-            real_given = real_logits[: self.grad_samples] if takes_real_scores(ctx.objective) else None
             norms = generator_gradient_norms(ctx.objective, head, ctx.discriminator, fake[: self.grad_samples],
-                                             precision, real_given,
+                                             precision, real_logits[: self.grad_samples],
                                              fake_y[: self.grad_samples] if labelled else None)
             out["diag.g_grad_norm"] = norms.mean().item()
             out["diag.g_grad_zero"] = (norms == 0).float().mean().item()
         return out
 
 
+def scores_only(objective: Any) -> bool:
+    """Does the objective's G loss read D's scores alone (not AC-GAN's classes, not InfoGAN's Q)?"""
+    return not getattr(objective, "predicts_classes", False) and not hasattr(objective, "auxiliary_network")
+
+
 def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: torch.Tensor,
                              precision: str = "fp32", real_logits: torch.Tensor | None = None,
                              labels: torch.Tensor | None = None) -> torch.Tensor:
-    """(B,) L2 norms of ∇_x of each sample's generator loss.
+    """(B,) L2 norms of ∇_x of each sample's generator loss (``generator_loss`` on a step that knows the
+    scores of ``x`` and of the real batch, ``real_logits``).
 
-    ``g_loss`` is a batch mean, so it is scaled by B to give each sample's own
+    The G loss is a batch mean, so it is scaled by B to give each sample's own
     gradient (comparable across batch sizes). D runs as the generator sees it in
     training (its current train/eval mode, the run's precision); its buffers
     (batch-norm statistics) are restored afterwards and its parameters get no .grad.
@@ -81,9 +85,9 @@ def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: t
     try:
         with torch.enable_grad(), _autocast(x.device, precision):
             scores = discriminator(x) if labels is None else discriminator(x, labels)
-            value = objective.g_loss(head, scores) if real_logits is None else \
-                objective.g_loss(head, scores, real_logits=real_logits)
-            loss = total_of(value, "loss")[0] * x.shape[0]
+            real = real_logits if real_logits is not None else scores.detach()
+            step = Step.of_scores(head, real, scores, phase="g")
+            loss = total_of(objective.generator_loss(step), "loss")[0] * x.shape[0]
         (grad,) = torch.autograd.grad(loss, x)
     finally:
         with torch.no_grad():

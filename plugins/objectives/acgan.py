@@ -31,6 +31,8 @@ class ACGAN:
     #: (ganlab.train.build.check_conditioning)
     needs_conditional_generator = True
     predicts_classes = True
+    #: per-sample class losses reduced with step.mean: a population stacks it
+    vectorisable = True
 
     def __init__(self, class_weight: float = 1.0, fake_class_loss: bool = True) -> None:
         self.class_weight = float(class_weight)

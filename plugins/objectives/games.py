@@ -2,7 +2,9 @@
 
 Every objective uses only ``head.real_loss`` / ``head.fake_loss`` (and, when
 semi-supervised, ``head.class_loss``), so each head works with each objective and
-sparse heads automatically train with their Fenchel–Young losses.
+sparse heads automatically train with their Fenchel–Young losses. Each is written on the
+step object (``discriminator_loss(step)`` / ``generator_loss(step)``, :class:`ganlab.train.step.Step`)
+and reduces with ``step.mean``, so the same code trains a single run and a population.
 
 Correct two-class game (docs/heads.md, "The seed article's formulas, corrected":
 its §3.2 has the signs wrong): D minimises ``E_x ℓ(z(x); real) + E_z ℓ(z(G(z)); fake)``;
@@ -43,20 +45,25 @@ class Objective:
     def semi_supervised(self) -> bool:
         return self.labeled > 0
 
+    @property
+    def vectorisable(self) -> bool:
+        """A population stacks it, except semi-supervised: each run keeps a labelled subset of its own."""
+        return not self.semi_supervised
+
     # -- the game ---------------------------------------------------------------
-    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
-               real_labels: torch.Tensor | None = None) -> torch.Tensor:
+    def discriminator_loss(self, step: Any) -> torch.Tensor:
         """D's loss: real → "real", fake → "fake", each averaged over its batch.
 
-        ``real_labels`` is ignored on purpose: in semi-supervised mode D sees
+        ``step.real_labels`` are ignored on purpose: in semi-supervised mode D sees
         labels only from the objective's fixed labelled subset.
         """
-        loss = head.real_loss(real_logits).mean() + head.fake_loss(fake_logits).mean()
+        head = step.head
+        loss = step.mean(head.real_loss(step.scores(step.real))) + step.mean(head.fake_loss(step.scores(step.fake)))
         if self.semi_supervised:
             loss = loss + self.class_weight * self.supervised_loss(head)
         return loss
 
-    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def generator_loss(self, step: Any) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- semi-supervised ---------------------------------------------------------
@@ -126,7 +133,7 @@ class Objective:
     def supervised_loss(self, head: Any) -> torch.Tensor:
         """Mean K-way class loss of D on one labelled batch."""
         if self._batches is None:
-            raise RuntimeError(f"loss '{self.name}' is semi-supervised: call setup(run) before d_loss")
+            raise RuntimeError(f"loss '{self.name}' is semi-supervised: call setup(run) before discriminator_loss")
         x, y = _next_batch(self._batches)
         return head.class_loss(self._discriminator(x), y).mean()
 
@@ -155,8 +162,8 @@ class NonSaturating(Objective):
 
     name = "nonsaturating"
 
-    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
-        return head.real_loss(fake_logits).mean()
+    def generator_loss(self, step: Any) -> torch.Tensor:
+        return step.mean(step.head.real_loss(step.scores(step.fake)))
 
 
 class Minimax(Objective):
@@ -168,8 +175,8 @@ class Minimax(Objective):
 
     name = "minimax"
 
-    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
-        return -head.fake_loss(fake_logits).mean()
+    def generator_loss(self, step: Any) -> torch.Tensor:
+        return -step.mean(step.head.fake_loss(step.scores(step.fake)))
 
 
 class MarginObjective:
@@ -183,6 +190,7 @@ class MarginObjective:
     """
 
     name = "margin"
+    vectorisable = True
 
     def check(self, head_name: str, head: Any, data: Any) -> None:
         try:
@@ -199,8 +207,12 @@ class MarginObjective:
         return 1
 
     @staticmethod
-    def score(logits: torch.Tensor) -> torch.Tensor:
-        return logits.reshape(logits.shape[0], -1)[:, 0].float()
+    def score(step: Any, x: torch.Tensor) -> torch.Tensor:
+        """D's single score of each sample of ``x`` (the first of its logits), in float32."""
+        return step.scores(x).flatten(1)[:, 0].float()
+
+    def generator_loss(self, step: Any) -> torch.Tensor:
+        return -step.mean(self.score(step, step.fake))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -211,12 +223,9 @@ class Hinge(MarginObjective):
 
     name = "hinge"
 
-    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
-               real_labels: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.relu(1 - self.score(real_logits)).mean() + torch.relu(1 + self.score(fake_logits)).mean()
-
-    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
-        return -self.score(fake_logits).mean()
+    def discriminator_loss(self, step: Any) -> torch.Tensor:
+        return step.mean(torch.relu(1 - self.score(step, step.real))) + \
+            step.mean(torch.relu(1 + self.score(step, step.fake)))
 
 
 class LeastSquares(MarginObjective):
@@ -224,12 +233,12 @@ class LeastSquares(MarginObjective):
 
     name = "least-squares"
 
-    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
-               real_labels: torch.Tensor | None = None) -> torch.Tensor:
-        return 0.5 * (self.score(real_logits) - 1).pow(2).mean() + 0.5 * self.score(fake_logits).pow(2).mean()
+    def discriminator_loss(self, step: Any) -> torch.Tensor:
+        return 0.5 * step.mean((self.score(step, step.real) - 1).pow(2)) + \
+            0.5 * step.mean(self.score(step, step.fake).pow(2))
 
-    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.score(fake_logits) - 1).pow(2).mean()
+    def generator_loss(self, step: Any) -> torch.Tensor:
+        return 0.5 * step.mean((self.score(step, step.fake) - 1).pow(2))
 
 
 class Wasserstein(MarginObjective):
@@ -241,12 +250,8 @@ class Wasserstein(MarginObjective):
 
     name = "wasserstein"
 
-    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
-               real_labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.score(fake_logits).mean() - self.score(real_logits).mean()
-
-    def g_loss(self, head: Any, fake_logits: torch.Tensor) -> torch.Tensor:
-        return -self.score(fake_logits).mean()
+    def discriminator_loss(self, step: Any) -> torch.Tensor:
+        return step.mean(self.score(step, step.fake)) - step.mean(self.score(step, step.real))
 
     def check_regularizers(self, names: list[str]) -> None:
         if not {"gp", "weight-clip"} & set(names):
@@ -273,24 +278,26 @@ class Relativistic:
     this is RaSGAN exactly; with a two-class head the difference of score vectors is a
     difference of margins, so each head trains with its own loss of it (softmax: the
     logistic loss again; sparsemax and entmax: their Fenchel–Young losses), and the heads
-    differ. G's loss needs the real batch's scores: ``g_loss`` takes ``real_logits``.
+    differ. G's loss needs the real batch's scores too (of the last D update's batch; D is frozen
+    in the G update, so they are constants), scored before the fakes.
     """
 
     name = "relativistic"
+    vectorisable = True
 
-    def d_loss(self, head: Any, real_logits: torch.Tensor, fake_logits: torch.Tensor,
-               real_labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self._game(head, real_logits, fake_logits)
+    def discriminator_loss(self, step: Any) -> torch.Tensor:
+        return self._game(step, step.scores(step.real), step.scores(step.fake))
 
-    def g_loss(self, head: Any, fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
-        return self._game(head, fake_logits, real_logits)
+    def generator_loss(self, step: Any) -> torch.Tensor:
+        real = step.scores(step.real).detach()
+        return self._game(step, step.scores(step.fake), real)
 
     @staticmethod
-    def _game(head: Any, judged_real: torch.Tensor, judged_fake: torch.Tensor) -> torch.Tensor:
+    def _game(step: Any, judged_real: torch.Tensor, judged_fake: torch.Tensor) -> torch.Tensor:
         """The loss of calling ``judged_real`` real and ``judged_fake`` fake, each against the other's mean."""
-        real_rel = judged_real - judged_fake.mean(dim=0, keepdim=True)
-        fake_rel = judged_fake - judged_real.mean(dim=0, keepdim=True)
-        return head.real_loss(real_rel).mean() + head.fake_loss(fake_rel).mean()
+        real_rel = judged_real - step.batch_mean(judged_fake)
+        fake_rel = judged_fake - step.batch_mean(judged_real)
+        return step.mean(step.head.real_loss(real_rel)) + step.mean(step.head.fake_loss(fake_rel))
 
     def __repr__(self) -> str:
         return "Relativistic()"

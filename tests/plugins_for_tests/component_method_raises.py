@@ -30,11 +30,11 @@ class CheckRaises:
     def check(self, head_name: str, head: Any, data: Any) -> None:
         raise KeyError("labels")
 
-    def d_loss(self, head: Any, real_logits: Any, fake_logits: Any, real_labels: Any) -> Any:
-        return self.base.d_loss(head, real_logits, fake_logits, real_labels)
+    def discriminator_loss(self, step: Any) -> Any:
+        return self.base.discriminator_loss(step)
 
-    def g_loss(self, head: Any, fake_logits: Any) -> Any:
-        return self.base.g_loss(head, fake_logits)
+    def generator_loss(self, step: Any) -> Any:
+        return self.base.generator_loss(step)
 
 
 class LoadExits:

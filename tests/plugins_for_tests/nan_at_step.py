@@ -32,15 +32,17 @@ class NanAtStep:
     def _poison(self) -> float:
         return float("nan") if self.value == "nan" else float("inf")
 
-    def d_loss(self, head: Any, real_logits: Any, fake_logits: Any, real_labels: Any) -> Any:
-        loss = self.base.d_loss(head, real_logits, fake_logits, real_labels)
+    vectorisable = True  # a population's replicas share it; target=generator with a seed poisons one
+
+    def discriminator_loss(self, step: Any) -> Any:
+        loss = self.base.discriminator_loss(step)
         ctx = _RUN.get("ctx")
         if self.target == "loss" and ctx is not None and ctx.step + 1 == self.step:
             return loss * self._poison() if self.value == "nan" else loss + self._poison()
         return loss
 
-    def g_loss(self, head: Any, fake_logits: Any) -> Any:
-        return self.base.g_loss(head, fake_logits)
+    def generator_loss(self, step: Any) -> Any:
+        return self.base.generator_loss(step)
 
 
 def _make(step: int, value: str, target: str, seed: int = -1) -> Any:

@@ -9,10 +9,10 @@ recorded as an ordinary MLflow run, a child of the population's parent run.
 On a small CPU the same networks are compute-bound and a population mostly
 saves start-up (docs/benchmarks.md, "Population runs").
 
-What cannot be vectorised runs one seed after another, with a one-line notice
-saying why (``why_sequential``): an architecture that does not declare
-``vectorisable = True``, data streamed from disk, an objective with per-run
-state (the semi-supervised one). Mixed precision with a gradient scaler
-(fp16), ``--compile`` and torchrun are refused in one line: their effect on a
-population is not the single runs' effect.
+The step is the single run's own (``ganlab.train.engine.make_step_functions``), given the
+stacked networks and every replica's rows. What cannot be stacked is one declared list
+(``setup.why_sequential``: a component lacking its declared capability, or data streamed from
+disk); such a population runs its seeds one after another, saying why in one line. Mixed
+precision with a gradient scaler (fp16), ``--compile`` and torchrun are refused in one line:
+their effect on a population is not the single runs' effect.
 """

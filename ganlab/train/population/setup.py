@@ -33,33 +33,31 @@ def check_population(config: RunConfig) -> list[int]:
 
 
 def why_sequential(built: Any) -> str | None:
-    """Why this run's replicas cannot be stacked, or None when they can."""
+    """Why this run's replicas cannot be stacked, or None when they can: the one declared list.
+
+    A population trains the single run's step (``ganlab.train.engine.make_step_functions``) on the
+    stacked networks, so every kind of run is stacked whose components declare that they can be: an
+    architecture whose networks run under ``vmap``, the plain Gaussian drawn per replica, an objective and
+    penalties that reduce with ``step.mean`` and keep no state of their own per run, elementwise
+    optimisers; and data held in memory. Anything else trains its seeds one after another, said in one line.
+    """
     from ganlab.data import TensorData
 
-    arch = built.config.name_of("arch")
-    if not getattr(built.architecture, "vectorisable", False):
-        return (f"architecture '{arch}' does not declare vectorisable = True "
-                "(docs/plugins.md, \"Population runs\")")
-    if not getattr(built.latent, "standard_normal", False):
-        return f"latent '{built.config.name_of('latent')}' is not the plain Gaussian the stacked replicas draw"
-    if getattr(built, "conditioning", None) is not None:
-        return f"architecture '{arch}' is conditional (the stacked replicas are not called with labels)"
+    name = built.config.name_of
+    declared = [
+        ("architecture", name("arch"), built.architecture, "vectorisable", "its networks run under vmap"),
+        ("latent", name("latent"), built.latent, "standard_normal", "each replica draws z ~ N(0, I) from its own "
+                                                                   "stream"),
+        ("loss", name("loss"), built.objective, "vectorisable", "its terms reduce with step.mean, and it keeps no "
+                                                              "state of its own for each run"),
+        *(("optimizer", n, made, "elementwise", "one optimiser over the stacked weights must update each replica "
+                                                 "as its own would") for n, made in built.optimizers.items()),
+        *(("regularizer", r.name, r.made, "vectorisable", "its penalty must reduce with step.mean to give one "
+                                                          "value per replica") for r in built.regularizers if r.penalises),
+    ]
+    for kind, component, made, capability, meaning in declared:
+        if not getattr(made, capability, False):
+            return f"{kind} '{component}' does not declare {capability} = True ({meaning})"
     if not isinstance(built.data, TensorData):
-        return f"dataset '{built.config.name_of('dataset')}' is streamed from disk, not held in memory"
-    if getattr(built.objective, "semi_supervised", False) or getattr(built.objective, "vectorisable", True) is False:
-        return f"loss '{built.config.name_of('loss')}' keeps state of its own for each run"
-    from ganlab.train.step import written_on_step
-
-    if written_on_step(built.objective):  # a single run trains the step-object methods: so must its replica
-        return f"loss '{built.config.name_of('loss')}' is written on the step object, not on scores"
-    for name, made in built.optimizers.items():
-        if not getattr(made, "elementwise", False):
-            return (f"optimizer '{name}' does not declare elementwise = True (one optimiser over the stacked "
-                    "weights must update each replica as its own would)")
-    for r in built.regularizers:
-        if r.penalises and not getattr(r.made, "vectorisable", False):
-            return (f"regularizer '{r.name}' does not declare vectorisable = True (its penalty must reduce "
-                    "with step.mean to give one value per replica)")
+        return f"dataset '{name('dataset')}' is streamed from disk, not held in memory"
     return None
-
-

@@ -58,8 +58,8 @@ class ReplicaRandomness:
         self._local = threading.local()
 
     def normal(self, rows: int, columns: int, device: Any) -> torch.Tensor:
-        """(N, rows, columns) standard normal noise, replica i's from its own generator."""
-        return torch.stack([torch.randn(rows, columns, generator=g, device=device) for g in self.generators])
+        """(N * rows, columns) standard normal noise, replica i's rows from its own generator."""
+        return torch.cat([torch.randn(rows, columns, generator=g, device=device) for g in self.generators])
 
     def bernoulli_masks(self, shape: Sequence[int], keep: float, dtype: torch.dtype, device: Any) -> torch.Tensor:
         """(N, *shape) dropout masks scaled by 1/keep, drawn as torch's CPU dropout draws them."""
@@ -143,7 +143,7 @@ class StackedNetwork:
         self.device = next(iter(params.values())).device
         _replay_dropout(template, randomness)
         self.template = template
-        self._call = vmap(self._one, in_dims=(0, 0, 0, 0), randomness="different")
+        self._call = vmap(self._one, randomness="different")
         self._plans: dict[Any, list[tuple[tuple[int, ...], torch.dtype, float]]] = {}
         for i, module in enumerate(self.modules):
             view_slice(module, self.params, self.buffers, i)
@@ -152,18 +152,20 @@ class StackedNetwork:
         return len(self.modules)
 
     def _one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], masks: list[torch.Tensor],
-             x: torch.Tensor) -> torch.Tensor:
+             *inputs: torch.Tensor) -> torch.Tensor:
         with self.randomness.replaying(masks):
-            return functional_call(self.template, (params, buffers), (x,))
+            return functional_call(self.template, (params, buffers), inputs)
 
-    def __call__(self, x: torch.Tensor, frozen: bool = False) -> torch.Tensor:
-        """All replicas on (N, B, ...) inputs; ``frozen``: no gradient to the weights (inputs still get one)."""
-        masks = [self.randomness.bernoulli_masks(shape, 1.0 - p, dtype, x.device) for shape, dtype, p in self.plan(x)]
-        params = {k: v.detach() for k, v in self.params.items()} if frozen else self.params
-        return self._call(params, self.buffers, masks, x)
+    def __call__(self, x: torch.Tensor, *labels: torch.Tensor) -> torch.Tensor:
+        """All replicas on their rows of ``x`` (and of a conditional network's labels): N groups of rows one
+        after another, replica i's the i-th; the outputs are rows in the same order."""
+        inputs = [t.unflatten(0, (len(self), -1)) for t in (x, *labels)]
+        masks = [self.randomness.bernoulli_masks(shape, 1.0 - p, dtype, x.device)
+                 for shape, dtype, p in self.plan(*inputs)]
+        return self._call(self.params, self.buffers, masks, *inputs).flatten(0, 1)
 
-    def plan(self, x: torch.Tensor) -> list[tuple[tuple[int, ...], torch.dtype, float]]:
-        """The dropout calls one replica's forward makes on an input like ``x[0]``: shape, dtype, p, in order.
+    def plan(self, x: torch.Tensor, *labels: torch.Tensor) -> list[tuple[tuple[int, ...], torch.dtype, float]]:
+        """The dropout calls one replica's forward makes on inputs like ``x[0]``: shape, dtype, p, in order.
 
         Found once per input shape by a forward of a copy of replica 0 (nothing
         of the population changes, no replica's generator is drawn from).
@@ -174,7 +176,7 @@ class StackedNetwork:
             with torch.no_grad(), self.randomness.recording(calls):
                 params = {k: v[0].detach().clone() for k, v in self.params.items()}
                 buffers = {k: v[0].clone() for k, v in self.buffers.items()}
-                functional_call(self.template, (params, buffers), (x[0].detach(),))
+                functional_call(self.template, (params, buffers), (x[0].detach(), *(y[0] for y in labels)))
             self._plans[key] = calls
         return self._plans[key]
 

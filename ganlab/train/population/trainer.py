@@ -4,9 +4,12 @@ Every replica starts as an ordinary single run (``ganlab.train.build.build``
 and ``ganlab.train.engine.Trainer`` with its own seed): the same
 initialisation, data, fixed noise, metrics and context. ``PopulationTrainer``
 then stacks the replicas' networks (``stacked.StackedNetwork``) and trains
-them together; each replica draws its noise and dropout masks from its own
-generator, which holds the state the global generator of the single run would
-have, so replica i follows the single run with seed i (tests/test_population.py).
+them with the single run's own step (``ganlab.train.engine.make_step_functions``
+and ``train_step``), given the stacked networks and every replica's rows one
+after another; each replica draws its noise, labels, augmentations and dropout
+masks from its own generator, which holds the state the global generator of the
+single run would have, so replica i follows the single run with seed i
+(tests/test_population.py).
 
 Hooks are called once per replica with that replica's context: a plugin sees
 N ordinary runs. Sampling, evaluation and checkpoints go through each
@@ -15,27 +18,20 @@ replica's own ``Trainer`` methods, so they are exactly a single run's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.func import vmap
 
 from ganlab.errors import GanlabError
 from ganlab.plugins import PluginManager
-from ganlab.train.build import (
-    Built,
-    composed_augmentation,
-    make_optimizer,
-    scores_samples_independently,
-)
-from ganlab.train.engine import AbortedRun, Diverged, Interrupted, OutOfMemory, Trainer
+from ganlab.train.build import Built, composed_augmentation, make_optimizer
+from ganlab.train.engine import (AbortedRun, Diverged, Interrupted, OutOfMemory, Trainer, make_step_functions,
+                                 named_losses, train_step)
 from ganlab.train.population.optim import ReplicaOptimizer
 from ganlab.train.averaging import blend
 from ganlab.train.population.stacked import ReplicaRandomness, StackedNetwork, stack_replicas, view_slice
 from ganlab.train.signals import Aborted, GracefulStop
-from ganlab.train.schedule import set_rates
-from ganlab.train.step import takes_real_scores
 
 
 class ReplicaTrainer(Trainer):
@@ -87,44 +83,6 @@ def _take_generator_state(rng: dict[str, Any], device: torch.device) -> torch.Te
     return rng["torch"]
 
 
-class ReplicaLosses:
-    """The objective's loss for every replica: vectorised where the head and objective allow it.
-
-    ``vmap`` runs the objective's code once for all replicas. A head built on an
-    ``autograd.Function`` without a vmap rule (the entmax package's maps) cannot
-    be vectorised; then the loss is computed replica by replica, which gives the
-    same values at the cost of N calls. The choice is made at the first call.
-    """
-
-    def __init__(self, loss: Callable[..., torch.Tensor]) -> None:
-        self.loss = loss
-        self.vectorised: bool | None = None
-
-    def __call__(self, *args: torch.Tensor | None) -> torch.Tensor:
-        if self.vectorised is not False:
-            in_dims = tuple(None if a is None else 0 for a in args)
-            try:
-                values = vmap(self.loss, in_dims=in_dims)(*args)
-                self.vectorised = True
-                return values
-            except Exception:
-                if self.vectorised:
-                    raise
-                self.vectorised = False
-        n = next(a for a in args if a is not None).shape[0]
-        values = [self.loss(*(None if a is None else a[i] for a in args)) for i in range(n)]
-        if isinstance(values[0], dict):  # named terms: each stacked over the replicas
-            return {key: torch.stack([v[key] for v in values]) for key in values[0]}
-        return torch.stack(values)
-
-
-def split_terms(values: Any, prefix: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """An objective's per-replica result as (total per replica, named terms ``prefix.NAME``)."""
-    if isinstance(values, dict):
-        return sum(values.values()), {f"{prefix}.{k}": v for k, v in values.items()}  # type: ignore[return-value]
-    return values, {}
-
-
 class PopulationTrainer:
     """Trains the replicas together; each is recorded, sampled, evaluated and checkpointed as its own run."""
 
@@ -151,16 +109,12 @@ class PopulationTrainer:
         self.average = StackedAverage(self.G, [r.average.module for r in self.replicas], self.config) \
             if self.replicas[0].average is not None else None
         self.x, self.y, self.offsets = _population_data([r.b.data for r in self.replicas])
-        self.one_d_call = scores_samples_independently(first.architecture)
-        head, objective = first.head, first.objective
-        self.head = head
-        self.d_losses = ReplicaLosses(lambda r, f, y: objective.d_loss(head, r, f, y))
-        self.with_real = takes_real_scores(objective)
-        self.g_losses = ReplicaLosses((lambda f, r: objective.g_loss(head, f, real_logits=r)) if self.with_real
-                                      else (lambda f: objective.g_loss(head, f)))
+        self.n, self.latent, self.conditioning = len(self.replicas), first.config.latent_dim, first.conditioning
         self.regularizers = first.regularizers
-        self.penalties = [r for r in first.regularizers if r.penalises]
         self.augment = composed_augmentation(first.augmentations)
+        self.scaler_d = self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=False)  # fp16 is refused
+        self.d_trainable = self.D.parameters()
+        self.d_loss_fn, self.g_loss_fn = make_step_functions(first, population=self)
         self.stop = GracefulStop()
         self.step = self.replicas[0].ctx.step
 
@@ -168,81 +122,46 @@ class PopulationTrainer:
     def active(self) -> list[ReplicaTrainer]:
         return [r for r in self.replicas if not r.ended]
 
-    # ---- one step --------------------------------------------------------
+    # ---- what the single run's step is given instead of a run's networks and streams ----------------
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every replica's batch, as rows one after another (replica i's from its own data order)."""
         idx = torch.stack([r.batches.next_indices() for r in self.replicas])
         rows = (idx + self.offsets).flatten() if self.offsets is not None else idx.flatten()
-        x = self.replicas[0].b.data.expand(self.x.index_select(0, rows).view(*idx.shape, *self.x.shape[1:]))
-        y = self.y.index_select(0, rows).view(idx.shape) if self.y is not None else None
-        return x, y
+        x = self.replicas[0].b.data.expand(self.x.index_select(0, rows))
+        return x, (self.y.index_select(0, rows) if self.y is not None else None)
+
+    def noise(self, n: int) -> torch.Tensor:
+        return self.randomness.normal(n, self.latent, self.device)
+
+    def labels(self, n: int, real_labels: torch.Tensor | None) -> torch.Tensor:
+        """The fakes' classes, replica i's drawn from its own generator (or its real batch's labels)."""
+        real = [None] * self.n if real_labels is None else real_labels.unflatten(0, (self.n, -1))
+        return torch.cat([self.conditioning.draw(n, y, self.device, g) for y, g in zip(real, self.randomness.generators)])
 
     def aug(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, B, ...) inputs of D through the run's augmentations, replica i's drawn from its own generator."""
-        if self.augment is None:
-            return x
-        return torch.stack([self.augment(x[i], g) for i, g in enumerate(self.randomness.generators)])
+        """D's inputs through the run's augmentations, replica i's rows with draws from its own generator."""
+        return torch.cat([self.augment(rows, g) for rows, g in zip(x.unflatten(0, (self.n, -1)),
+                                                                   self.randomness.generators)])
 
-    def uniform(self, lead: Sequence[int]) -> torch.Tensor:
-        """(N, B) U(0, 1), replica i's from its own generator (a gradient penalty's interpolation)."""
-        return torch.stack([torch.rand(tuple(lead[1:]), generator=g, device=self.device)
-                            for g in self.randomness.generators])
+    def uniform(self, rows: int) -> torch.Tensor:
+        """U(0, 1) per row, replica i's from its own generator (a gradient penalty's interpolation)."""
+        return torch.cat([torch.rand((rows // self.n,), generator=g, device=self.device)
+                          for g in self.randomness.generators])
 
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        from ganlab.train.runtime import autocast
-        from ganlab.train.step import Step
+    def join(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Each replica's rows of ``a`` followed by its rows of ``b`` (one D call on both)."""
+        return torch.cat((a.unflatten(0, (self.n, -1)), b.unflatten(0, (self.n, -1))), dim=1).flatten(0, 1)
 
-        cfg, device = self.config, self.device
-        set_rates(((self.opt_d, cfg.lr_d), (self.opt_g, cfg.lr_g)), cfg.lr_schedule, self.step, cfg.steps)
-        step = self.step + 1
-        terms: dict[str, torch.Tensor] = {}
-        for d_step in range(cfg.d_steps):
-            real, labels = self.next_batch()
-            self.opt_d.zero_grad(set_to_none=True)
-            with autocast(device, cfg.precision):
-                noise = self.randomness.normal(real.shape[1], cfg.latent_dim, device)
-                with torch.no_grad():
-                    fake = self.G(noise)
-                if self.one_d_call:
-                    scores = self.D(self.aug(torch.cat((real, fake.to(real.dtype)), dim=1)))
-                    real_scores, fake_scores = scores.split(real.shape[1], dim=1)
-                else:
-                    real_scores, fake_scores = self.D(self.aug(real)), self.D(self.aug(fake))
-                d_losses, terms = split_terms(self.d_losses(real_scores, fake_scores, labels), "loss.d")
-                due = [r for r in self.penalties if r.due(step)]
-                if due:
-                    state = Step(phase="d", number=step, d_step=d_step, real=real, real_labels=labels, noise=noise,
-                                 fake=fake, discriminator=self.D, head=self.head,
-                                 augment=self.aug if self.augment is not None else None,
-                                 uniform=self.uniform, population=True)
-                    state.remember(real, real_scores)
-                    state.remember(fake, fake_scores)
-                    terms = terms or {"loss.d.adv": d_losses}
-                    for r in due:
-                        terms[f"loss.d.{r.name}"] = (r.weight * r.every) * r.made.penalty(state)
-                    d_losses = sum(terms.values())  # type: ignore[assignment]
-            d_losses.sum().backward()
-            self.opt_d.step()
-            self.after_d_update()
-            for replica in self.active():
-                self.plugins.notify("on_after_d_step", ctx=replica.ctx, step=step, d_step=d_step,
-                                    loss=d_losses[replica.index].detach())
-        self.opt_g.zero_grad(set_to_none=True)
-        with autocast(device, cfg.precision):
-            fake = self.G(self.randomness.normal(cfg.batch_size, cfg.latent_dim, device))
-            if self.with_real:
-                with torch.no_grad():
-                    real_scores = self.D(self.aug(real), frozen=True)
-                g_losses, g_terms = split_terms(self.g_losses(self.D(self.aug(fake), frozen=True), real_scores),
-                                                "loss.g")
-            else:
-                g_losses, g_terms = split_terms(self.g_losses(self.D(self.aug(fake), frozen=True)), "loss.g")
-        g_losses.sum().backward()
-        self.opt_g.step()
+    def part(self, both: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+        return tuple(half.flatten(0, 1) for half in both.unflatten(0, (self.n, -1)).split(n, dim=1))
+
+    def notify(self, hook: str, loss: torch.Tensor, **kwargs: Any) -> None:
         for replica in self.active():
-            self.plugins.notify("on_after_g_step", ctx=replica.ctx, step=step, loss=g_losses[replica.index].detach())
-        if self.average is not None:
-            self.average.update(step)
-        return d_losses.detach(), g_losses.detach(), {k: v.detach() for k, v in {**terms, **g_terms}.items()}
+            self.plugins.notify(hook, ctx=replica.ctx, loss=loss[replica.index], **kwargs)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """The single run's step on every replica at once: each loss holds one value per replica."""
+        return named_losses(*train_step(self, self.step + 1))
 
     def after_d_update(self) -> None:
         """Regularisers acting on D's weights (WGAN's clipping), on each replica's D: its parameters are
@@ -314,7 +233,8 @@ class PopulationTrainer:
     def _loop(self) -> None:
         cfg = self.config
         while self.step < cfg.steps and self.active():
-            d_losses, g_losses, terms = self.train_step()
+            losses = self.train_step()
+            d_losses, g_losses = losses["loss.d"], losses["loss.g"]
             self.step += 1
             step = self.step
             last = step == cfg.steps
@@ -323,9 +243,8 @@ class PopulationTrainer:
             if step % cfg.log_every == 0 or last:
                 self.check_finite(d_losses, g_losses, step)
             for replica in self.active():
-                losses = {"loss.d": d_losses[replica.index], "loss.g": g_losses[replica.index],
-                          **{k: v[replica.index] for k, v in terms.items()}}
-                self.plugins.notify("on_step_end", ctx=replica.ctx, step=step, losses=losses)
+                self.plugins.notify("on_step_end", ctx=replica.ctx, step=step,
+                                    losses={k: v[replica.index] for k, v in losses.items()})
             if last or (cfg.sample_every and step % cfg.sample_every == 0):
                 for replica in self.active():
                     self.plugins.notify("on_samples", ctx=replica.ctx, step=step, samples=replica.samples())

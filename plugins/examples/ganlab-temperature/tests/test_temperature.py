@@ -83,8 +83,11 @@ def test_hinge_losses(registry):
     head, hinge = make(registry, "head", "sigmoid"), make(registry, "loss", "margin-hinge")
     real, fake = torch.tensor([[2.0], [0.5]]), torch.tensor([[-2.0], [0.5]])
     # relu(1 - t) on real: (0 + 0.5) / 2; relu(1 + t) on fake: (0 + 1.5) / 2
-    assert hinge.d_loss(head, real, fake, None).item() == pytest.approx(1.0, abs=1e-5)
-    assert hinge.g_loss(head, fake).item() == pytest.approx(0.75, abs=1e-5)
+    from ganlab.train.step import Step
+
+    d_step, g_step = Step.of_scores(head, real, fake), Step.of_scores(head, real, fake, phase="g")
+    assert hinge.discriminator_loss(d_step).item() == pytest.approx(1.0, abs=1e-5)
+    assert hinge.generator_loss(g_step).item() == pytest.approx(0.75, abs=1e-5)
 
 
 def test_moons_are_scaled_labelled_and_seeded(registry):

@@ -25,6 +25,8 @@ to the objectives that use the heads' own losses (nonsaturating, minimax).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -35,18 +37,22 @@ def margin(head: object, logits: torch.Tensor) -> torch.Tensor:
 
 
 class Hinge:
-    """Hinge loss for D, the critic-style linear loss for G."""
+    """Hinge loss for D, the critic-style linear loss for G, written on the step object (hookspec 2.0).
+
+    Reduced with ``step.mean``, so a population stacks it (``vectorisable``).
+    """
+
+    vectorisable = True
 
     def __init__(self, margin: float = 1.0) -> None:
         self.margin = float(margin)
 
-    def d_loss(self, head: object, real_logits: torch.Tensor, fake_logits: torch.Tensor,
-               real_labels: torch.Tensor | None = None) -> torch.Tensor:
-        return (F.relu(self.margin - margin(head, real_logits)).mean()
-                + F.relu(self.margin + margin(head, fake_logits)).mean())
+    def discriminator_loss(self, step: Any) -> torch.Tensor:
+        real, fake = margin(step.head, step.scores(step.real)), margin(step.head, step.scores(step.fake))
+        return step.mean(F.relu(self.margin - real)) + step.mean(F.relu(self.margin + fake))
 
-    def g_loss(self, head: object, fake_logits: torch.Tensor) -> torch.Tensor:
-        return -margin(head, fake_logits).mean()
+    def generator_loss(self, step: Any) -> torch.Tensor:
+        return -step.mean(margin(step.head, step.scores(step.fake)))
 
     def __repr__(self) -> str:
         return f"Hinge(margin={self.margin})"
