@@ -97,7 +97,7 @@ def test_float32_dcgan_replicas_start_on_their_single_runs(head: str) -> None:
 
 @pytest.mark.parametrize("settings", [
     {"loss": "minimax"}, {"loss": "relativistic", "head": {"name": "entmax"}}, {"loss": "hinge"},
-    {"loss": "least-squares"}, {"loss": "wasserstein", "reg": "gp"}, {"d_steps": 2, "ema": 0.9},
+    {"loss": "least-squares"}, {"loss": "wasserstein", "reg": "gp"}, {"d_steps": 2, "ema": 0.9}, {"pack": 2},
 ], ids=lambda s: "-".join(str(v if not isinstance(v, dict) else v["name"]) for v in s.values()))
 def test_every_objective_trains_the_single_runs_step_per_replica(settings: dict[str, Any]) -> None:
     """A population is the single run's step on stacked networks: every built-in objective (written on the
