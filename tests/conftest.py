@@ -252,10 +252,22 @@ def run_cli(args: list[str], cwd: Path | None = None, env: dict[str, str] | None
 
 
 def cli_in_process(args: list[str]) -> int:
-    """Run the CLI in this process (faster: torch and mlflow are already imported)."""
-    from ganlab.cli.app import main
+    """Run the CLI in this process (faster: torch and mlflow are already imported).
 
-    return main(list(args))
+    Its runs' record writer serves from a thread here, not a process of its own (which would import
+    MLflow again, seconds each), unless the test set GANLAB_RECORD_WRITER=process: a test of the
+    writer process itself asks for it, or runs ganlab in a subprocess.
+    """
+    from ganlab.cli.app import main
+    from ganlab.record.store_process import WRITER_ENV
+
+    if WRITER_ENV in os.environ:
+        return main(list(args))
+    os.environ[WRITER_ENV] = "thread"
+    try:
+        return main(list(args))
+    finally:
+        os.environ.pop(WRITER_ENV, None)
 
 
 def run_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -90,6 +90,7 @@ def test_a_run_names_another_store_in_its_hints_and_verbose_lets_mlflow_speak(
     # A fresh store, with GANLAB_VERBOSE=1: MLflow's own first-run messages come through (from the
     # record writer, a child process: hence capfd), so the quiet first runs above are quiet by design.
     monkeypatch.setenv("GANLAB_VERBOSE", "1")
+    monkeypatch.setenv("GANLAB_RECORD_WRITER", "process")  # what is tested: the writer process's own messages
     assert cli_inproc(["run", *FAST, "--steps", "2", "--tracking-uri", "sqlite:///other/runs.db"]) == 0
     err = capfd.readouterr().err
     assert "Creating initial MLflow database tables" in err

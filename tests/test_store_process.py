@@ -31,13 +31,29 @@ def store(workdir: Path, store_uri: str):
     handle.close()
 
 
+@pytest.fixture(params=["process", "thread"])
+def any_store(request: pytest.FixtureRequest, workdir: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch):
+    """The writer as a process (the default) and as a thread of this process (GANLAB_RECORD_WRITER=thread,
+    the test suite's in-process runs): the record must be the same."""
+    from ganlab.record.store import tracking_uri
+    from ganlab.record.store_process import WRITER_ENV
+
+    monkeypatch.setenv(WRITER_ENV, request.param)
+    handle = StoreProcess(tracking_uri(store_uri))
+    assert isinstance(handle.process, subprocess.Popen) == (request.param == "process")
+    yield handle
+    handle.close()
+    assert handle.process.poll() == 0, "the writer ended once its pipe closed"
+
+
 def start(store: StoreProcess, params: dict[str, str] | None = None) -> str:
     run_id, artifact_uri = store.call("start_run", "store-tests", "a-run", {"ganlab.test": "yes"}, params or {})
     assert artifact_uri.startswith("file://")
     return run_id
 
 
-def test_a_whole_record_reads_back(store: StoreProcess, mlflow_client) -> None:
+def test_a_whole_record_reads_back(any_store: StoreProcess, mlflow_client) -> None:
+    store = any_store
     params = {f"p{i:03d}": str(i) for i in range(150)}  # more than MLflow takes in one batch
     run_id = start(store, params)
     metrics = [("loss.d", float(step) / 7, 1_700_000_000_000 + step, step) for step in range(2500)]
@@ -62,7 +78,8 @@ def test_a_whole_record_reads_back(store: StoreProcess, mlflow_client) -> None:
     assert json.loads((local / "data_card" / "data_card.json").read_text()) == {"size": 3}
 
 
-def test_a_failed_operation_is_raised_in_one_line_by_the_next_call(store: StoreProcess) -> None:
+def test_a_failed_operation_is_raised_in_one_line_by_the_next_call(any_store: StoreProcess) -> None:
+    store = any_store
     run_id = start(store)
     store.send("log_batch", "0" * 32, [("x", 1.0, 0, 0)])  # no such run: fails in the worker, later
     with pytest.raises(TrackingError) as caught:

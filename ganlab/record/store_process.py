@@ -56,6 +56,52 @@ def _widen_pipe(fd: int) -> None:
         pass
 
 
+#: ``GANLAB_RECORD_WRITER=thread``: the writer serves from a thread of this process instead. For a
+#: process that has imported MLflow anyway and runs many short runs (the test suite's in-process runs):
+#: it saves starting a process and importing MLflow there (seconds each). Everything else about the
+#: record is the same; what a thread cannot give is the separate process's signal immunity, core and
+#: kill-ability, so anything that tests those uses the default.
+WRITER_ENV = "GANLAB_RECORD_WRITER"
+
+
+class _WriterThread:
+    """The record writer as a thread of this process, behind the part of ``subprocess.Popen`` used here."""
+
+    def __init__(self, request_read: int, reply_write: int) -> None:
+        import threading
+
+        self.returncode: int | None = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._serve, args=(request_read, reply_write), daemon=True,
+                                        name="ganlab-record-writer")
+        self._thread.start()
+
+    def _serve(self, request_read: int, reply_write: int) -> None:
+        from ganlab.record.store_worker import serve
+
+        requests = Connection(request_read, writable=False)
+        replies = Connection(reply_write, readable=False)
+        try:
+            serve(requests, replies)
+        finally:  # closing its ends is the "process exit" the other side sees
+            requests.close()
+            replies.close()
+            self.returncode = 0
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self._abandoned:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise subprocess.TimeoutExpired("ganlab record writer thread", timeout or 0)
+        return self.returncode
+
+    def kill(self) -> None:
+        self._abandoned = True  # a thread cannot be killed: it ends after the operation it is in
+
+
 class StoreProcess:
     """The training process's handle on the process that writes the record."""
 
@@ -73,6 +119,10 @@ class StoreProcess:
         self._log = None if os.environ.get("GANLAB_VERBOSE", "") == "1" else tempfile.TemporaryFile()
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
+        if os.environ.get(WRITER_ENV) == "thread":
+            self.process: Any = _WriterThread(request_read, reply_write)
+            self._connect(request_write, reply_read)
+            return
         package_root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
         try:
@@ -88,10 +138,13 @@ class StoreProcess:
             raise TrackingError(f"cannot start the process that writes the MLflow record: {exc}") from None
         os.close(request_read)  # the worker's ends: its exit must be seen as end of file here
         os.close(reply_write)
+        self._connect(request_write, reply_read)
+
+    def _connect(self, request_write: int, reply_read: int) -> None:
         _widen_pipe(request_write)
         self._requests: Connection | None = Connection(request_write, readable=False)
         self._replies = Connection(reply_read, writable=False)
-        self.send("open", uri)
+        self.send("open", self.uri)
 
     def send(self, operation: str, *args: Any, **kwargs: Any) -> None:
         """Queue an operation; its failure is raised by a later ``send`` or ``call``."""
