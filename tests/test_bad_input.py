@@ -233,6 +233,16 @@ def replaced_artifact(name: str, kind: str) -> Callable[[Path], None]:
     return setup
 
 
+def deleted_run(cwd: Path) -> None:
+    """The case's copy of the store holds the populated run as deleted (`mlflow runs delete`)."""
+    con = sqlite3.connect(cwd / "mlruns" / "mlflow.db")
+    try:
+        con.execute("UPDATE runs SET lifecycle_stage = 'deleted'")
+        con.commit()
+    finally:
+        con.close()
+
+
 #: a third-party dataset whose labels run past its class count: the engine's contract check refuses it
 OFF_BY_ONE_DATASET = """
 import torch
@@ -495,6 +505,10 @@ CASES = [
     Case("sample-generator-dev-zero", ["sample", RUN_ID, "--out", "s.png"],
          ["generator.pt of run", "is a character device, not a regular file"],
          setup=replaced_artifact("generator.pt", "zero")),
+    Case("sample-deleted-run", ["sample", RUN_ID, "--out", "s.png"],
+         ["is deleted; restore it first (mlflow runs restore)"], setup=deleted_run),
+    Case("tracking-server-unreachable", ["run", *TINY_RUN, "--tracking-uri", "http://user:SECRETPW@127.0.0.1:1/"],
+         ["cannot reach the MLflow tracking server at http://user:***@127.0.0.1:1/", "connection refused"]),
 ]
 
 #: broken-but-tolerated: a warning line, and the command carries on (exit 0)
