@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TINY_RING8, TINY_SWEEP_BASE
 from test_resume import SLOW, TINY_RUN, artifacts, ganlab, history, the_run, wait_for
 
 PLUGINS = Path(__file__).parent / "plugins_for_tests"
@@ -26,6 +27,14 @@ RUN = ["run", "--steps", str(STEPS), *TINY_RUN, "--checkpoint-every", "5", "--pl
 ON_A_TERMINAL = ("import fcntl, os, sys, termios\n"
                  "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
                  "os.execv(sys.executable, [sys.executable, '-m', 'ganlab', *sys.argv[1:]])\n")
+
+
+def long_sweep(experiment: str, steps: int, checkpoint_every: int, seeds: list[int], log_every: int = 1) -> str:
+    """A sweep file of tiny ring8 runs that train long enough for a signal to find them training."""
+    base = TINY_SWEEP_BASE.replace("steps = 4\n", f"steps = {steps}\n").replace("log_every = 2\n",
+                                                                                 f"log_every = {log_every}\n")
+    return (f'experiment = "{experiment}"\n{base}checkpoint_every = {checkpoint_every}\nmetrics = "none"\n'
+            f'device = "cpu"\n{TINY_RING8}[grid]\nseed = {seeds}\n')
 
 
 def _killed_by_hangup(run: Any, client: Any) -> int:
@@ -154,11 +163,7 @@ def test_a_signal_a_run_took_too_late_stops_the_runs_after_it() -> None:
 
 @pytest.mark.slow
 def test_sighup_stops_a_parallel_sweep_and_its_jobs(workdir: Path, mlflow_client: Any) -> None:
-    (workdir / "hup.toml").write_text(
-        'experiment = "hup"\n[base]\nsteps = 400\nbatch_size = 16\nlatent_dim = 8\nlog_every = 1\n'
-        'eval_every = 0\nsample_every = 0\ncheckpoint_every = 5\nmetrics = "none"\ndevice = "cpu"\n'
-        '[base.dataset]\nname = "ring8"\n[base.arch]\nname = "mlp"\nhidden_scale = 0.125\n'
-        '[grid]\nseed = [0, 1]\n')
+    (workdir / "hup.toml").write_text(long_sweep("hup", steps=400, checkpoint_every=5, seeds=[0, 1]))
     sweep = ganlab(["sweep", "hup.toml", "--jobs", "2", "--plugin", SLOW], workdir, sleep=0.1)
     deadline = time.monotonic() + 240
     while len(list(workdir.glob("mlruns/artifacts/hup/*/artifacts/checkpoints/step-00000005.pt"))) < 2:
@@ -206,10 +211,7 @@ def test_a_plugin_thread_that_never_ends_does_not_hold_ganlab(workdir: Path, mlf
 
 @pytest.mark.slow
 def test_sighup_stops_a_study_worker_and_its_trial(workdir: Path, mlflow_client: Any) -> None:
-    (workdir / "grid.toml").write_text(
-        'experiment = "hupstudy"\n[base]\nsteps = 20000\nbatch_size = 16\nlatent_dim = 8\nlog_every = 50\n'
-        'eval_every = 0\nsample_every = 0\ncheckpoint_every = 50\nmetrics = "none"\ndevice = "cpu"\n'
-        '[base.dataset]\nname = "ring8"\n[base.arch]\nname = "mlp"\nhidden_scale = 0.125\n[grid]\nseed = [0]\n')
+    (workdir / "grid.toml").write_text(long_sweep("hupstudy", steps=20000, checkpoint_every=50, seeds=[0], log_every=50))
     created = subprocess.run([sys.executable, "-m", "ganlab", "sweep", "grid.toml", "--workers", "0"], cwd=workdir,
                              capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert created.returncode == 0, created.stderr
