@@ -15,10 +15,15 @@ ROOT = Path(__file__).resolve().parent
 # plugins/examples is a separate distribution (its own pyproject.toml), with its own tests.
 _NOT_PLUGINS = ["examples", "examples.*", "tests", "tests.*", "*.tests", "*.tests.*"]
 
-setup(
-    packages=[
+
+def packages() -> list[str]:
+    """Every package the distribution installs (tests/test_example_plugin.py reads it too)."""
+    return [
         *find_packages(str(ROOT), include=["ganlab", "ganlab.*"]),
         "ganlab_plugins",
         *(f"ganlab_plugins.{name}" for name in find_packages(str(ROOT / "plugins"), exclude=_NOT_PLUGINS)),
-    ],
-)
+    ]
+
+
+if __name__ == "__main__":  # as setuptools' build backend runs this file; importing it builds nothing
+    setup(packages=packages())

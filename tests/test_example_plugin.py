@@ -11,6 +11,7 @@ against the installed copy.
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import importlib.util
 import json
 import os
 import shutil
@@ -130,7 +131,10 @@ def test_the_example_packages_own_tests_pass_against_the_installed_copy(installe
 def test_the_example_is_not_part_of_ganlab(cli_inproc, capsys):
     """Only the example's own pyproject declares it: ganlab neither ships nor registers it."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    packages = config["tool"]["setuptools"]["packages"]
+    spec = importlib.util.spec_from_file_location("ganlab_setup", ROOT / "setup.py")
+    setup_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup_py)  # its packages() is what a wheel installs
+    packages = setup_py.packages()
     assert "ganlab_plugins" in packages and not [p for p in packages if "example" in p or "temperature" in p]
     entry_points = config["project"].get("entry-points", {}).get("ganlab", {}).values()
     assert not [value for value in entry_points if "example" in value or "temperature" in value]
