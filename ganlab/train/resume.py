@@ -83,7 +83,11 @@ def resume_run(run_id: str, plugins: Any, tracking_uri: str | None = None, steps
         raise GanlabError(f"run '{run_id}' is deleted; restore it first (mlflow runs restore)")
     if run.info.status == "FINISHED" and steps is None:
         raise GanlabError(f"run '{run_id}' already FINISHED; pass --steps N to train it further")
-    with owning(run):  # before anything reads the checkpoint or touches the record
+    from ganlab.dist import is_main_process
+
+    # before anything reads the checkpoint or touches the record; under torchrun rank 0 alone
+    # writes the record, so it alone owns the run
+    with owning(run) if is_main_process() else contextlib.nullcontext():
         return _resume_owned(find_run(run_id, uri), plugins, uri, steps)
 
 
