@@ -97,7 +97,7 @@ def test_sighup_stops_a_population_like_sigterm(workdir: Path, mlflow_client: An
     assert "Traceback" not in err and "a checkpoint for each of 2 replicas" in err
     runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
     (parent,) = [r for r in runs if "ganlab.population" in r.data.tags]
-    assert parent.info.status == "KILLED"
+    assert parent.info.status == "KILLED" and parent.data.tags["ganlab.killed_by"] == "SIGHUP"
     children = [r for r in runs if r is not parent]
     assert len(children) == 2
     for child in children:
@@ -128,7 +128,7 @@ def test_sighup_between_the_seeds_of_a_sequential_population_ends_its_parent_kil
     assert lines[-1].startswith("ganlab: interrupted by SIGHUP between the seeds") and "1, 2 not trained" in lines[-1]
     runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
     (parent,) = [r for r in runs if "ganlab.population" in r.data.tags]
-    assert parent.info.status == "KILLED"
+    assert parent.info.status == "KILLED" and parent.data.tags["ganlab.killed_by"] == "SIGHUP"
     assert sorted(r.info.status for r in runs if r is not parent) == ["FINISHED"]
 
     env["GANLAB_TEST_LOAD_SLEEP"] = "0"

@@ -146,3 +146,12 @@ class ParentRun:
                   f"{one_line(exc, plain_ganlab_errors=True)}", file=sys.stderr)
         finally:
             release(self.lock)
+
+
+def killed_tags(interrupt: BaseException) -> dict[str, str]:
+    """The parent's tag naming the signal that stopped the population, as its children's say it."""
+    import signal
+
+    from ganlab.record.store_process import signal_name
+
+    return {"ganlab.killed_by": signal_name(int(getattr(interrupt, "signum", signal.SIGINT)))}

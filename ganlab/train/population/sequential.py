@@ -14,7 +14,7 @@ from ganlab.config import RunConfig
 from ganlab.plugins import PluginManager
 from ganlab.train.engine import Interrupted
 from ganlab.train.population.setup import replica_config
-from ganlab.train.population.record import ParentRun
+from ganlab.train.population.record import ParentRun, killed_tags
 
 
 def run_sequentially(config: RunConfig, plugins: PluginManager, seeds: Sequence[int], store: Any,
@@ -29,6 +29,7 @@ def run_sequentially(config: RunConfig, plugins: PluginManager, seeds: Sequence[
     diverged: list[tuple[int, Diverged]] = []
     ended: list[int] = []  # the seeds whose runs ended here
     status = "FAILED"
+    stopped_by: dict[str, str] = {}  # the signal that stopped the population, for its parent's tags
     # Between the seeds (the next one loading its data, building), a signal stops the population at once:
     # its parent ends KILLED, never RUNNING (docs/reliability.md, "Signals").
     with BetweenRuns() as between:
@@ -63,16 +64,17 @@ def run_sequentially(config: RunConfig, plugins: PluginManager, seeds: Sequence[
             between.check()
             status = "FAILED" if len(diverged) == len(seeds) else "FINISHED"  # FINISHED: some seeds did
         except Signalled as exc:
-            status = "KILLED"
+            status, stopped_by = "KILLED", killed_tags(exc)
             resumable = parent is not None and (bool(ended) or resume is not None)
             raise SeedsInterrupted(exc.signum, parent.run_id if resumable else None,
                                    [s for s in seeds if s not in ended]) from None
-        except (Interrupted, KeyboardInterrupt):
-            status = "KILLED"
+        except (Interrupted, KeyboardInterrupt) as exc:
+            status, stopped_by = "KILLED", killed_tags(exc)
             raise
         finally:
             if parent is not None:
                 tags = {"ganlab.population.diverged": ",".join(str(s) for s, _ in diverged)} if diverged else {}
+                tags.update(stopped_by)
                 with GracefulStop(doing="closing the population's record first"):
                     parent.end(status, tags)
     if diverged:

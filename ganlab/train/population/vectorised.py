@@ -12,7 +12,7 @@ from ganlab.plugins import PluginManager
 from ganlab.train.build import Built
 from ganlab.train.memory import check_step
 from ganlab.train.population.setup import replica_config
-from ganlab.train.population.record import ByReplica, ParentRun, PopulationProgress
+from ganlab.train.population.record import ByReplica, ParentRun, PopulationProgress, killed_tags
 from ganlab.train.engine import Interrupted
 from ganlab.train.population.trainer import PopulationDiverged, PopulationTrainer, ReplicaTrainer
 
@@ -91,8 +91,8 @@ def _fit(population: PopulationTrainer, parent: ParentRun | None, trackers: Sequ
         status = "FAILED" if len(exc.seeds) == exc.total else "FINISHED"  # FINISHED: some replicas did
         tags = {"ganlab.population.diverged": ",".join(str(s) for s in exc.seeds)}
         raise
-    except (Interrupted, KeyboardInterrupt):
-        status = "KILLED"
+    except (Interrupted, KeyboardInterrupt) as exc:
+        status, tags = "KILLED", killed_tags(exc)
         raise
     finally:
         failures = [t.failure for t in trackers if t.failure is not None]
