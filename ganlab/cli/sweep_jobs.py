@@ -44,7 +44,7 @@ from ganlab.errors import GanlabError, one_line
 from ganlab.config.sweep import SweepSpec, Variant
 # the tag on an earlier run that a sweep reuses for a variant (see reuse_finished): compare reads it
 from ganlab.compare.stats import REUSED_TAG_PREFIX
-from ganlab.train.signals import HANDLED, HangUp, detach_from_terminal, exit_code_of
+from ganlab.train.signals import HANDLED, Signalled, detach_from_terminal, exit_code_of
 
 #: Tags on the parent run.
 ROLE_TAG = "ganlab.sweep.role"
@@ -446,7 +446,7 @@ def _raise_on_signals() -> dict[int, Any]:
     def handle(signum: int, frame: Any) -> None:
         if signum == signal.SIGHUP:
             detach_from_terminal()
-            raise HangUp
+            raise Signalled(signum)
         raise KeyboardInterrupt
 
     return {signum: signal.signal(signum, handle) for signum in HANDLED}

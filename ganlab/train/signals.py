@@ -33,17 +33,12 @@ class Aborted(KeyboardInterrupt):
     signum = signal.SIGINT
 
 
-class HangUp(KeyboardInterrupt):
-    """SIGHUP where a KeyboardInterrupt is the way out (a sweep between its variants, a study
-    worker waiting on its trial): the same clean stop as Ctrl-C, said as SIGHUP, exit 129."""
-
-    signum = signal.SIGHUP
-
-
 class Signalled(KeyboardInterrupt):
-    """SIGINT, SIGTERM or SIGHUP between the runs of one command (:class:`BetweenRuns`): the way out at once,
-    as a Ctrl-C would take it (a KeyboardInterrupt, so that no ``except Exception`` around a plugin's code
-    turns it into that plugin's failure), carrying the signal for the exit code and the record."""
+    """SIGINT, SIGTERM or SIGHUP where there is no step to finish — between the runs of one command
+    (:class:`BetweenRuns`), while a run's record opens, a sweep between its variants, a study worker
+    waiting on its trial: the way out at once, as a Ctrl-C would take it (a KeyboardInterrupt, so that
+    no ``except Exception`` around a plugin's code turns it into that plugin's failure), carrying the
+    signal for the exit code (128 + it) and the record."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -61,14 +56,15 @@ def exit_code_of(interrupt: BaseException) -> int:
 
 @contextlib.contextmanager
 def hangup_as_interrupt() -> Iterator[None]:
-    """Within the block a SIGHUP raises :class:`HangUp` (after leaving the dead terminal)."""
+    """Within the block a SIGHUP raises :class:`Signalled` (after leaving the dead terminal), where a
+    KeyboardInterrupt is the command's way out: it then stops as for Ctrl-C, said as SIGHUP, exit 129."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handle(signum: int, frame: FrameType | None) -> None:
         detach_from_terminal()
-        raise HangUp
+        raise Signalled(signum)
 
     previous = signal.signal(signal.SIGHUP, handle)
     try:
