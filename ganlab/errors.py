@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 from ganlab.redact import mask_credentials
 
@@ -59,3 +60,16 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """'; did you mean X?' when a candidate is close, else an empty string."""
     match = closest(name, candidates)
     return f"; did you mean '{match}'?" if match else ""
+
+
+def last_error_line(log_path: Path, code: int) -> str:
+    """Why a ganlab child process (a sweep's job, a study's trial) failed: its own error line from
+    its log, else its last line of output, else its exit code."""
+    try:
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        if line.startswith("ganlab: error:"):
+            return line[len("ganlab: error:"):].strip()
+    return f"exit code {code}: {lines[-1][:300]}" if lines else f"exit code {code}"

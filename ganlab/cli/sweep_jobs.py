@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganlab.errors import GanlabError, one_line
+from ganlab.errors import GanlabError, last_error_line, one_line
 from ganlab.config.sweep import SweepSpec, Variant
 # the tag on an earlier run that a sweep reuses for a variant (see reuse_finished): compare reads it
 from ganlab.compare.stats import REUSED_TAG_PREFIX
@@ -306,7 +306,7 @@ class SweepRunner:
             code = proc.wait()
         seconds = time.monotonic() - started
         run_id = self.child_run_id(variant)
-        error = "" if code == 0 else _last_error(log_path, code)
+        error = "" if code == 0 else last_error_line(log_path, code)
         if run_id is None:
             run_id = self.placeholder(variant, error or f"exit code {code}")
         else:
@@ -450,15 +450,3 @@ def _raise_on_signals() -> dict[int, Any]:
         raise KeyboardInterrupt
 
     return {signum: signal.signal(signum, handle) for signum in HANDLED}
-
-
-def _last_error(log_path: Path, code: int) -> str:
-    """The child's own error line, else its last line of output."""
-    try:
-        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        lines = []
-    for line in reversed(lines):
-        if line.startswith("ganlab: error:"):
-            return line[len("ganlab: error:"):].strip()
-    return f"exit code {code}: {lines[-1][:300]}" if lines else f"exit code {code}"

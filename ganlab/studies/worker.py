@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ganlab.errors import GanlabError, one_line
+from ganlab.errors import GanlabError, last_error_line, one_line
 from ganlab.redact import mask_credentials
 from ganlab.studies.study import (
     CONFIG_ATTR,
@@ -219,8 +219,6 @@ class Worker:
                 raise
 
     def conclude(self, trial_id: int, number: int, name: str, code: int, log_path: Path) -> None:
-        from ganlab.cli.sweep_jobs import _last_error
-
         run_id = self.child_run(name)
         if run_id is not None:
             self.storage.set_trial_user_attr(trial_id, RUN_ATTR, run_id)
@@ -238,7 +236,7 @@ class Worker:
             self.finish(trial_id, number, "PRUNED", reason=f"pruned at step {frozen.user_attrs[PRUNED_ATTR]}")
             return
         if code != 0:
-            self.finish(trial_id, number, "FAIL", reason=_last_error(log_path, code))
+            self.finish(trial_id, number, "FAIL", reason=last_error_line(log_path, code))
             return
         state, value, reason = self.outcome(run_id, number)
         self.finish(trial_id, number, state, value=value, reason=reason)
