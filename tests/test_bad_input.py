@@ -444,7 +444,7 @@ CASES = [
                                                                    "modes.hq_percent"],
          setup=write("search.toml", STUDY_SEARCH.format(lr="[1e-4, 1e-2]", objective="images.fld")), new_runs=2),
     Case("study-unknown", ["sweep", "status", "nosuchstudy"], ["no study 'nosuchstudy'"]),
-    Case("study-grace-too-short", ["sweep", "grid.toml", "--workers", "0", "--heartbeat", "5", "--grace", "8"],
+    Case("study-grace-too-short", ["sweep", "grid.toml", "--jobs", "0", "--heartbeat", "5", "--grace", "8"],
          ["--grace 8 must be more than twice --heartbeat 5"], setup=write("grid.toml", STUDY_GRID)),
     Case("study-bad-later-choice", ["sweep", "search.toml"], ["unknown head 'sigmod'", "did you mean 'sigmoid'"],
          setup=write("search.toml", STUDY_SEARCH.format(lr="[1e-4, 1e-2]", objective="modes.hq_percent")

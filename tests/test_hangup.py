@@ -166,7 +166,8 @@ def test_sighup_stops_a_parallel_sweep_and_its_jobs(workdir: Path, mlflow_client
     (workdir / "hup.toml").write_text(long_sweep("hup", steps=400, checkpoint_every=5, seeds=[0, 1]))
     sweep = ganlab(["sweep", "hup.toml", "--jobs", "2", "--plugin", SLOW], workdir, sleep=0.1)
     deadline = time.monotonic() + 240
-    while len(list(workdir.glob("mlruns/artifacts/hup/*/artifacts/checkpoints/step-00000005.pt"))) < 2:
+    # both jobs training (the workers start their runs seconds apart): each run has written a checkpoint
+    while len({p.parts[-4] for p in workdir.glob("mlruns/artifacts/hup/*/artifacts/checkpoints/step-*.pt")}) < 2:
         assert sweep.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     sweep.send_signal(signal.SIGHUP)
@@ -212,7 +213,7 @@ def test_a_plugin_thread_that_never_ends_does_not_hold_ganlab(workdir: Path, mlf
 @pytest.mark.slow
 def test_sighup_stops_a_study_worker_and_its_trial(workdir: Path, mlflow_client: Any) -> None:
     (workdir / "grid.toml").write_text(long_sweep("hupstudy", steps=20000, checkpoint_every=50, seeds=[0], log_every=50))
-    created = subprocess.run([sys.executable, "-m", "ganlab", "sweep", "grid.toml", "--workers", "0"], cwd=workdir,
+    created = subprocess.run([sys.executable, "-m", "ganlab", "sweep", "grid.toml", "--jobs", "0"], cwd=workdir,
                              capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert created.returncode == 0, created.stderr
     name = created.stdout.strip().splitlines()[-1]

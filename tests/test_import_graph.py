@@ -166,6 +166,17 @@ def test_ganlab_and_its_builtin_plugins_have_no_import_cycle() -> None:
     assert not cycles, f"{len(cycles)} import cycle(s); break each (move the shared code down a layer):\n" + describe(cycles)
 
 
+def test_no_module_below_the_command_line_imports_it() -> None:
+    """The CLI sits on top: the core and the plugins never import ``ganlab.cli`` (only the
+    ``python -m ganlab`` entry point does), so the engine, studies and record work without Typer."""
+    graph = import_graph(ROOT, PACKAGES)
+    assert "ganlab.studies.worker" in graph and "ganlab.cli.sweep" in graph
+    upward = sorted(f"{module} -> {target}" for module, targets in graph.items()
+                    if not module.startswith("ganlab.cli") and module != "ganlab.__main__"
+                    for target in targets if target == "ganlab.cli" or target.startswith("ganlab.cli."))
+    assert not upward, "imports into ganlab.cli from below it:\n  " + "\n  ".join(upward)
+
+
 def _write(root: Path, files: Mapping[str, str]) -> None:
     for name, source in files.items():
         path = root / name

@@ -297,7 +297,7 @@ def test_local_workers_read_their_storage_from_the_environment_not_the_command_l
     from conftest import TINY_RING8, TINY_SWEEP_BASE
 
     (workdir / "grid.toml").write_text('experiment = "ps"\n' + TINY_SWEEP_BASE + TINY_RING8 + "[grid]\nseed = [0]\n")
-    sweep = subprocess.Popen([sys.executable, "-m", "ganlab", "sweep", "grid.toml", "--workers", "1"], cwd=workdir,
+    sweep = subprocess.Popen([sys.executable, "-m", "ganlab", "sweep", "grid.toml", "--jobs", "2"], cwd=workdir,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
     seen: list[tuple[list[str], bytes]] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ganlab.errors import GanlabError
-from ganlab.cli.sweep_jobs import device_list, job_environment, visible_gpus
+from ganlab.studies.gpus import device_list, job_environment, visible_gpus
 from ganlab.config.sweep import check_size, load_sweep
 from test_sweep import BASE, write
 

@@ -6,9 +6,6 @@ was created (a bad file, storage or objective), 130 interrupted.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from typing import Annotated, Any, Optional
 
@@ -19,8 +16,10 @@ from ganlab.redact import mask_credentials
 from ganlab.train.signals import exit_code_of, hangup_as_interrupt
 
 
-def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: str | None, workers: int | None,
-              plugin_specs: list[str], registry: Any, heartbeat: float, grace: float, explicit_uri: bool) -> int:
+def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: str | None, jobs: int,
+              plugin_specs: list[str], registry: Any, heartbeat: float, grace: float, explicit_uri: bool,
+              rerun: bool = False) -> int:
+    from ganlab.studies.local import SweepInterrupted, run_workers
     from ganlab.studies.storage import resolve
     from ganlab.studies.study import create_study
 
@@ -28,62 +27,25 @@ def run_study(spec: Any, found: list[Any], sets: list[str], uri: str, storage: s
         raise GanlabError(f"--grace {grace:g} must be more than twice --heartbeat {heartbeat:g}: a trial would be "
                           "judged dead between two heartbeats")
     url = resolve(storage)
-    created = create_study(spec, found, sets, uri, url, plugin_specs, registry, heartbeat, grace)
+    created = create_study(spec, found, sets, uri, url, plugin_specs, registry, heartbeat, grace, jobs, rerun, say)
     shown = mask_credentials(url)
-    say(f"study '{created.name}' in {shown}: {created.trials} trial(s); parent run {created.parent_id} "
-        f"in experiment '{spec.experiment}'")
     storage_flag = f" --storage {shown}" if storage else ""
-    if workers == 0:
+    say(f"sweep '{spec.name}': {created.trials} variant(s) in experiment '{spec.experiment}', parent run "
+        f"{created.parent_id}" + (f", {jobs} in parallel" if jobs > 1 else "") + f"; study '{created.name}' in {shown}")
+    if jobs == 0:
         typer.echo(created.name)
         say(f"no worker started here; on each worker machine: ganlab sweep-worker {created.name}{storage_flag}")
         return 0
-    count = workers or 1
-    code = start_local_workers(created.name, url, count, found[0].config.device if found else "auto")
-    if code == 2:  # the worker said why in its one line; the parent run is closed FAILED
-        return 2
-    status = _summary(created.name, url)
-    typer.echo(status)
+    try:
+        code = run_workers(created.name, url, jobs, found[0].config.device if found else "auto", say)
+    except SweepInterrupted as exc:
+        say(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    typer.echo(_summary(created.name, url))
     uri_flag = f" --tracking-uri {mask_credentials(uri)}" if explicit_uri else ""
     typer.echo(f"compare: ganlab compare --sweep {created.parent_id}{uri_flag}")
     typer.echo(f"status: ganlab sweep status {created.name}{storage_flag}")
     return code
-
-
-#: the storage URL a local worker reads (ganlab sweep-worker --storage), passed in its environment
-STORAGE_ENV = "GANLAB_SWEEP_STORAGE"
-
-
-def start_local_workers(name: str, url: str, count: int, device: str) -> int:
-    """``count`` worker processes here, each pinned to a GPU in turn (CUDA) and given its share of the cores."""
-    from ganlab.cli.sweep_jobs import job_environment, visible_gpus
-
-    gpus = visible_gpus(os.environ) if device in ("auto", "cuda") else []
-    procs = []
-    for slot in range(count):
-        env, gpu = job_environment(os.environ, device, slot, gpus)
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // count)))
-        if gpu is not None:
-            from ganlab.studies.worker import GPU_ENV
-
-            env[GPU_ENV] = gpu
-            say(f"worker {slot}: CUDA_VISIBLE_DEVICES={gpu}")
-        env[STORAGE_ENV] = url  # not on the command line, where `ps` would show its password to every user
-        command = [sys.executable, "-m", "ganlab", "sweep-worker", name]
-        procs.append(subprocess.Popen(command, env=env, start_new_session=True))
-    try:
-        with hangup_as_interrupt():
-            codes = [proc.wait() for proc in procs]
-    except KeyboardInterrupt as exc:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(getattr(exc, "signum", signal.SIGINT))
-        for proc in procs:
-            proc.wait()
-        raise typer.Exit(exit_code_of(exc)) from None
-    for special in (130, 129, 2):  # interrupted (Ctrl-C, a closed terminal); a study stopped because every run would fail alike
-        if special in codes:
-            return special
-    return 0 if all(code == 0 for code in codes) else 1
 
 
 def sweep_worker(
@@ -98,14 +60,14 @@ def sweep_worker(
     Exit code 0 when every trial this worker ran completed, 1 when any failed, 2 for a missing study or storage.
     """
     from ganlab.studies.storage import resolve
-    from ganlab.studies.study import load_study
     from ganlab.studies.worker import StorageLost, Worker
 
     url = resolve(storage)
-    found, described = load_study(study, url)
+    worker = Worker(study, url, tracking_uri)
+    worker.say(f"worker {worker.me} on study '{study}' (tracking {worker.uri})")
     try:
         with hangup_as_interrupt():
-            code = Worker(found, described, url, tracking_uri).run()
+            code = worker.run()
     except KeyboardInterrupt as exc:
         raise typer.Exit(exit_code_of(exc)) from None
     except StorageLost as exc:
@@ -139,16 +101,27 @@ def show_status(name: str | None, storage: str | None) -> None:
 
 
 def _summary(name: str, url: str, details: bool = False) -> str:
+    """The sweep's verdict in one line (and each failed trial's reason); with ``details``, the study's
+    counts, the best trial of a search and where the parent run is."""
     from ganlab.studies.study import load_study, status_counts
 
     study, described = load_study(name, url)
     counts = status_counts(study)
-    line = (f"study '{name}': {counts['done']} done, {counts['running']} running, {counts['failed']} failed, "
-            f"{counts['left']} left" + (f", {counts['pruned']} pruned" if counts["pruned"] else "")
-            + (f" ({counts['retried']} retried after their worker died)" if counts["retried"] else ""))
+    total = counts["done"] + counts["failed"] + counts["pruned"] + counts["running"] + counts["left"]
+    if details:
+        line = (f"study '{name}': {counts['done']} done, {counts['running']} running, {counts['failed']} failed, "
+                f"{counts['left']} left")
+    else:
+        verdict = "all finished" if not counts["failed"] else f"{counts['failed']} of {total} failed"
+        line = f"sweep '{described['sweep']}': {total} variant(s), {verdict}"
+    line += (f", {counts['pruned']} pruned" if counts["pruned"] else "")
+    line += f" ({counts['reused']} reused from earlier runs)" if counts["reused"] else ""
+    line += f" ({counts['retried']} retried after their worker died)" if counts["retried"] else ""
+    if not details:
+        line += f"; parent run {described['parent_run_id']} in experiment '{described['experiment']}'"
     lines = [line]
-    for number, trial_name, reason in counts["failures"]:
-        lines.append(f"  FAILED trial {number} {trial_name}: {reason}")
+    for number, trial_name, reason, run_id in counts["failures"]:
+        lines.append(f"  FAILED: {trial_name or f'trial {number}'}" + (f" (run {run_id})" if run_id else "") + f": {reason}")
     if details:
         objective = (described.get("search") or {}).get("objective")
         if objective and counts["done"]:

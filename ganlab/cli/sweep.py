@@ -1,11 +1,11 @@
-"""``ganlab sweep FILE.toml``: train every variant of a grid, recorded as one parent run with nested children.
+"""``ganlab sweep FILE.toml``: train every variant of a grid (or the trials of a search) as an Optuna
+study, recorded as one parent run with nested children.
 
-The file format is documented in :mod:`ganlab.config.sweep`; running and
-recording in :mod:`ganlab.cli.sweep_jobs`. Exit codes: 0 every variant finished,
-1 at least one variant failed (the others still ran), 2 the sweep was refused
-before anything was created (a bad file, key or value in any variant, or a
-grid of more than ``MAX_VARIANTS`` variants without ``--force``),
-130 interrupted.
+The file format is documented in :mod:`ganlab.config.sweep`; the executor (study, workers, parent
+run) is :mod:`ganlab.studies`. Exit codes: 0 every variant finished, 1 at least one variant failed
+(the others still ran), 2 the sweep was refused before anything was created (a bad file, key or
+value in any variant, or a grid of more than ``MAX_VARIANTS`` variants without ``--force``),
+128 + the signal when interrupted (130 for Ctrl-C).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ MAX_VARIANTS = 10_000
 def sweep(
     file: Annotated[Path, typer.Argument(help="Sweep file: [base] run configuration + [grid] of values or [search] (see experiments/); or 'status' and a study name.")],
     study: Annotated[Optional[str], typer.Argument(help="With 'status': the study to show.", show_default=False)] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Variants to train in parallel processes (1: one after another, in this process).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Workers to start here: 1 trains the variants one after another in this process, N starts N worker processes, 0 only creates the study and prints its name (workers elsewhere run `ganlab sweep-worker`).")] = 1,
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override KEY=VALUE in the base of every variant, e.g. steps=200 (repeatable).")] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="Replace or add a grid axis, KEY=V1,V2,... e.g. seed=0,1 (repeatable).")] = None,
     experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment (default: the file's `experiment`, else its name).")] = None,
@@ -37,11 +37,10 @@ def sweep(
     force: Annotated[bool, typer.Option("--force", help=f"Expand a grid of more than {MAX_VARIANTS} variants.")] = False,
     rerun: Annotated[bool, typer.Option("--rerun", help="Train every variant again. By default a variant that already FINISHED in the experiment with the same settings and seed (e.g. before a Ctrl-C) is not trained again: its run is reused, so compare never counts one seed twice.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Let MLflow log what it does (also in every variant's process).")] = False,
-    storage: Annotated[Optional[str], typer.Option(help="Run the sweep as an Optuna study in this storage (postgresql://..., journal:PATH, sqlite:///...; default with --workers or [search]: journal:mlruns/optuna.journal), which workers anywhere pull trials from.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Study workers to start here (0: create the study and print its name; workers elsewhere run `ganlab sweep-worker`).")] = None,
-    gpus: Annotated[Optional[str], typer.Option("--gpus", help="GPUs handed out to local jobs or workers in turn, e.g. 0,1,2,3 ('all': every visible one; 'none': no assignment).")] = None,
-    heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.1, help="Study workers: seconds between a trial's heartbeats.")] = 10.0,
-    grace: Annotated[float, typer.Option("--grace", min=0.5, help="Study workers: a trial silent this many seconds has lost its worker (failed, retried once).")] = 60.0,
+    storage: Annotated[Optional[str], typer.Option(help="The study's storage, which workers anywhere pull trials from (postgresql://..., journal:PATH, sqlite:///...). [default: journal:mlruns/optuna.journal]")] = None,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="GPUs handed out to the workers in turn, e.g. 0,1,2,3 ('all': every visible one; 'none': no assignment).")] = None,
+    heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.1, help="Seconds between a running trial's heartbeats.")] = 10.0,
+    grace: Annotated[float, typer.Option("--grace", min=0.5, help="A trial silent this many seconds has lost its worker (failed, retried once).")] = 60.0,
 ) -> None:
     """Train a grid of variants (e.g. heads x seeds) as one parent MLflow run with a child run each.
 
@@ -61,7 +60,7 @@ def sweep(
     if study is not None:
         raise typer.BadParameter(f"unexpected argument '{study}' (only `ganlab sweep status STUDY` takes two)")
     if gpus is not None:
-        from ganlab.cli.sweep_jobs import GPUS_ENV
+        from ganlab.studies.gpus import GPUS_ENV
 
         if gpus == "all":  # every visible GPU: CUDA_VISIBLE_DEVICES, else nvidia-smi's list
             os.environ.pop(GPUS_ENV, None)
@@ -101,42 +100,16 @@ def sweep(
             return
         _print_plan(spec, found)
         return
-    if storage is not None or workers is not None or spec.search is not None:
-        from ganlab.cli.study import run_study
-        from ganlab.record.store import tracking_uri as resolve_uri
-
-        uri = resolve_uri(tracking_uri)
-        for variant in found:
-            variant.config = variant.config.replace(tracking_uri=uri)
-        code = run_study(spec, found, set_ or [], uri, storage, workers, plugin or [], plugins.registry,
-                         heartbeat, grace, explicit_uri=tracking_uri is not None)
-        if code:
-            raise typer.Exit(code)
-        return
-    from ganlab.cli.sweep_jobs import SweepInterrupted, SweepRunner
+    from ganlab.cli.study import run_study
     from ganlab.record.store import tracking_uri as resolve_uri
 
     uri = resolve_uri(tracking_uri)
     for variant in found:
         variant.config = variant.config.replace(tracking_uri=uri)
-    runner = SweepRunner(spec, found, uri, plugin or [], jobs=jobs, sets=set_ or [], rerun=rerun)
-    try:
-        outcomes = runner.run()
-    except SweepInterrupted as exc:
-        print(f"ganlab: {exc}", file=sys.stderr)
-        raise typer.Exit(exc.exit_code) from None
-    failed = [o for o in outcomes if o.status != "FINISHED"]
-    verdict = "all finished" if not failed else f"{len(failed)} of {len(outcomes)} failed"
-    if runner.reused:
-        verdict += f" ({runner.reused} reused from earlier runs)"
-    typer.echo(f"sweep '{spec.name}': {len(outcomes)} variant(s), {verdict}; parent run {runner.parent_id} "
-               f"in experiment '{spec.experiment}'")
-    for outcome in failed:
-        typer.echo(f"  {outcome.status}: {outcome.variant.name} (run {outcome.run_id}): {outcome.error}")
-    uri_flag = f" --tracking-uri {mask_credentials(uri)}" if tracking_uri else ""
-    typer.echo(f"compare: ganlab compare --sweep {runner.parent_id}{uri_flag}")
-    if failed:
-        raise typer.Exit(1)
+    code = run_study(spec, found, set_ or [], uri, storage, jobs, plugin or [], plugins.registry, heartbeat, grace,
+                     explicit_uri=tracking_uri is not None, rerun=rerun)
+    if code:
+        raise typer.Exit(code)
 
 
 def _search_probe(spec: Any, sets: list[str], registry: Any, uri: str, build_variant: Any) -> Any:

@@ -38,7 +38,7 @@ PARENT_TAG = "mlflow.parentRunId"
 ROLE_TAG = "ganlab.sweep.role"
 GRID_TAG = "ganlab.sweep.grid"
 #: Prefix of the tag a sweep puts on a run it reused instead of training the variant again
-#: (ganlab.cli.sweep_jobs): ``ganlab.sweep.reused_by.PARENT_ID``; the run counts as that sweep's.
+#: (ganlab.studies.parent): ``ganlab.sweep.reused_by.PARENT_ID``; the run counts as that sweep's.
 REUSED_TAG_PREFIX = "ganlab.sweep.reused_by."
 MISSING = "-"
 

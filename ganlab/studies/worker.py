@@ -1,61 +1,45 @@
-"""``ganlab sweep-worker STUDY``: claim waiting trials one at a time and run each as a ganlab run.
+"""The one sweep executor: a worker that claims a study's waiting trials and runs each as a ganlab run.
 
-The loop: fail the trials whose worker stopped sending heartbeats (and retry each once), claim a
-waiting trial (a compare-and-set in the storage: two workers never get the same one), run it as
-a ``python -m ganlab run`` process recorded as a child of the sweep's parent run, and tell the
-study how it ended. A worker ends when no trial is waiting or running anywhere and no dead
-trial awaits its retry; the last one out closes the parent run.
+``ganlab sweep`` runs one worker in its own process (trials in process too), ``--jobs N`` starts N
+``ganlab sweep-worker`` processes here, and any machine can start more against a shared storage.
+The loop: fail the trials whose worker went silent (Optuna's ``fail_stale_trials``, its retry
+callback enqueueing each once more), claim a waiting trial, run it with Optuna's heartbeat going,
+record its child run, tell the study how it ended. A worker ends when no trial is waiting or
+running anywhere; the last one out closes the parent run.
 
-Heartbeats run from the claim until the study is told the outcome. Staleness is judged on the
-reaping worker's own clock (how long it has seen a trial's heartbeat value unchanged), so the
-workers' clocks need not agree. A dead trial whose MLflow run had already FINISHED (its worker
-died between the run's end and telling the study) is completed from that run, not retried.
+Written here because Optuna lacks it: claiming only an *enqueued* trial (``study.ask()`` would
+create a new one when none is waiting, and a grid has no more); the heartbeat of the journal file
+storage (``ganlab.studies.storage``); stopping a trial whose heartbeats cannot be written any more,
+before its retry could start beside it; completing, instead of retrying, a dead trial whose run had
+FINISHED (its worker died between the run's end and telling the study).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ganlab.errors import GanlabError, last_error_line, one_line
+from ganlab.errors import GanlabError, one_line
 from ganlab.redact import mask_credentials
-from ganlab.studies.study import (
-    CONFIG_ATTR,
-    DEAD_ATTR,
-    HEARTBEAT_ATTR,
-    NAME_ATTR,
-    REASON_ATTR,
-    RETRY_ATTR,
-    RUN_ATTR,
-    WORKER_ATTR,
-    status_counts,
-    unretried_deaths,
-)
+from ganlab.studies.launch import ChildRun, Ended, run_here
+from ganlab.studies.parent import GPU_TAG, SLOT_TAG, child_run_id, close_parent, placeholder
+from ganlab.studies.study import (CONFIG_ATTR, NAME_ATTR, REASON_ATTR, RETRY_OF, RUN_ATTR, STALE, WORKER_ATTR,
+                                  load_study, status_counts)
 
-PARENT_TAG = "mlflow.parentRunId"
-#: Set in a trial's run process when the study prunes: the storage URL, study and trial id.
+#: Set in a trial's run when the study prunes: the storage URL, study and trial id.
 PRUNING_ENV = "GANLAB_STUDY_TRIAL"
 PRUNED_ATTR = "ganlab.pruned_at"
-#: Set by ``ganlab sweep --workers N`` for a worker it pinned to one GPU (recorded on its runs).
+#: Set by ``ganlab sweep --jobs N`` for each worker: its slot, and the GPU it was pinned to.
+SLOT_ENV = "GANLAB_WORKER_SLOT"
 GPU_ENV = "GANLAB_WORKER_GPU"
-#: The run process sets PR_SET_PDEATHSIG itself and then becomes ``ganlab run`` (execv keeps it):
-#: a killed worker's trial dies with it and cannot also finish beside its retry. The check of the
-#: parent pid closes the window in which the worker died before prctl ran.
-_DIE_WITH_PARENT = (
-    "import ctypes, os, signal, sys\n"
-    "try:\n    ctypes.CDLL(None).prctl(1, signal.SIGKILL)\nexcept (OSError, AttributeError):\n    pass\n"
-    "if os.getppid() != int(sys.argv[1]):\n    sys.exit(137)\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'ganlab', *sys.argv[2:]])\n"
-)
 
 
 class StorageLost(GanlabError):
@@ -63,36 +47,35 @@ class StorageLost(GanlabError):
 
 
 class Worker:
-    def __init__(self, study: Any, described: dict[str, Any], storage_url: str, tracking_uri: str | None = None,
+    def __init__(self, name: str, storage_url: str, tracking_uri: str | None = None, in_process: bool = False,
                  say: Callable[[str], None] | None = None, poll: float = 1.0) -> None:
         from ganlab.record.store import client
 
-        self.study, self.described, self.storage_url = study, described, storage_url
-        self.storage = study._storage
-        self.uri = tracking_uri or described["tracking_uri"]
+        self.study, self.described = load_study(name, storage_url, on_stale=self.on_stale)
+        self.storage, self.storage_url = self.study._storage, storage_url
+        self.uri = tracking_uri or self.described["tracking_uri"]
         self.client = client(self.uri)
-        self.parent_id = described["parent_run_id"]
-        self.experiment_id = described["experiment_id"]
-        self.heartbeat = float(described["heartbeat"])
-        self.grace = float(described["grace"])
-        self.poll = poll
+        self.parent_id, self.experiment_id = self.described["parent_run_id"], self.described["experiment_id"]
+        self.grace = float(self.described["grace"])
+        self.in_process, self.poll = in_process, poll
         self.me = f"{socket.gethostname()}:{os.getpid()}"
         self.say = say or (lambda text: print(f"ganlab: {mask_credentials(text)}", file=sys.stderr, flush=True))
         self.ran: list[tuple[int, str]] = []  # (trial number, final state) of this worker's trials
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child = ChildRun(self.say)
         self.lost_storage: str | None = None  # why heartbeats could not be written, once the run was stopped
-        self.seen: dict[int, tuple[Any, float]] = {}  # trial id -> (heartbeat value, monotonic time it was seen)
 
     # ---- the loop ----------------------------------------------------------------
-    def run(self) -> int:
-        """Run trials until none is left; 0 when every trial this worker ran completed (or was pruned), else 1."""
-        self.say(f"worker {self.me} on study '{self.study.study_name}' (tracking {self.uri})")
+    def run(self, between: Any = None) -> int:
+        """Run trials until none is left; 0 when every trial this worker ran completed (or was pruned), else 1.
+        ``between``: a :class:`ganlab.train.signals.BetweenRuns` whose signal stops the loop before a claim."""
         try:
             while True:
-                self.reap_stale()
+                self.fail_stale()
+                if between is not None:
+                    between.check()
                 trial_id = self.claim()
                 if trial_id is None:
-                    if not self._pending():
+                    if not self.study.get_trials(deepcopy=False, states=(_state("RUNNING"),)):
                         break
                     time.sleep(self.poll)
                     continue
@@ -106,28 +89,27 @@ class Worker:
         self.close_parent_if_done()
         return 0 if all(state in ("COMPLETE", "PRUNED") for _, state in self.ran) else 1
 
-    def claim(self) -> int | None:
-        from optuna.trial import TrialState
+    def fail_stale(self) -> None:
+        import optuna
 
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def claim(self) -> int | None:
+        """A waiting trial, now RUNNING here (the storage's compare-and-set: no two workers get it)."""
+        for frozen in self.study.get_trials(deepcopy=False, states=(_state("WAITING"),)):
             try:
-                if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
+                if not self.storage.set_trial_state_values(frozen._trial_id, _state("RUNNING")):
                     continue
                 self.storage.set_trial_user_attr(frozen._trial_id, WORKER_ATTR, self.me)
-                self.storage.set_trial_user_attr(frozen._trial_id, HEARTBEAT_ATTR, time.time())
+                self.storage.record_heartbeat(frozen._trial_id)
             except Exception as exc:
-                if _finished_meanwhile(exc):  # taken, or reaped, by another worker meanwhile
+                if _finished_meanwhile(exc):  # taken, or failed, by another worker meanwhile
                     continue
                 raise
             return frozen._trial_id
         return None
-
-    def _pending(self) -> bool:
-        """A trial runs somewhere, or one that died awaits its retry: a worker then waits, it may get it."""
-        from optuna.trial import TrialState
-
-        trials = self.study.get_trials(deepcopy=False)
-        return any(t.state == TrialState.RUNNING for t in trials) or bool(unretried_deaths(trials))
 
     # ---- one trial ------------------------------------------------------------------
     def run_trial(self, trial_id: int) -> None:
@@ -141,7 +123,7 @@ class Worker:
         except (GanlabError, KeyboardInterrupt):  # a lost storage, or a study stopped for all its trials
             raise
         except Exception as exc:
-            if _is_storage_error(exc):
+            if _is_storage_error(exc) or not isinstance(exc, Exception):
                 raise
             if not _finished_meanwhile(exc):  # e.g. the tracking server failed: this trial fails, not the worker
                 self.finish(trial_id, number, "FAIL", reason=f"the worker could not record it: {one_line(exc)}")
@@ -152,97 +134,90 @@ class Worker:
     def _run_trial(self, trial_id: int) -> None:
         import optuna
 
-        trial = optuna.trial.Trial(self.study, trial_id)
         frozen = self.storage.get_trial(trial_id)
         try:
-            toml_text, name = self.trial_config(trial, frozen)
+            config = self.trial_config(optuna.trial.Trial(self.study, trial_id), frozen)
         except GanlabError as exc:
             self.finish(trial_id, frozen.number, "FAIL", reason=one_line(exc, plain_ganlab_errors=True))
             return
-        with tempfile.TemporaryDirectory(prefix="ganlab-trial-") as tmp:
-            log_path = Path(tmp) / "trial.log"
-            code = self.launch(trial_id, toml_text, name, Path(tmp), log_path)
-            if self.lost_storage is not None:
-                raise StorageLost(f"the study's storage stopped answering ({self.lost_storage}); trial {name} was "
-                                  "stopped (its run KILLED) and is retried once the storage is back and a worker runs")
-            self.conclude(trial_id, frozen.number, name, code, log_path)
+        plugins, environ = list(self.described["plugins"]), {}
+        if (self.described.get("search") or {}).get("pruner", "none") != "none":
+            environ[PRUNING_ENV] = f"{self.storage_url}|{self.study.study_name}|{trial_id}"
+            plugins.append("ganlab.studies.pruning")
+        if self.in_process:
+            ended = run_here(config, plugins, environ, lambda: PRUNED_ATTR in self.storage.get_trial(trial_id).user_attrs)
+            self.conclude(trial_id, frozen.number, config, ended)
+        else:
+            with tempfile.TemporaryDirectory(prefix="ganlab-trial-") as tmp:
+                ended = self.child(config, plugins, environ, Path(tmp))
+                if self.lost_storage is not None:
+                    raise StorageLost(f"the study's storage stopped answering ({self.lost_storage}); trial "
+                                      f"{config.run_name} was stopped (its run KILLED) and is retried once the "
+                                      "storage is back and a worker runs")
+                self.conclude(trial_id, frozen.number, config, ended)
 
-    def trial_config(self, trial: Any, frozen: Any) -> tuple[str, str]:
-        """A grid trial's stored configuration, or a search trial's, built from the sampled values.
+    def trial_config(self, trial: Any, frozen: Any) -> Any:
+        """A grid trial's stored configuration, or a search trial's, built from the sampled values; named
+        (a retry's name says so) and made a child of the parent run.
 
         A retried search trial was enqueued with its values fixed: ``suggest`` returns them, so
         it reruns the same configuration and still records its params for the sampler."""
-        if self.described.get("search") is None:
-            return frozen.user_attrs[CONFIG_ATTR], frozen.user_attrs.get(NAME_ATTR) or f"trial-{frozen.number}"
-        from ganlab.config.sweep import build_variant, load_sweep
+        from ganlab.config import ConfigBuilder, loads_toml
         from ganlab.plugins import load_plugins
-        from ganlab.studies.space import SearchSpec
 
-        search = SearchSpec.from_json(self.described["search"])
-        sampled = {d.key: d.suggest(trial) for d in search.distributions}
-        with tempfile.TemporaryDirectory(prefix="ganlab-study-") as tmp:
-            path = Path(tmp) / self.described["file_name"]
-            path.write_text(self.described["file"], encoding="utf-8")
-            spec = load_sweep(path, self.described["experiment"])
-            registry = load_plugins(self.described["plugins"]).registry
-            config = build_variant(spec, sampled, self.described["sets"], registry, self.uri)
-        shown = " ".join(f"{k}={_short(v)}" for k, v in sampled.items())
-        retry = " (retry)" if RETRY_ATTR in frozen.user_attrs else ""
-        name = f"trial-{frozen.number} {shown}"[:240] + retry
-        config = config.replace(run_name=name, parent_run_id=self.parent_id)
+        registry = load_plugins(self.described["plugins"]).registry
+        retry = " (retry)" if RETRY_OF in frozen.system_attrs else ""
+        if self.described.get("search") is None:
+            name = (frozen.user_attrs.get(NAME_ATTR) or f"trial-{frozen.number}").removesuffix(" (retry)") + retry
+            settings = loads_toml(frozen.user_attrs[CONFIG_ATTR], f"trial {frozen.number}")
+            config = ConfigBuilder().add_mapping(settings, f"trial {frozen.number}").build(registry)
+        else:
+            from ganlab.config.sweep import build_variant, load_sweep
+            from ganlab.studies.space import SearchSpec
+
+            search = SearchSpec.from_json(self.described["search"])
+            sampled = {d.key: d.suggest(trial) for d in search.distributions}
+            with tempfile.TemporaryDirectory(prefix="ganlab-study-") as tmp:
+                path = Path(tmp) / self.described["file_name"]
+                path.write_text(self.described["file"], encoding="utf-8")
+                spec = load_sweep(path, self.described["experiment"])
+                config = build_variant(spec, sampled, self.described["sets"], registry, self.uri)
+            name = f"trial-{frozen.number} " + " ".join(f"{k}={_short(v)}" for k, v in sampled.items())
+            name = name[:240] + retry
         self.storage.set_trial_user_attr(frozen._trial_id, NAME_ATTR, name)
-        return config.to_toml(), name
+        return config.replace(run_name=name, parent_run_id=self.parent_id, tracking_uri=self.uri)
 
-    def launch(self, trial_id: int, toml_text: str, name: str, tmp: Path, log_path: Path) -> int:
-        config_path = tmp / "trial.toml"
-        config_path.write_text(toml_text, encoding="utf-8")
-        args = ["run", "--config", str(config_path), "--run-name", name, "--tracking-uri", self.uri]
-        for spec in self.described["plugins"]:
-            args += ["--plugin", spec]
-        env = dict(os.environ)
-        search = self.described.get("search") or {}
-        if search.get("pruner", "none") != "none":
-            env[PRUNING_ENV] = f"{self.storage_url}|{self.study.study_name}|{trial_id}"
-            args += ["--plugin", "ganlab.studies.pruning"]
-        command = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *args]
-        self.say(f"trial {name}: started")
-        with open(log_path, "wb") as log:
-            # its own session: a Ctrl-C reaches it once, forwarded below
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-            try:
-                return self.proc.wait()
-            except BaseException as exc:
-                if self.proc.poll() is None:  # a SIGHUP stays one: the run says why it ended
-                    self.proc.send_signal(getattr(exc, "signum", signal.SIGINT))
-                    self.proc.wait()
-                raise
+    def conclude(self, trial_id: int, number: int, config: Any, ended: Ended) -> None:
+        """Record the trial's child run (a placeholder if it never started) and tell the study how it ended."""
+        from mlflow.entities import RunTag
 
-    def conclude(self, trial_id: int, number: int, name: str, code: int, log_path: Path) -> None:
-        run_id = self.child_run(name)
-        if run_id is not None:
-            self.storage.set_trial_user_attr(trial_id, RUN_ATTR, run_id)
-            run = self.client.get_run(run_id)
-            if run.info.status == "RUNNING":
+        run_id = child_run_id(self.client, self.experiment_id, self.parent_id, config.run_name)
+        if run_id is None:
+            run_id = placeholder(self.client, self.experiment_id, self.parent_id, config.run_name, config,
+                                 ended.error or f"exit code {ended.code}")
+        else:
+            if self.client.get_run(run_id).info.status == "RUNNING":  # the process died without closing its run
                 self.client.set_terminated(run_id, status="FAILED")
-            self.client.log_artifact(run_id, str(log_path), artifact_path="sweep")
-            gpu = os.environ.get(GPU_ENV)
-            if gpu:
-                from mlflow.entities import RunTag
-
-                self.client.log_batch(run_id, tags=[RunTag("ganlab.sweep.gpu", gpu)])
+            if ended.log is not None:
+                self.client.log_artifact(run_id, str(ended.log), artifact_path="sweep")
+            if ended.traceback:
+                self.client.log_text(run_id, ended.traceback, "sweep/traceback.txt")
+        where = [RunTag(tag, os.environ[env]) for tag, env in ((SLOT_TAG, SLOT_ENV), (GPU_TAG, GPU_ENV))
+                 if os.environ.get(env)]
+        if where:
+            self.client.log_batch(run_id, tags=where)
+        self.storage.set_trial_user_attr(trial_id, RUN_ATTR, run_id)
         frozen = self.storage.get_trial(trial_id)
         if PRUNED_ATTR in frozen.user_attrs:
-            self.finish(trial_id, number, "PRUNED", reason=f"pruned at step {frozen.user_attrs[PRUNED_ATTR]}")
-            return
-        if code != 0:
-            self.finish(trial_id, number, "FAIL", reason=last_error_line(log_path, code))
-            return
-        state, value, reason = self.outcome(run_id, number)
-        self.finish(trial_id, number, state, value=value, reason=reason)
-        if state == "FAIL":
-            self.stop_study(reason)
-            raise GanlabError(reason)
+            self.finish(trial_id, number, "PRUNED", ended, reason=f"pruned at step {frozen.user_attrs[PRUNED_ATTR]}")
+        elif ended.code != 0:
+            self.finish(trial_id, number, "FAIL", ended, reason=ended.error or f"exit code {ended.code}")
+        else:
+            state, value, reason = self.outcome(run_id, number)
+            self.finish(trial_id, number, state, ended, value=value, reason=reason)
+            if state == "FAIL":
+                self.stop_study(reason)
+                raise GanlabError(reason)
 
     def outcome(self, run_id: str | None, number: int) -> tuple[str, float | None, str]:
         """COMPLETE and the objective's final value (0 for a grid without one), or FAIL when the run lacks it."""
@@ -255,14 +230,12 @@ class Worker:
                                   f"{number}'s run logged: {', '.join(sorted(metrics)[:12]) or 'none'})")
         return "COMPLETE", float(metrics[objective]), ""
 
-    def finish(self, trial_id: int, number: int, state: str, value: float | None = None, reason: str = "") -> None:
-        from optuna.trial import TrialState
-
+    def finish(self, trial_id: int, number: int, state: str, ended: Ended | None = None, value: float | None = None,
+               reason: str = "") -> None:
         try:
             if reason:
                 self.storage.set_trial_user_attr(trial_id, REASON_ATTR, reason[:1000])
-            self.storage.set_trial_state_values(trial_id, getattr(TrialState, state), [value] if value is not None
-                                                else None)
+            self.storage.set_trial_state_values(trial_id, _state(state), [value] if value is not None else None)
         except Exception as exc:
             if not _finished_meanwhile(exc):
                 raise
@@ -271,133 +244,86 @@ class Worker:
             self.ran.append((number, "FAIL"))
             return
         self.ran.append((number, state))
-        name = self.storage.get_trial(trial_id).user_attrs.get(NAME_ATTR, f"trial-{number}")
-        self.say(f"trial {name}: {state}" + (f" ({value:g})" if value is not None and state == "COMPLETE" else "")
-                 + (f": {reason}" if reason else ""))
+        frozen = self.storage.get_trial(trial_id)
+        counts = status_counts(self.study)
+        done = counts["done"] - counts["reused"] + counts["failed"] + counts["pruned"]
+        shown = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}.get(state, state)
+        where = f" run {frozen.user_attrs[RUN_ATTR]}" if RUN_ATTR in frozen.user_attrs else ""
+        gpu = f" (CUDA_VISIBLE_DEVICES={os.environ[GPU_ENV]})" if os.environ.get(GPU_ENV) else ""
+        took = f" in {ended.seconds:.1f}s" if ended is not None else ""
+        value_shown = f" {value:g}" if value is not None and (self.described.get("search") or {}).get("objective") else ""
+        self.say(f"[{done}/{done + counts['running'] + counts['left']}] {frozen.user_attrs.get(NAME_ATTR, number)} "
+                 f"{shown}{value_shown}{took}{where}{gpu}" + (f": {reason}" if reason and state != "PRUNED" else ""))
 
     def stop_study(self, reason: str) -> None:
         """Fail every waiting trial with ``reason``: a study whose every run would fail the same way."""
-        from optuna.trial import TrialState
-
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        for frozen in self.study.get_trials(deepcopy=False, states=(_state("WAITING"),)):
             try:
-                if self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
+                if self.storage.set_trial_state_values(frozen._trial_id, _state("RUNNING")):
                     self.storage.set_trial_user_attr(frozen._trial_id, REASON_ATTR, f"not run: {reason}"[:1000])
-                    self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+                    self.storage.set_trial_state_values(frozen._trial_id, _state("FAIL"))
             except Exception:  # taken or finished by another worker meanwhile
                 continue
 
-    def child_run(self, name: str) -> str | None:
-        quoted = name.replace("'", "\\'")
-        found = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}' and attributes.run_name = '{quoted}'",
-            max_results=1)
-        return found[0].info.run_id if found else None
-
     def _beat(self, trial_id: int, stop: threading.Event) -> None:
-        """Heartbeats until ``stop``. Once none could be written for half the grace period this
+        """Optuna's heartbeat until ``stop``. Once none could be written for half the grace period this
         trial will soon count as dead and be retried elsewhere, so its run is stopped (KILLED),
         well before the retry could start: a trial must not finish twice."""
         written = time.monotonic()
-        while not stop.wait(self.heartbeat):
+        while not stop.wait(float(self.described["heartbeat"])):
             try:
-                self.storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
+                self.storage.record_heartbeat(trial_id)
                 written = time.monotonic()
             except Exception as exc:  # the storage did not answer: the next beat tries again
-                if time.monotonic() - written > self.grace / 2 and self.proc is not None and self.proc.poll() is None:
+                if time.monotonic() - written > self.grace / 2 and not self.in_process:
                     self.lost_storage = one_line(exc)
-                    self.proc.send_signal(signal.SIGINT)
-                    try:  # it checkpoints and ends its run KILLED; a run whose tracking is gone too cannot
-                        self.proc.wait(timeout=self.grace / 4)
-                    except subprocess.TimeoutExpired:
-                        self.proc.kill()
+                    self.child.stop(self.grace / 4)  # it checkpoints and ends its run KILLED
                     return
 
     # ---- trials whose worker died -------------------------------------------------------
-    def reap_stale(self) -> None:
-        """Fail the RUNNING trials whose heartbeat this worker has seen unchanged for ``grace`` seconds."""
-        from optuna.trial import TrialState
+    def on_stale(self, study: Any, frozen: Any) -> None:
+        """Optuna failed ``frozen`` for its silence: end its run FAILED and retry it once (Optuna's
+        retry callback); but a trial whose run had FINISHED is completed from that run instead."""
+        import optuna
 
-        now = time.monotonic()
-        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        seen: dict[int, tuple[Any, float]] = {}
-        for frozen in running:
-            beat = frozen.user_attrs.get(HEARTBEAT_ATTR)
-            before = self.seen.get(frozen._trial_id)
-            # first sight, or a new beat: the silence is timed from now on this worker's clock
-            seen[frozen._trial_id] = (beat, now) if before is None or before[0] != beat else before
-        self.seen = seen
-        for frozen in running:
-            silent = now - seen[frozen._trial_id][1]
-            if silent > self.grace:
-                self.reap(frozen, silent)
-
-    def reap(self, frozen: Any, silent: float) -> None:
-        from optuna.trial import TrialState
-
-        worker = frozen.user_attrs.get(WORKER_ATTR, "an unknown worker")
-        reason = f"its worker {worker} stopped sending heartbeats (none seen for {silent:.0f} s)"
         name = frozen.user_attrs.get(NAME_ATTR, f"trial-{frozen.number}")
-        run_id = self.child_run(name) if NAME_ATTR in frozen.user_attrs else None
+        run_id = child_run_id(self.client, self.experiment_id, self.parent_id, name)
         run = self.client.get_run(run_id) if run_id else None
         if run is not None and run.info.status == "FINISHED":
-            # the run ended; its worker died before telling the study: complete it from the run
             state, value, why = self.outcome(run_id, frozen.number)
-            try:
-                self.storage.set_trial_user_attr(frozen._trial_id, REASON_ATTR, why or f"completed from run {run_id} "
-                                                 f"after {reason}")
-                self.storage.set_trial_state_values(frozen._trial_id, getattr(TrialState, state),
-                                                    [value] if value is not None else None)
-            except Exception as exc:
-                if not _finished_meanwhile(exc):
-                    raise
+            study.add_trial(optuna.trial.create_trial(
+                state=_state(state), value=value, params=frozen.params, distributions=frozen.distributions,
+                user_attrs={**frozen.user_attrs, RUN_ATTR: run_id,
+                            REASON_ATTR: why or f"completed from run {run_id} after {STALE}"},
+                system_attrs={RETRY_OF: frozen.number}))
             return
-        try:
-            self.storage.set_trial_user_attr(frozen._trial_id, DEAD_ATTR, time.time())
-            self.storage.set_trial_user_attr(frozen._trial_id, REASON_ATTR, reason)
-            if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL):
-                return
-        except Exception as exc:  # another worker failed it first
-            if _finished_meanwhile(exc):
-                return
-            raise
-        self.retry(frozen, reason)  # first: until it is enqueued, idle workers wait for it (unretried_deaths)
         if run is not None and run.info.status == "RUNNING":
             from mlflow.entities import RunTag
 
-            self.client.log_batch(run_id, tags=[RunTag("ganlab.failure", reason)])
+            self.client.log_batch(run_id, tags=[RunTag("ganlab.failure", STALE)])
             self.client.set_terminated(run_id, status="FAILED")
-
-    def retry(self, frozen: Any, reason: str) -> None:
-        """Enqueue the dead trial once more, unless it was itself a retry (then it stays FAILED)."""
-        trials = self.study.get_trials(deepcopy=False)
-        if RETRY_ATTR in frozen.user_attrs or any(t.user_attrs.get(RETRY_ATTR) == frozen.number for t in trials):
-            self.say(f"trial {frozen.number} FAILED: {reason}; it was retried once already")
+        if RETRY_OF in frozen.system_attrs:
+            self.say(f"trial {frozen.number} FAILED: {STALE}; it was retried once already")
             return
-        attrs: dict[str, Any] = {RETRY_ATTR: frozen.number}
-        if self.described.get("search") is None:
-            attrs[CONFIG_ATTR] = frozen.user_attrs[CONFIG_ATTR]
-            attrs[NAME_ATTR] = f"{frozen.user_attrs.get(NAME_ATTR, f'trial-{frozen.number}')} (retry)"
-        self.study.enqueue_trial(dict(frozen.params), user_attrs=attrs)  # a search's values are fixed: same config
-        self.say(f"trial {frozen.number} failed: {reason}; enqueued once more")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, frozen)
+        self.say(f"trial {frozen.number} failed: {STALE}; enqueued once more")
 
     # ---- the parent run -----------------------------------------------------------------
-    def close_parent_if_done(self) -> None:
+    def close_parent_if_done(self, status: str | None = None) -> None:
         counts = status_counts(self.study)
-        if counts["left"] or counts["running"] or counts["awaiting_retry"]:
+        if status is None and (counts["left"] or counts["running"]):
             return
-        from mlflow.entities import Metric, RunTag
+        failed = [name for _, name, _, _ in counts["failures"]]
+        close_parent(self.client, self.parent_id, counts["done"], failed, counts["pruned"],
+                     status or ("FAILED" if failed else "FINISHED"))
 
-        now = int(time.time() * 1000)
-        failed = counts["failed"]
-        self.client.log_batch(self.parent_id, metrics=[Metric("sweep.finished", counts["done"], now, 0),
-                                                       Metric("sweep.failed", failed, now, 0),
-                                                       Metric("sweep.pruned", counts["pruned"], now, 0)],
-                              tags=[RunTag("ganlab.sweep.failed_variants",
-                                           ", ".join(n for _, n, _ in counts["failures"])[:5000] or "-")])
-        if self.client.get_run(self.parent_id).info.status == "RUNNING":
-            self.client.set_terminated(self.parent_id, status="FINISHED" if not failed else "FAILED")
+
+def _state(name: str) -> Any:
+    from optuna.trial import TrialState
+
+    return getattr(TrialState, name)
 
 
 def _short(value: Any) -> str:
