@@ -391,3 +391,33 @@ def test_a_search_study_uses_its_sampler_and_a_retry_reruns_the_same_values(work
     retry_name = worker.trial_config(optuna.trial.Trial(study, claimed), storage.get_trial(claimed)).run_name
     assert storage.get_trial(claimed).params == sampled  # the same values, recorded for the sampler
     assert retry_name.endswith("(retry)")
+
+
+def test_a_dead_trial_whose_run_had_finished_is_completed_from_it_not_retried(workdir: Path, mlflow_client) -> None:
+    """Its worker died between the run's end and telling the study: the run stands, nothing is trained twice."""
+    from optuna.trial import TrialState
+
+    from ganlab.studies.study import status_counts
+    from ganlab.studies.worker import Worker
+
+    (workdir / "grid.toml").write_text(GRID_12.replace('"head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]',
+                                                       '"head.name" = ["sigmoid"]').replace("seed = [0, 1, 2]",
+                                                                                              "seed = [0]"))
+    created = run_in_process(["sweep", "grid.toml", "--jobs", "0", "--grace", "1", "--heartbeat", "0.2"], workdir)
+    assert created.returncode == 0, created.stderr
+    worker = Worker(created.stdout.strip().splitlines()[-1], f"journal:{workdir / 'mlruns' / 'optuna.journal'}",
+                    say=lambda text: None)
+    dead = worker.claim()
+    run = mlflow_client.create_run(worker.experiment_id, run_name="sigmoid-seed=0",
+                                   tags={"mlflow.parentRunId": worker.parent_id})
+    mlflow_client.set_terminated(run.info.run_id, status="FINISHED")
+    time.sleep(1.2)
+    worker.fail_stale()
+    trials = worker.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["ganlab.run_id"] == run.info.run_id and trials[1].system_attrs["failed_trial"] == 0
+    counts = status_counts(worker.study)
+    assert (counts["done"], counts["failed"], counts["retried"], counts["left"]) == (1, 0, 1, 0)
+    assert worker.storage.get_trial(dead).state == TrialState.FAIL
+    worker.close_parent_if_done()
+    assert mlflow_client.get_run(worker.parent_id).info.status == "FINISHED"
