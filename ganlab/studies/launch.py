@@ -57,7 +57,7 @@ def run_here(config: Any, plugin_specs: Sequence[str], environ: dict[str, str], 
 
     started = time.monotonic()
     deterministic = torch.are_deterministic_algorithms_enabled()
-    saved = {key: os.environ.get(key) for key in environ}
+    environment_before = dict(os.environ)
     os.environ.update(environ)
     try:
         plugins = PluginManager().load(list(plugin_specs))
@@ -79,11 +79,11 @@ def run_here(config: Any, plugin_specs: Sequence[str], environ: dict[str, str], 
         return Ended(1, time.monotonic() - started, one_line(exc, plain_ganlab_errors=True), kept)
     finally:
         torch.use_deterministic_algorithms(deterministic)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
+        for key in environ:  # the trial's variables as they were before it
+            if key in environment_before:
+                os.environ[key] = environment_before[key]
             else:
-                os.environ[key] = value
+                del os.environ[key]
 
 
 class ChildRun:
