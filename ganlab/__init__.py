@@ -1,8 +1,9 @@
 """ganlab: a plugin-based experiment framework for generative adversarial networks.
 
 The public surface a plugin needs lives here and stays light to import: the
-``hookimpl`` marker, :class:`Option` for declaring component options, and the
-error type whose message ganlab shows a user as one line.
+``hookimpl`` marker, :class:`Option` for declaring component options, the
+error type whose message ganlab shows a user as one line, and
+:class:`FenchelYoungHead`, the base class of a head defined by its mapping.
 """
 
 from __future__ import annotations
@@ -10,20 +11,14 @@ from __future__ import annotations
 import pluggy
 
 from ganlab.errors import GanlabError
+from ganlab.heads import FenchelYoungHead
 from ganlab.options import Option
 
 __version__ = "0.1.0"
 
-#: Version of the hook specification surface. Bumped when a hook is added or gains an
-#: argument (compatible) or a hook is deprecated; see docs/plugins.md.
-#: 1.2: on_after_d_step, on_after_g_step, plugin_state, restore_plugin_state; RunContext.log_metrics,
-#: log_artifact and generator_average.
-#: 1.3: register_regularizers, register_augmentations, register_optimizers, plugin_options; objectives
-#: may be written on the step object (``discriminator_loss(step)``/``generator_loss(step)``,
-#: ganlab.train.step.Step), take ``real_logits`` in ``g_loss``, and return named terms.
-#: 2.0 (incompatible): one objective contract, ``discriminator_loss(step)``/``generator_loss(step)``; an
-#: objective with only 1.x's ``d_loss``/``g_loss`` is refused in one line saying what to rename (a
-#: population trains the same step, with the replicas' rows one after another).
+#: Version of the hook specification surface: the minor number grows when a hook, an argument or an
+#: optional method is added, the major one when something is removed. Each version's changes are listed
+#: once, in docs/plugins.md, "Compatibility policy" (a test keeps that list ending at this version).
 HOOKSPEC_VERSION = "2.0"
 
 PROJECT_NAME = "ganlab"
@@ -31,4 +26,4 @@ PROJECT_NAME = "ganlab"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
-__all__ = ["GanlabError", "HOOKSPEC_VERSION", "Option", "__version__", "hookimpl", "hookspec"]
+__all__ = ["FenchelYoungHead", "GanlabError", "HOOKSPEC_VERSION", "Option", "__version__", "hookimpl", "hookspec"]
