@@ -94,3 +94,66 @@ def check_dataset_data(name: str, plugin: str, data: Any) -> Any:
         raise ComponentError(f"dataset '{name}' (plugin '{plugin}') returned data that breaks the dataset "
                              f"contract: {problem}")
     return data
+
+
+#: The head methods checked on one small batch of scores before training, and the shape each returns
+#: for B samples of C classes (the real classes and fake).
+HEAD_OUTPUTS = (("probs", "(B, C)"), ("p_real", "(B,)"), ("real_loss", "(B,)"), ("fake_loss", "(B,)"),
+                ("loss", "(B,)"))
+
+
+def head_outputs_problem(head: Any, num_logits: int, num_classes: int = 1, batch: int = 3) -> str | None:
+    """What a head returns wrongly for ``batch`` samples of ``num_logits`` scores and ``num_classes``
+    real classes (None: nothing); ``probs`` must be distributions over the real classes and fake.
+
+    A per-sample loss of shape (B, 1) or a scalar where (B,) is due would broadcast into the
+    objective's mean and train on silently; one call of each method on random scores finds it.
+    """
+    import torch
+
+    scores = torch.randn(batch, num_logits, generator=torch.Generator().manual_seed(0))
+    for method, shape in HEAD_OUTPUTS:
+        args = (scores, torch.zeros(batch, dtype=torch.long)) if method == "loss" else (scores,)
+        try:
+            out = getattr(head, method)(*args)
+        except Exception as exc:  # noqa: BLE001 - any failure of a plugin's method is the finding
+            return f"{method}() failed on a ({batch}, {num_logits}) batch of scores: {type(exc).__name__}: {exc}"
+        wanted = (batch, num_classes + 1) if method == "probs" else (batch,)
+        if not isinstance(out, torch.Tensor):
+            return f"{method}() returned {type(out).__name__}, not a tensor of shape {shape}"
+        if tuple(out.shape) != wanted:
+            return (f"{method}() returned shape {list(out.shape)} for {batch} samples of {num_logits} scores; it must "
+                    f"return {shape} = {list(wanted)}" + ("" if method == "probs" else ", one value per sample"))
+        if not bool(torch.isfinite(out).all()):
+            return f"{method}() returned NaN or infinite values on finite scores"
+        if method == "probs" and not (bool((out >= 0).all()) and torch.allclose(out.sum(-1), torch.ones(batch), atol=1e-4)):
+            return "probs() must return distributions (each row >= 0, summing to 1)"
+    return None
+
+
+def check_head_outputs(name: str, plugin: str, head: Any, num_logits: int, num_classes: int = 1) -> None:
+    """Refuse, in one line naming the head and its plugin, a head whose outputs break the contract."""
+    problem = head_outputs_problem(head, num_logits, num_classes)
+    if problem is not None:
+        raise ComponentError(f"head '{name}' (plugin '{plugin}') breaks the head contract: {problem}")
+
+
+def metric_values_problem(values: Any) -> str | None:
+    """What is wrong with what a metric's ``evaluate`` returned (None: nothing): a dict of named real
+    numbers (Python, NumPy or 0-d tensors), NaN meaning "undefined at this evaluation"."""
+    import math
+    import numbers
+
+    if values is None:
+        return None
+    if not isinstance(values, dict):
+        return f"evaluate() returned {type(values).__name__}, not a dict of metric name -> number"
+    for key, value in values.items():
+        if not isinstance(key, str) or not key:
+            return f"evaluate() returned a value under {key!r}; metric names are non-empty strings"
+        number = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
+        if isinstance(number, bool) or not isinstance(number, numbers.Real):
+            return f"evaluate() returned {type(value).__name__} for '{key}', not a number"
+        if math.isinf(float(number)):  # NaN is allowed: "undefined at this evaluation" (an AUROC of one class)
+            return f"evaluate() returned {float(number)} for '{key}'"
+    return None

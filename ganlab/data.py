@@ -128,10 +128,44 @@ def tokens_problem(split: str, x: Any, vocab_size: int) -> str | None:
     return None
 
 
+#: How far past [-1, 1] image samples may stray (rounding in a plugin's scaling) before they are refused.
+RANGE_SLACK = 1e-3
+
+
+def samples_problem(split: str, x: Any, shape: tuple[int, ...] | None = None) -> str | None:
+    """What is wrong with the samples ``x`` of a ``split`` of non-text data (None: nothing).
+
+    ``x`` is (N, *shape) float32, finite; images (samples of two or more dimensions) lie in [-1, 1],
+    the range of the generator's final tanh. Vectors are not range-checked: they are unscaled by
+    design (grid25's modes sit at ±4), and G's output for them is linear. ``shape``: the training
+    samples' shape, which a test split must share.
+    """
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        return f"{split} samples must be a torch.Tensor, not {type(x).__name__}"
+    if x.dim() < 2:
+        return f"{split} samples must be (N, *shape), one row per sample, not shape {list(x.shape)}"
+    if shape is not None and tuple(x.shape[1:]) != shape:
+        return f"{split} samples have shape {list(x.shape[1:])}, the training samples {list(shape)}"
+    if x.dtype != torch.float32:
+        return (f"{split} samples are {str(x.dtype).removeprefix('torch.')}; ganlab's networks take float32: "
+                "return x.float()")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        return f"{split} samples hold NaN or infinite values"
+    if x.dim() > 2 and x.numel():
+        low, high = float(x.min()), float(x.max())
+        if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+            return (f"{split} images must lie in [-1, 1] (the generator ends in tanh), but they span "
+                    f"[{low:.4g}, {high:.4g}]: scale them, e.g. x / 127.5 - 1 for bytes")
+    return None
+
+
 def data_problem(data: TensorData) -> str | None:
     """What breaks the TensorData contract in ``data`` (None: nothing); checked on what every dataset returns.
 
-    ``num_classes`` is a count >= 0; each split's labels, when given, are one integer per sample in
+    ``num_classes`` is a count >= 0; samples are float32 and finite, images in [-1, 1]
+    (:func:`samples_problem`); each split's labels, when given, are one integer per sample in
     [0, num_classes); test labels come with test samples; text token ids lie inside the vocabulary.
     """
     try:
@@ -146,7 +180,10 @@ def data_problem(data: TensorData) -> str | None:
     if data.test_x is not None:
         splits.append(("test", data.test_x, data.test_y))
     for split, x, y in splits:
-        problem = labels_problem(split, int(x.shape[0]), y, num_classes)
+        problem = samples_problem(split, x, None if split == "training" else tuple(data.x.shape[1:])) \
+            if data.vocab is None else None
+        if problem is None:
+            problem = labels_problem(split, int(x.shape[0]), y, num_classes)
         if problem is None and data.vocab is not None:
             problem = tokens_problem(split, x, len(data.vocab))
         if problem is not None:

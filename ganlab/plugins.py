@@ -112,6 +112,22 @@ def _is_users_interrupt(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt)
 
 
+def packages_without_entry_point() -> list[str]:
+    """Installed packages that require ganlab but declare no ``ganlab`` entry point: a plugin package
+    whose ``[project.entry-points.ganlab]`` table was forgotten, which ganlab therefore never loads."""
+    import re
+
+    found = []
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name") or ""
+        if not name or name.lower() == PROJECT_NAME:
+            continue
+        needs = [re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0].lower() for req in (dist.requires or [])]
+        if PROJECT_NAME in needs and not any(ep.group == ENTRY_POINT_GROUP for ep in dist.entry_points):
+            found.append(name)
+    return sorted(set(found))
+
+
 def _same_file(a: str, b: str) -> bool:
     try:
         return a == b or Path(a).resolve() == Path(b).resolve()
@@ -302,6 +318,11 @@ class PluginManager:
         info.hooks = sorted(set(self._hookimpl_names(plugin)))
         self._objects[info.name] = plugin
         self._registry = None
+        if not info.hooks and not info.builtin:
+            undecorated = [n for n in self._spec_names() if callable(getattr(plugin, n, None))]
+            hint = (f"its {', '.join(undecorated)} lack @hookimpl (from ganlab import hookimpl)" if undecorated
+                    else "no function of it is decorated with @hookimpl (from ganlab import hookimpl)")
+            self._warn(f"plugin '{info.name}' ({info.module}) implements no ganlab hook, so it adds nothing: {hint}")
 
     @staticmethod
     def _spec_names() -> list[str]:

@@ -1,6 +1,6 @@
 """Helpers for testing ganlab plugins (documented in docs/plugins.md).
 
-Three things a plugin's test suite needs, and that ganlab's own tests use too:
+What a plugin's test suite needs, and ganlab's own tests use too:
 
 * :func:`make_plugin_manager`: a plugin manager holding only the plugins a test
   names (plus, optionally, ganlab's built-ins), *strict* so that a broken
@@ -8,7 +8,9 @@ Three things a plugin's test suite needs, and that ganlab's own tests use too:
 * tiny in-memory datasets (:func:`tiny_image_data`, :func:`tiny_vector_data`),
   also registered as the datasets ``tiny-images`` and ``tiny-vectors``;
 * :func:`run_steps`: a few real training steps with the components you name,
-  returning the losses and evaluation metrics the lifecycle hooks saw.
+  returning the losses and evaluation metrics the lifecycle hooks saw;
+* the checks ganlab makes of what plugins hand over, as assertions:
+  :func:`assert_head_contract`, :func:`assert_dataset_contract`, :func:`assert_metric_values`.
 
 Importing this module is cheap; torch is imported by the functions that train
 or make tensors.
@@ -30,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "TinyDatasets",
+    "assert_dataset_contract",
+    "assert_head_contract",
+    "assert_metric_values",
     "make_plugin_manager",
     "run_steps",
     "tiny_image_data",
@@ -271,3 +276,32 @@ def run_steps(head: ComponentSpec = "sigmoid", loss: ComponentSpec = "nonsaturat
     finally:
         torch.set_num_threads(before)
     return recorder.values
+
+
+# ---- contract checks an author calls from a test ------------------------------------
+def assert_head_contract(head: Any, num_classes: int = 1) -> None:
+    """Fail (AssertionError, one line) when ``head`` breaks the head contract ganlab checks before a run:
+    each method's output shape on a small batch, finite values, ``probs`` rows that are distributions."""
+    from ganlab.contracts import head_outputs_problem
+
+    problem = head_outputs_problem(head, int(head.num_logits(num_classes)), num_classes)
+    assert problem is None, problem
+
+
+def assert_dataset_contract(data: Any) -> None:
+    """Fail (AssertionError, one line) when what a dataset's ``load`` returned breaks the dataset contract:
+    float32 finite samples, images in [-1, 1], labels and token ids in range."""
+    from ganlab.contracts import dataset_data_problem
+    from ganlab.data import StreamingData, TensorData
+
+    assert isinstance(data, (TensorData, StreamingData)), f"load() returned {type(data).__name__}, not TensorData"
+    problem = dataset_data_problem(data)
+    assert problem is None, problem
+
+
+def assert_metric_values(values: Any) -> None:
+    """Fail (AssertionError, one line) when what a metric's ``evaluate`` returned is not a dict of named numbers."""
+    from ganlab.contracts import metric_values_problem
+
+    problem = metric_values_problem(values)
+    assert problem is None, problem

@@ -152,6 +152,12 @@ def plugins_cmd(
         status = "disabled" if r["disabled"] else (f"[red]error: {r['error']}[/red]" if r["error"] else "ok")
         table.add_row(r["name"], r["version"] or "-", "yes" if r["builtin"] else "no", ", ".join(r["hooks"]), status)
     Console().print(table)
+    from ganlab.plugins import packages_without_entry_point
+
+    for package in packages_without_entry_point():
+        typer.echo(f"ganlab: warning: package '{package}' requires ganlab but declares no 'ganlab' entry point, so "
+                   "ganlab does not load it: add [project.entry-points.ganlab] NAME = \"your_module\" to its "
+                   "pyproject.toml and reinstall it", err=True)
 
 
 @app.command()

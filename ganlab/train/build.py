@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ganlab.config import RunConfig
-from ganlab.contracts import check_dataset_data, dataset_data_problem
+from ganlab.contracts import check_dataset_data, check_head_outputs, dataset_data_problem
 from ganlab.data import (
     DataRequest,
     StreamingData,
@@ -258,6 +258,7 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
         raise
     except ComponentError as exc:
         raise ComponentError(f"head '{config.name_of('head')}' with loss '{config.name_of('loss')}': {exc}") from None
+    check_head_outputs(config.name_of("head"), components["head"].provenance.plugin, head, num_logits, num_classes)
 
     check_text_pairing(plugins, config, arch, getattr(data, "vocab", None) is not None)
     shape = tuple(data.shape)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ganlab.context import EvalContext
 from ganlab.data import TensorData
+from ganlab.contracts import metric_values_problem
 from ganlab.errors import GanlabError
 
 # ``trainer`` below is the run's ganlab.train.engine.Trainer, typed loosely: the engine imports this
@@ -130,6 +131,12 @@ def evaluate(trainer: Any, step: int) -> dict[str, float]:
                     raise
                 print(f"ganlab: warning: metric '{name}' (plugin '{component.provenance.plugin}') failed: "
                       f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
+            problem = metric_values_problem(values)
+            if problem is not None:  # a run is not lost to its metric: this evaluation's values are left out
+                component = trainer.plugins.registry.get("metric", name)
+                print(f"ganlab: warning: metric '{name}' (plugin '{component.provenance.plugin}') {problem}; "
+                      "its values at this evaluation are not logged", file=sys.stderr)
                 continue
             for key, value in (values or {}).items():
                 results[key] = float(value)
