@@ -68,6 +68,25 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ[key] = value
 
 
+# ---- pytest-xdist: one worker per core, each with its own stores and ports ----
+#: Many tests start ganlab processes of their own and each worker holds torch and MLflow (about
+#: 1 GB): more workers than this crowd a larger machine's memory for little gain.
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject.toml's addopts): the cores this process may use, at most MAX_WORKERS.
+
+    Each worker is a process of its own with its own ``tmp_path_factory`` root, so every
+    store, cache and template below is per worker; servers pick free ports (tests/servers.py).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
 # ---- test-suite hygiene: opt-in shuffled order, and no test leaves global state behind ----
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``GANLAB_TEST_SHUFFLE=SEED`` runs the tests in an order shuffled with that seed.
@@ -270,21 +289,49 @@ def cli_in_process(args: list[str]) -> int:
         os.environ.pop(WRITER_ENV, None)
 
 
-def run_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_in_process(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``ganlab ARGS`` in this process from ``cwd``, its output captured like ``run_cli``'s: for
-    commands whose behaviour does not depend on the process (each real one costs seconds of imports)."""
+    commands whose behaviour does not depend on the process (each real one costs seconds of imports).
+
+    ``env`` is set for the command and put back after it. What a subprocess would print to its
+    stderr is captured here too: ``print(..., file=sys.stderr)``, warnings, and the lines of every
+    logging handler that writes to the terminal (MLflow's own, bound to the stream of their time).
+    """
     import contextlib
     import io
+    import logging
 
     out, err = io.StringIO(), io.StringIO()
     before = os.getcwd()
+    saved = {key: os.environ.get(key) for key in (env or {})}
+    handlers = [h for h in _logging_handlers() if type(h) is logging.StreamHandler
+                and not isinstance(h, logging.FileHandler)]
+    streams = [h.stream for h in handlers]
     os.chdir(cwd)
+    os.environ.update(env or {})
     try:
+        for handler in handlers:
+            handler.setStream(err)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli_in_process(args)
     finally:
+        for handler, stream in zip(handlers, streams):
+            handler.setStream(stream)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         os.chdir(before)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def _logging_handlers() -> list[Any]:
+    import logging
+
+    loggers = [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(logger, logging.Logger))]
+    return list({id(h): h for logger in loggers for h in logger.handlers}.values())
 
 
 @pytest.fixture

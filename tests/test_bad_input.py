@@ -1,6 +1,6 @@
-"""The bad-input catalogue: every refusal through the real CLI, in a real process.
+"""The bad-input catalogue: every refusal through the real CLI.
 
-Each case runs ``python -m ganlab ...`` in its own directory holding a copy of
+Each case runs ``ganlab ...`` in its own directory holding a copy of
 one SQLite store that already contains a FINISHED run (with checkpoints), and
 checks the contract of docs/reliability.md:
 
@@ -14,8 +14,11 @@ checks the contract of docs/reliability.md:
 * no new run unless the case says so (a fault after training started leaves a
   FAILED run, never a RUNNING one).
 
-The cases are independent, so they run concurrently (a thread pool of
-subprocesses) once per session; each parametrized test then checks its own.
+The cases are independent; they run once per session, and each parametrized test then
+checks its own. Most run through ganlab's ``main`` in the test process (seconds of imports
+saved each); a sample runs ``python -m ganlab`` in a real process (``SUBPROCESS_SAMPLE``:
+entry points, plugins that exit the interpreter, the writer process, files that block, sweeps,
+and plain refusals of each kind), concurrently on a thread pool.
 A plugin the user named (``--plugin``, ``GANLAB_PLUGINS``) that cannot be
 loaded is bad input like any other. Tolerated faults (a broken installed
 entry-point plugin nobody asked for, a third-party lifecycle hook raising
@@ -541,18 +544,67 @@ class Outcome:
     run_id: str
 
 
-def run_case(case: Case, root: Path, populated: dict[str, Any]) -> Outcome:
+#: Cases that run in a real ``python -m ganlab`` process; the rest run in this one (the same ``main``,
+#: its exit code and output captured), each real process costing seconds of imports. Always in a
+#: real process: installed plugins (entry points found on a new process's path) and a sweep that
+#: trains (its trials are processes). And a sample whose subject is partly the process: a plain
+#: refusal and an unknown flag (the console script's exit status and stderr), a plugin that exits
+#: the interpreter at import, a failed run whose record the writer process finishes, a tolerated
+#: hook failure in a run that finishes, and checkpoints no process may block on.
+SUBPROCESS_SAMPLE = {
+    "head-misspelled", "flag-unknown", "plugin-exits-at-import", "plugin-step-hook-raises-strict",
+    "tolerated-hooks-exit", "resume-checkpoint-fifo", "sample-generator-dev-zero",
+}
+
+
+def in_a_subprocess(case: Case) -> bool:
+    return case.id in SUBPROCESS_SAMPLE or "PYTHONPATH" in case.env or (case.args[0] == "sweep" and case.new_runs > 0)
+
+
+def prepare(case: Case, root: Path, populated: dict[str, Any]) -> tuple[Path, Path, dict[str, Any], list[str]]:
+    """The case's directory (a copy of the populated store, and its own files), the store's state before."""
     cwd = root / case.id
     (cwd / "mlruns").mkdir(parents=True)
     shutil.copy(populated["db"], cwd / "mlruns" / "mlflow.db")
     if case.setup is not None:
         case.setup(cwd)
     db = cwd / "mlruns" / "mlflow.db"
-    before = snapshot(db)
-    args = [a.replace(RUN_ID, populated["run_id"]) for a in case.args]
+    return cwd, db, snapshot(db), [a.replace(RUN_ID, populated["run_id"]) for a in case.args]
+
+
+def start_case(case: Case, root: Path, populated: dict[str, Any]) -> Callable[[], Outcome]:
+    """Prepare the case here (this thread's environment is the one it sees) and return what runs it in a
+    real ``python -m ganlab`` process: safe to call on another thread."""
+    cwd, db, before, args = prepare(case, root, populated)
     env = {**os.environ, "OMP_NUM_THREADS": "1", **case.env}
-    proc = subprocess.run([sys.executable, "-m", "ganlab", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=240)
+
+    def run() -> Outcome:
+        proc = subprocess.run([sys.executable, "-m", "ganlab", *args], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=240)
+        return Outcome(case, proc, before, snapshot(db), populated["run_id"])
+
+    return run
+
+
+def run_case_in_process(case: Case, root: Path, populated: dict[str, Any]) -> Outcome:
+    """The case through ``ganlab.cli.app.main`` in this process; an exception that escapes it is what a
+    real process would print as a traceback (exit 1), and a change it leaves in the process-wide state
+    (which a real process would take with it) is reported on stderr as if it were one."""
+    from conftest import _global_state, _restore, _state_changes, run_in_process
+
+    cwd, db, before, args = prepare(case, root, populated)
+    state = _global_state()
+    try:
+        proc = run_in_process(args, cwd, env=case.env)
+    except BaseException as exc:  # noqa: BLE001 - what escapes main() is a traceback in a real process
+        import traceback
+
+        proc = subprocess.CompletedProcess(args, 1, "", "Traceback (in process):\n" + "".join(
+            traceback.format_exception(exc)))
+    changes = _state_changes(state, _global_state())
+    if changes:
+        _restore(state)
+        proc.stderr += "left process-wide state changed:\n" + "\n".join(changes) + "\n"
     return Outcome(case, proc, before, snapshot(db), populated["run_id"])
 
 
@@ -575,12 +627,25 @@ def selected_cases(session: pytest.Session) -> set[str] | None:
 @pytest.fixture(scope="session")
 def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
              populated: dict[str, Any]) -> dict[str, Outcome]:
+    """Every selected case's outcome: the subprocess sample on a thread pool, while this thread runs the
+    others in process, one after another (they change this process's directory and environment)."""
     root = tmp_path_factory.mktemp("bad-input")
     wanted = selected_cases(request.session)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {c.id: pool.submit(run_case, c, root, populated) for c in [*CASES, *TOLERATED]
-                   if wanted is None or c.id in wanted}
-        return {cid: f.result() for cid, f in futures.items()}
+    cases = [c for c in [*CASES, *TOLERATED] if wanted is None or c.id in wanted]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {c.id: pool.submit(start_case(c, root, populated)) for c in cases if in_a_subprocess(c)}
+        done = {c.id: run_case_in_process(c, root, populated) for c in cases if not in_a_subprocess(c)}
+        done.update({cid: f.result() for cid, f in futures.items()})
+    return {c.id: done[c.id] for c in cases}
+
+
+def test_the_subprocess_sample_names_real_cases_and_covers_every_kind_of_command() -> None:
+    ids = {c.id for c in [*CASES, *TOLERATED]}
+    assert SUBPROCESS_SAMPLE <= ids
+    sampled = [c for c in [*CASES, *TOLERATED] if in_a_subprocess(c)]
+    assert {c.args[0] for c in sampled} >= {"run", "resume", "sample", "sweep"}, "a real process for each command"
+    assert any(c.new_runs for c in sampled) and any(c.code == 0 for c in sampled)
+    assert 0 < len(sampled) < len(ids) // 2
 
 
 def check(outcome: Outcome) -> None:
@@ -616,16 +681,24 @@ def _params(cases: list[Case]) -> list[Any]:
             for c in cases]
 
 
+#: the tests that read the session's outcomes run on one pytest-xdist worker (``--dist loadgroup``),
+#: which runs the catalogue once
+CATALOGUE = pytest.mark.xdist_group("bad-input-catalogue")
+
+
+@CATALOGUE
 @pytest.mark.parametrize("case", _params(CASES))
 def test_bad_input_is_refused_in_one_line(case: Case, outcomes: dict[str, Outcome]) -> None:
     check(outcomes[case.id])
 
 
+@CATALOGUE
 @pytest.mark.parametrize("case", TOLERATED, ids=[c.id for c in TOLERATED])
 def test_broken_plugin_nobody_needs_is_a_warning(case: Case, outcomes: dict[str, Outcome]) -> None:
     check(outcomes[case.id])
 
 
+@CATALOGUE
 def test_strict_hook_failure_leaves_a_failed_run_with_the_reason(outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes["plugin-step-hook-raises-strict"]
     (new,) = [r for rid, r in outcome.after.items() if rid not in outcome.before]
@@ -633,6 +706,7 @@ def test_strict_hook_failure_leaves_a_failed_run_with_the_reason(outcomes: dict[
     assert "step hook exploded" in new["tags"]["ganlab.error"]
 
 
+@CATALOGUE
 @pytest.mark.parametrize("case_id", ["tolerated-step-hook-raises", "tolerated-hooks-exit"])
 def test_tolerated_hook_failures_let_the_run_finish(case_id: str, outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes[case_id]
@@ -647,9 +721,9 @@ def test_catalogue_is_large_enough() -> None:
 # ---- a garbled checkpoint -----------------------------------------------------------
 def test_corrupt_checkpoint_is_refused(workdir: Path, mlflow_client: Any) -> None:
     """Truncated, garbled, and hostile (pickled code) newest checkpoints: each refused, the run untouched."""
+    from conftest import run_in_process
     from test_checkpoint import evil_checkpoint
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     assert cli_in_process(["run", *TINY_RUN, "--steps", "6", "--checkpoint-every", "2"]) == 0
     (run,) = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
     run_id = run.info.run_id
@@ -666,8 +740,7 @@ def test_corrupt_checkpoint_is_refused(workdir: Path, mlflow_client: Any) -> Non
     for name, (content, expect) in variants.items():
         newest.write_bytes(content)
         before = snapshot(db)
-        proc = subprocess.run([sys.executable, "-m", "ganlab", "resume", run_id], cwd=workdir, capture_output=True,
-                              text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        proc = run_in_process(["resume", run_id], workdir)  # the catalogue resumes in a real process
         where = f"{name}:\n{proc.stderr}"
         assert proc.returncode == 2, where
         assert "Traceback" not in proc.stderr, where

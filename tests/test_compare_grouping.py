@@ -1,6 +1,6 @@
 """``ganlab compare`` never averages unlike runs (issue 17), on real runs through the real CLI.
 
-The store holds real TINY ring8 runs, made once for the module by two subprocesses: a
+The store holds real TINY ring8 runs, made once for the module by two commands: a
 ``ganlab sweep`` over steps 4 and 6 with seeds 0 and 1 (children of a sweep parent), and a
 population ``ganlab run --seeds 2-3`` with 4 steps (a parent run and one child run per
 seed). The four 4-step runs are replicates of one variant and must be one group of n = 4;
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, TINY_SWEEP_BASE, run_cli, run_in_process
+from conftest import TINY, TINY_SWEEP_BASE, run_in_process
 
 EXPERIMENT = "unlike"
 BASE = ["--experiment", EXPERIMENT, "--dataset", "ring8", "--arch", "mlp", "--head", "sigmoid", *TINY]
@@ -39,6 +39,10 @@ def _ok(done) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+#: the module's store is made once: its tests stay on one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("compare-grouping")
+
+
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory: pytest.TempPathFactory, template_store: Path) -> Path:
     """A project directory whose store holds the runs described in the module docstring."""
@@ -48,13 +52,13 @@ def real_store(tmp_path_factory: pytest.TempPathFactory, template_store: Path) -
     (root / "mlruns").mkdir()
     shutil.copy(template_store, root / "mlruns" / "mlflow.db")
     (root / "seeds.toml").write_text(SWEEP, encoding="utf-8")
-    _ok(run_cli(["sweep", "seeds.toml"], cwd=root))
-    _ok(run_cli(["run", *BASE, "--seeds", "2-3"], cwd=root))
+    _ok(run_in_process(["sweep", "seeds.toml"], root))
+    _ok(run_in_process(["run", *BASE, "--seeds", "2-3"], root))
     return root
 
 
 def compare(root: Path, *args: str):
-    # in this process: compare's behaviour does not depend on it (the runs above are real processes)
+    # in this process: compare's behaviour does not depend on it
     return run_in_process(["compare", "--experiment", EXPERIMENT, "--metrics", "loss.d", *args], root)
 
 
