@@ -1,7 +1,8 @@
 """Progress while a run trains, updated at logging intervals only.
 
-On a terminal: a rich progress bar with the current losses and a labelled ETA.
-Otherwise (stderr sent to a file, a pipe, a CI log) a bar would print nothing
+On a terminal: a rich progress bar, moved every step, with the current losses (at logging
+steps) and the rate and ETA measured by ganlab from the first step on (rich's own estimate shows
+nothing until it has seen many updates: minutes on a slow CPU run). Otherwise (stderr sent to a file, a pipe, a CI log) a bar would print nothing
 useful, so plain lines go out instead::
 
     ganlab: step 200/1000 loss.d=1.3412 loss.g=0.7021 12.3 steps/s ETA 1m05s
@@ -59,26 +60,36 @@ class ProgressBar:
             self.last_tenth = ctx.step // self.line_every
             return
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, Progress, TextColumn
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[losses]}"), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"), TextColumn("{task.fields[speed]}"),
             console=Console(stderr=True), transient=False,
         )
         self.progress.start()
         self.task = self.progress.add_task(ctx.config.default_run_name(), total=ctx.config.steps,
-                                           completed=ctx.step, losses="")
+                                           completed=ctx.step, losses="", speed="")
 
     @hookimpl
     def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
-        if step % ctx.config.log_every and step != ctx.config.steps:
-            return
+        logged = not step % ctx.config.log_every or step == ctx.config.steps
         if self.plain:
-            self.plain_line(ctx, step, losses)
+            if logged:
+                self.plain_line(ctx, step, losses)
             return
-        text = "  ".join(f"{k.split('.')[-1]}={float(v):.4f}" for k, v in losses.items())
-        self.progress.update(self.task, completed=step, losses=text)
+        fields: dict[str, Any] = {"completed": step, "speed": self.speed(ctx, step, time.monotonic())}
+        if logged:  # the losses are on the host only at logging steps
+            fields["losses"] = "  ".join(f"{k.split('.')[-1]}={float(v):.4f}" for k, v in losses.items())
+        self.progress.update(self.task, **fields)
+
+    def speed(self, ctx: Any, step: int, now: float) -> str:
+        """``12.3 steps/s ETA 1m05s`` from the steps this process trained ('' before the first)."""
+        elapsed, done = now - self.started, step - self.first_step
+        if elapsed <= 0 or done <= 0:
+            return ""
+        rate = done / elapsed
+        return f"{rate:.1f} steps/s ETA {format_eta((ctx.config.steps - step) / rate)}"
 
     def plain_line(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
         """A line when this logging step starts a new tenth of the run, or 30 s have passed since the last."""
@@ -91,16 +102,14 @@ class ProgressBar:
         self.last_line = now
         total = ctx.config.steps
         values = " ".join(f"{key}={float(value):.4f}" for key, value in losses.items())
-        elapsed, done = now - self.started, step - self.first_step
-        rate = done / elapsed if elapsed > 0 and done > 0 else 0.0
-        speed = f" {rate:.1f} steps/s ETA {format_eta((total - step) / rate)}" if rate > 0 else ""
-        print(f"ganlab: step {step}/{total} {values}{speed}", file=sys.stderr, flush=True)
+        speed = self.speed(ctx, step, now)
+        print(f"ganlab: step {step}/{total} {values}" + (f" {speed}" if speed else ""), file=sys.stderr, flush=True)
 
     @hookimpl
     def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:
         if self.progress is not None:
             self.progress.stop()
         elapsed = time.monotonic() - self.started
-        where = f" run {ctx.run_id}" if ctx.run_id else ""
-        print(f"ganlab: {status.lower()} at step {ctx.step}/{ctx.config.steps} in {elapsed:.1f}s{where}",
+        where = f"; run {ctx.run_id}" if ctx.run_id else ""
+        print(f"ganlab: {status.lower()} at step {ctx.step}/{ctx.config.steps} in {format_eta(elapsed)}{where}",
               file=sys.stderr)
