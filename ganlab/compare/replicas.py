@@ -12,7 +12,7 @@ Two sets of keys say what "the same" means:
   population (``seeds``) is never mistaken for one of its replicas.
 - :data:`NOT_A_REPLICA`: for ``ganlab compare``, also ``seeds`` and the seed-naming data
   description: replica i of a population follows the trajectory of the single run with
-  seed i (README, populations), so the two are duplicates too.
+  seed i (docs/running.md, "Many seeds at once"), so the two are duplicates too.
 
 Nothing here imports torch or mlflow.
 """
