@@ -6,6 +6,7 @@ template and each test gets a byte copy of it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -202,6 +203,18 @@ def _restore(before: dict[str, Any]) -> None:
             # Setting an option un-hides it; only changed ones (setting a deprecated one warns).
             for key in [k for k in values if k in now_hidden - hidden or now.get(k) != values[k]]:
                 setattr(module, key, values[key])
+
+
+@contextlib.contextmanager
+def process_state_restored() -> Iterator[None]:
+    """Put back the process-wide state after a command run in this process that sets what a real
+    ``ganlab`` process keeps until it exits (``--deterministic``: torch's deterministic algorithms and
+    CUBLAS_WORKSPACE_CONFIG), so that a test may run it in process."""
+    before = _global_state()
+    try:
+        yield
+    finally:
+        _restore(before)
 
 
 @pytest.fixture(autouse=True)

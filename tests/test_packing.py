@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY, _registry, cli_in_process, run_cli, run_in_process
+from conftest import TINY, _registry, cli_in_process, process_state_restored, run_in_process
 from ganlab.errors import GanlabError
 from ganlab.train.packing import PackedDiscriminator, build_networks, check_pack, packed_shape
 
@@ -229,7 +229,8 @@ def test_bad_pack_is_refused_in_one_line_before_any_run(workdir: Path, mlflow_cl
 def test_pack_1_is_bit_identical_to_no_pack(workdir: Path, mlflow_client: Any) -> None:
     common = ["run", *TINY, *RING, "--set", "metrics=none", "--deterministic", "--seed", "3"]
     for extra in ([], ["--pack", "1"]):
-        out = run_cli([*common, *extra, "--experiment", "pack-" + ("set" if extra else "unset")], cwd=workdir)
+        with process_state_restored():  # --deterministic
+            out = run_in_process([*common, *extra, "--experiment", "pack-" + ("set" if extra else "unset")], workdir)
         assert out.returncode == 0, out.stderr
     runs = {r.data.params["experiment"]: r for r in mlflow_client.search_runs(
         [e.experiment_id for e in mlflow_client.search_experiments()])}

@@ -2,7 +2,7 @@
 
 The headline tests train a population and, separately, each of its seeds as
 a single run, and compare the weights after 50 steps: replica i must follow
-the single run with seed i. The rest go through the real CLI: the record (a
+the single run with seed i. The rest go through the CLI (in this process, but for SIGINT): the record (a
 parent run, one ordinary child run per seed), one replica diverging, SIGINT
 and ``ganlab resume`` of the parent, the sequential fallback, and refusals.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli, run_in_process
+from conftest import process_state_restored, run_in_process
 from test_resume import wait_for
 
 PLUGINS = Path(__file__).parent / "plugins_for_tests"
@@ -210,10 +210,10 @@ def test_population_records_one_ordinary_child_run_per_seed(workdir: Path, mlflo
     args = [*SMALL, "--steps", "6", "--dataset", "ring8", "--set", "arch.hidden_scale=0.125",
             "--sample-every", "3", "--checkpoint-every", "3", "--set", "metrics=modes", "--set", "eval_samples=200",
             "--eval-every", "3"]
-    done = run_cli(["run", "--seeds", "0-2", *args], cwd=workdir)
+    done = run_in_process(["run", "--seeds", "0-2", *args], workdir)
     assert done.returncode == 0, done.stderr
     assert "3 seeds trained as one vectorised model" in done.stderr
-    single = run_cli(["run", "--seed", "1", "--experiment", "single", *args], cwd=workdir)
+    single = run_in_process(["run", "--seed", "1", "--experiment", "single", *args], workdir)
     assert single.returncode == 0, single.stderr
 
     parent, children = _parent_and_children(mlflow_client)
@@ -240,19 +240,19 @@ def test_population_records_one_ordinary_child_run_per_seed(workdir: Path, mlflo
     single_dir = Path(reference.info.artifact_uri.replace("file://", ""))
     assert abs((child_dir / "generator.pt").stat().st_size - (single_dir / "generator.pt").stat().st_size) < 512
     # `ganlab sample` treats a child as an ordinary run
-    sampled = run_cli(["sample", child.info.run_id, "--n", "10", "--out", "s.npy"], cwd=workdir)
+    sampled = run_in_process(["sample", child.info.run_id, "--n", "10", "--out", "s.npy"], workdir)
     assert sampled.returncode == 0, sampled.stderr
     assert (workdir / "s.npy").is_file()
-    refused = run_cli(["sample", parent.info.run_id, "--n", "10", "--out", "p.npy"], cwd=workdir)
+    refused = run_in_process(["sample", parent.info.run_id, "--n", "10", "--out", "p.npy"], workdir)
     assert refused.returncode == 2 and "is the parent of a population (seeds 0-2)" in refused.stderr
     assert child.info.run_id in refused.stderr.strip().splitlines()[-1]
 
 
 def test_one_diverging_replica_stops_alone(workdir: Path, mlflow_client: Any) -> None:
-    done = run_cli(["run", "--seeds", "0-2", *SMALL, "--steps", "8", "--dataset", "ring8",
+    done = run_in_process(["run", "--seeds", "0-2", *SMALL, "--steps", "8", "--dataset", "ring8",
                     "--set", "arch.hidden_scale=0.125", "--plugin", str(PLUGINS / "nan_at_step.py"),
                     "--loss", "nan-at-step", "--set", "loss.target=generator", "--set", "loss.step=3",
-                    "--set", "loss.seed=1"], cwd=workdir)
+                    "--set", "loss.seed=1"], workdir)
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     assert "1 of 3 replicas diverged: seed 1" in done.stderr.splitlines()[-1]
@@ -268,9 +268,9 @@ def test_one_diverging_replica_stops_alone(workdir: Path, mlflow_client: Any) ->
 
 
 def test_a_population_whose_every_replica_diverges_fails(workdir: Path, mlflow_client: Any) -> None:
-    done = run_cli(["run", "--seeds", "0-1", *SMALL, "--steps", "8", "--dataset", "ring8",
+    done = run_in_process(["run", "--seeds", "0-1", *SMALL, "--steps", "8", "--dataset", "ring8",
                     "--set", "arch.hidden_scale=0.125", "--plugin", str(PLUGINS / "nan_at_step.py"),
-                    "--loss", "nan-at-step", "--set", "loss.target=generator", "--set", "loss.step=3"], cwd=workdir)
+                    "--loss", "nan-at-step", "--set", "loss.target=generator", "--set", "loss.step=3"], workdir)
     assert done.returncode == 3 and "2 of 2 replicas diverged" in done.stderr.splitlines()[-1], done.stderr
     parent, children = _parent_and_children(mlflow_client)
     assert parent.info.status == "FAILED" and {c.info.status for c in children.values()} == {"FAILED"}
@@ -282,6 +282,7 @@ def _popen(args: list[str], cwd: Path, sleep: float) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_sigint_kills_every_replica_and_resuming_the_parent_ends_where_an_uninterrupted_population_does(
         workdir: Path, mlflow_client: Any) -> None:
     import torch
@@ -310,11 +311,13 @@ def test_sigint_kills_every_replica_and_resuming_the_parent_ends_where_an_uninte
     stopped = {c.data.tags["ganlab.killed_at_step"] for c in children}
     assert len(stopped) == 1 and 4 <= int(stopped.pop()) < 24
 
-    listed = run_cli(["runs"], cwd=workdir, env={"COLUMNS": "400"})
+    listed = run_in_process(["runs"], workdir, env={"COLUMNS": "400"})
     line = next(row for row in listed.stdout.splitlines() if parent.info.run_id in row)
     assert "population of seeds 0-1" in line and f"ganlab resume {parent.info.run_id}" in line, listed.stdout
 
-    resumed = run_cli(["resume", parent.info.run_id, "--plugin", slow], cwd=workdir, env={"GANLAB_TEST_STEP_SLEEP": "0"})
+    with process_state_restored():  # --deterministic
+        resumed = run_in_process(["resume", parent.info.run_id, "--plugin", slow], workdir,
+                                 env={"GANLAB_TEST_STEP_SLEEP": "0"})
     assert resumed.returncode == 0, resumed.stderr
     assert mlflow_client.get_run(parent.info.run_id).info.status == "FINISHED"
     ref_runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("reference").experiment_id])
@@ -333,9 +336,9 @@ def test_sigint_kills_every_replica_and_resuming_the_parent_ends_where_an_uninte
 
 
 def test_unvectorisable_architecture_falls_back_to_sequential_runs(workdir: Path, mlflow_client: Any) -> None:
-    done = run_cli(["run", "--seeds", "3,5", *SMALL, "--steps", "4", "--dataset", "ring8",
+    done = run_in_process(["run", "--seeds", "3,5", *SMALL, "--steps", "4", "--dataset", "ring8",
                     "--plugin", str(PLUGINS / "unvectorised_mlp.py"), "--arch", "unvectorised-mlp",
-                    "--set", "arch.hidden_scale=0.125"], cwd=workdir)
+                    "--set", "arch.hidden_scale=0.125"], workdir)
     assert done.returncode == 0, done.stderr
     notices = [line for line in done.stderr.splitlines() if "one after another" in line]
     assert len(notices) == 1 and "does not declare vectorisable = True" in notices[0]
@@ -367,7 +370,7 @@ def test_sweep_with_population_true_trains_each_variant_as_a_population(workdir:
         'sample_every = 0\nmetrics = "none"\ndevice = "cpu"\n[base.dataset]\nname = "ring8"\n'
         '[base.arch]\nname = "mlp"\nhidden_scale = 0.125\n'
         '[grid]\n"head.name" = ["sigmoid", "entmax"]\nseed = [0, 1, 2]\n')
-    done = run_cli(["sweep", "heads.toml"], cwd=workdir)
+    done = run_in_process(["sweep", "heads.toml"], workdir)
     assert done.returncode == 0, done.stderr
     assert "2 variant(s)" in done.stdout, done.stdout
     runs = _runs(mlflow_client)
@@ -387,6 +390,7 @@ def test_sweep_with_population_true_trains_each_variant_as_a_population(workdir:
     assert refused.returncode == 2 and "population = true needs a seed axis" in refused.stderr
 
 
+@pytest.mark.slow
 def test_interrupting_a_population_in_a_sweep_stops_the_sweep(workdir: Path, mlflow_client: Any) -> None:
     """SIGINT while a sweep's population trains: the population checkpoints, and the sweep stops with it
     (parent KILLED, exit 130) instead of going on to the next variant."""
