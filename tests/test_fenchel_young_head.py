@@ -186,3 +186,14 @@ def test_a_ten_line_head_trains_through_ganlab_run(workdir: Path, mlflow_client:
     assert run.info.status == "FINISHED"
     assert run.data.params["head.name"] == "my-entmax15" and run.data.tags["ganlab.head.plugin"] == "my_heads"
     assert math.isfinite(run.data.metrics["loss.d"]) and math.isfinite(run.data.metrics["loss.g"])
+
+
+def test_the_losses_compile_in_one_graph(authored: dict[str, Any]) -> None:
+    head = authored["Sparsemax"]()
+
+    def game(z: torch.Tensor) -> torch.Tensor:
+        return head.real_loss(z).mean() + head.fake_loss(z).mean() + head.class_loss(z, z.argmax(-1) % 4).mean()
+
+    z = torch.randn(8, 5, requires_grad=True)
+    compiled = torch.compile(game, backend="aot_eager", fullgraph=True)  # fullgraph: a graph break raises
+    torch.testing.assert_close(compiled(z), game(z))

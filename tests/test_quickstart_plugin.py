@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,10 @@ def test_every_block_of_the_quickstart_runs(workdir: Path, modules_of_the_page: 
         files[first.removeprefix("# file: ")] = block
         (workdir / first.removeprefix("# file: ")).write_text(block, encoding="utf-8")
     assert set(files) == {"my_heads.py", "test_my_heads.py"}
+    # every ganlab command imports the plugin: the page's file must not import torch when loaded
+    probe = f"import sys; sys.path.insert(0, {str(workdir)!r}); import my_heads; print('torch' in sys.modules)"
+    light = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert light.stdout.strip() == "False", light.stderr
     modules_of_the_page.syspath_prepend(str(workdir))
 
     ran = []
