@@ -197,3 +197,11 @@ def test_the_losses_compile_in_one_graph(authored: dict[str, Any]) -> None:
     z = torch.randn(8, 5, requires_grad=True)
     compiled = torch.compile(game, backend="aot_eager", fullgraph=True)  # fullgraph: a graph break raises
     torch.testing.assert_close(compiled(z), game(z))
+
+
+def test_ten_line_heads_meet_the_contract_ganlab_checks_before_a_run(authored: dict[str, Any]) -> None:
+    from ganlab.testing import assert_head_contract
+
+    for name in ("Sparsemax", "Entmax15"):
+        for classes in (1, 3):
+            assert_head_contract(authored[name](), num_classes=classes)
