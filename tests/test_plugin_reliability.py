@@ -1,4 +1,5 @@
-"""Plugin faults and lifecycle dispatch, through the real CLI where the behaviour depends on it.
+"""Plugin faults and lifecycle dispatch, through the CLI (in a real process where the behaviour depends on
+it: entry points on a new process's path, GANLAB_VERBOSE handed to child processes).
 
 * any BaseException out of a plugin's import or hooks is a plugin error, reported like the
   others (a ``sys.exit()`` must not end ganlab silently with exit 0); KeyboardInterrupt is
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, run_in_process
 from ganlab import hookimpl
 from ganlab.errors import PluginError
 from ganlab.plugins import PluginManager
@@ -47,14 +48,14 @@ def events(path: Path) -> list[dict[str, Any]]:
 
 
 def untracked(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_cli(["run", *TINY, "--no-tracking", *args], cwd=cwd, env=env)
+    return run_in_process(["run", *TINY, "--no-tracking", *args], cwd, env=env)
 
 
 # ---- 1. BaseExceptions from a plugin ----------------------------------------------------
 @pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
 def test_sys_exit_at_import_of_a_named_plugin_is_an_error(workdir: Path, strict: bool) -> None:
     env = {"GANLAB_STRICT_PLUGINS": "1"} if strict else {}
-    out = run_cli(["run", "--plugin", plugin("exits_at_import"), "--dry-run"], cwd=workdir, env=env)
+    out = run_in_process(["run", "--plugin", plugin("exits_at_import"), "--dry-run"], workdir, env=env)
     assert out.returncode == 2, out.stderr
     assert out.stdout == ""  # nothing ran: no configuration printed
     (line,) = lines(out.stderr)
@@ -104,7 +105,7 @@ def test_keyboard_interrupt_from_a_plugin_is_taken_as_the_users(workdir: Path) -
     """A real Ctrl-C may land inside a plugin's code, so KeyboardInterrupt is never made a warning."""
     with pytest.raises(KeyboardInterrupt):
         PluginManager(warn=lambda message: None, strict_named=False).load([plugin("interrupts_at_import")])
-    out = run_cli(["run", "--plugin", plugin("interrupts_at_import"), "--dry-run"], cwd=workdir)
+    out = run_in_process(["run", "--plugin", plugin("interrupts_at_import"), "--dry-run"], workdir)
     assert out.returncode == 130 and lines(out.stderr) == ["ganlab: interrupted"], out.stderr
 
 
@@ -131,7 +132,7 @@ def test_a_plugin_named_twice_is_loaded_once(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_missing_named_plugin_is_said_once_and_nothing_runs(workdir: Path, mlflow_client: Any) -> None:
-    out = run_cli(["run", *TINY, "--plugin", "./missing.py"], cwd=workdir)
+    out = run_in_process(["run", *TINY, "--plugin", "./missing.py"], workdir)
     assert out.returncode == 2, out.stderr
     (line,) = lines(out.stderr)  # the CLI loads plugins twice: the error is still said once
     assert line.startswith(f"{ERROR} plugin 'missing'") and "no plugin file at missing.py" in line
@@ -140,14 +141,14 @@ def test_missing_named_plugin_is_said_once_and_nothing_runs(workdir: Path, mlflo
 
 
 def test_a_command_from_a_missing_named_plugin_names_the_plugin(workdir: Path) -> None:
-    out = run_cli(["hello", "--plugin", "hello_command.py"], cwd=workdir)
+    out = run_in_process(["hello", "--plugin", "hello_command.py"], workdir)
     assert out.returncode == 2
     (line,) = lines(out.stderr)
     assert line.startswith(f"{ERROR} plugin 'hello_command'") and "no plugin file" in line  # not "No such command"
 
 
 def test_plugins_command_still_lists_a_named_plugin_that_fails(workdir: Path) -> None:
-    out = run_cli(["plugins", "--json", "--plugin", plugin("exits_at_import")], cwd=workdir)
+    out = run_in_process(["plugins", "--json", "--plugin", plugin("exits_at_import")], workdir)
     assert out.returncode == 0, out.stderr
     rows = {p["name"]: p for p in json.loads(out.stdout)["plugins"]}
     assert "SystemExit" in rows["exits_at_import"]["error"]
@@ -157,7 +158,7 @@ def test_plugins_command_still_lists_a_named_plugin_that_fails(workdir: Path) ->
 # ---- 3. lifecycle hooks through pluggy -----------------------------------------------------------
 def test_wrappers_and_ordering_around_the_builtin_tracker(workdir: Path, mlflow_client: Any) -> None:
     record = workdir / "events.jsonl"
-    out = run_cli(["run", *TINY, "--checkpoint-every", "2", "--plugin", plugin("hook_order")], cwd=workdir,
+    out = run_in_process(["run", *TINY, "--checkpoint-every", "2", "--plugin", plugin("hook_order")], workdir,
                   env={"GANLAB_TEST_RECORD": str(record)})
     assert out.returncode == 0, out.stderr
     (run,) = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
