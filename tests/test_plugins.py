@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, run_in_process
 from ganlab.errors import ComponentError, GanlabError, PluginError
 from ganlab.plugins import PluginManager
 
@@ -144,18 +144,19 @@ def test_third_party_distribution_is_discovered_through_its_entry_point(tmp_path
     assert component.provenance.distribution == "thirdparty-gan"
 
 
-def test_third_party_plugin_through_the_real_cli(tmp_path, workdir, mlflow_client):
+def test_third_party_plugin_through_the_real_cli(tmp_path, workdir, mlflow_client, monkeypatch):
     site = tmp_path / "site"
     _write_third_party(site)
     env = on_path(site)
-    listed = run_cli(["plugins", "--json"], cwd=workdir, env=env)
+    listed = run_cli(["plugins", "--json"], cwd=workdir, env=env)  # a new process finds it on its path
     assert listed.returncode == 0, listed.stderr
     plugins = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
     assert plugins["thirdparty"]["builtin"] is False and plugins["thirdparty"]["version"] == "1.2.3"
     assert plugins["thirdparty"]["hooks"] == ["register_heads"]
     assert plugins["heads"]["builtin"] is True
 
-    ran = run_cli(["run", "--head", "thirdparty-sigmoid", *TINY], cwd=workdir, env=env)
+    monkeypatch.syspath_prepend(str(site))  # the run in this process: it records what the plugin registered
+    ran = run_in_process(["run", "--head", "thirdparty-sigmoid", *TINY], workdir)
     assert ran.returncode == 0, ran.stderr
     (run,) = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
     assert run.data.params["head.name"] == "thirdparty-sigmoid"
@@ -165,7 +166,7 @@ def test_third_party_plugin_through_the_real_cli(tmp_path, workdir, mlflow_clien
 
 
 def test_plugins_json_reports_load_errors(workdir):
-    out = run_cli(["plugins", "--json", "--plugin", str(HERE / "missing_dependency.py")], cwd=workdir)
+    out = run_in_process(["plugins", "--json", "--plugin", str(HERE / "missing_dependency.py")], workdir)
     assert out.returncode == 0
     plugins = {p["name"]: p for p in json.loads(out.stdout)["plugins"]}
     assert "ModuleNotFoundError" in plugins["missing_dependency"]["error"]
@@ -184,7 +185,7 @@ def test_register_commands_adds_a_cli_command(tmp_path, workdir):
                 """Say hello."""
                 print(f"hello {name}")
     '''))
-    out = run_cli(["hello", "--name", "gan", "--plugin", str(plugin)], cwd=workdir)
+    out = run_in_process(["hello", "--name", "gan", "--plugin", str(plugin)], workdir)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hello gan"
 
@@ -210,7 +211,7 @@ def test_a_plugin_file_is_imported_once_per_process(tmp_path, workdir):
             with open({str(log)!r}, "a") as handle:
                 handle.write(f"run ended, started {{len(STARTED)}} time(s)\\n")
     '''))
-    out = run_cli(["run", "--plugin", str(plugin), "--no-tracking", *TINY], cwd=workdir)
+    out = run_in_process(["run", "--plugin", str(plugin), "--no-tracking", *TINY], workdir)
     assert out.returncode == 0, out.stderr
     assert log.read_text().splitlines() == ["imported", "run ended, started 1 time(s)"]
 
@@ -264,13 +265,13 @@ def test_a_malformed_factory_string_is_the_plugins_fault(tmp_path):
     assert "malformed_factory" in warnings[0] and "neither callable nor a 'module:attr' string" in warnings[0]
 
 
-def test_an_unresolvable_factory_string_through_the_real_cli(workdir, mlflow_client):
+def test_an_unresolvable_factory_string_through_the_cli(workdir, mlflow_client):
     plugin = str(HERE / "unresolvable_factory.py")
-    listed = run_cli(["components", "head", "--json", "--plugin", plugin], cwd=workdir)
+    listed = run_in_process(["components", "head", "--json", "--plugin", plugin], workdir)
     assert listed.returncode == 0, listed.stderr
     assert "unresolvable" in {c["name"] for c in json.loads(listed.stdout)}
 
-    ran = run_cli(["run", "--head", "unresolvable", "--plugin", plugin, *TINY], cwd=workdir)
+    ran = run_in_process(["run", "--head", "unresolvable", "--plugin", plugin, *TINY], workdir)
     assert ran.returncode == 2 and "Traceback" not in ran.stderr
     assert ran.stderr.strip().splitlines() == [
         "ganlab: error: head 'unresolvable' (plugin 'unresolvable_factory') has a factory "
@@ -282,12 +283,12 @@ def test_an_unresolvable_factory_string_through_the_real_cli(workdir, mlflow_cli
     assert "RUNNING" not in [r.info.status for r in runs]
 
 
-def test_disabling_a_builtin_through_the_real_cli(workdir):
+def test_disabling_a_builtin_through_the_cli(workdir):
     env = {"GANLAB_DISABLE_PLUGINS": "heads"}
-    ran = run_cli(["run", "--head", "sigmoid", "--dry-run"], cwd=workdir, env=env)
+    ran = run_in_process(["run", "--head", "sigmoid", "--dry-run"], workdir, env=env)
     assert ran.returncode == 2
     assert ran.stderr.strip().splitlines() == ["ganlab: error: unknown head 'sigmoid' (valid: none registered)"]
-    listed = run_cli(["plugins", "--json"], cwd=workdir, env=env)
+    listed = run_in_process(["plugins", "--json"], workdir, env=env)
     assert listed.returncode == 0, listed.stderr
     plugins = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
     assert plugins["heads"]["disabled"] is True and plugins["heads"]["hooks"] == []
