@@ -156,7 +156,9 @@ def register_optimizers(register: Register) -> None:
     (``config``: the run's RunConfig, for shared settings such as ``beta1`` or ``weight_decay``).
     Optional: ``elementwise = True`` when each parameter's update depends on that parameter
     alone (then a population trains it vectorised; otherwise its seeds run one after another),
-    and ``state_copies`` (tensors the size of the weights it keeps; default 2, as Adam).
+    and ``state_copies`` (tensors the size of the weights it keeps, or a function of the run's
+    configuration giving it; default 2, as Adam). The built-ins are registered through this hook
+    too (``ganlab_plugins.optimizers``).
     The learning-rate schedule sets each parameter group's ``lr``.
     """
 

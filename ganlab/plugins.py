@@ -58,6 +58,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganlab_plugins.regularizers",
     "ganlab_plugins.augmentations",
     "ganlab_plugins.latents",
+    "ganlab_plugins.optimizers",
 )
 
 

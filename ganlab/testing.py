@@ -152,8 +152,9 @@ def make_plugin_manager(*plugins: object, builtins: bool | Iterable[str] = True,
     and ``--plugin`` from the environment are *not* loaded, so a test sees the
     same components wherever it runs.
 
-    ``builtins``: True loads all of ganlab's built-in plugins, False none, a
-    collection of their names (``{"heads", "architectures"}``) only those.
+    ``builtins``: True loads all of ganlab's built-in plugins, False none but the
+    optimisers, a collection of their names (``{"heads", "architectures"}``) only
+    those and the optimisers.
     ``tiny_data`` adds the ``tiny-images`` / ``tiny-vectors`` datasets.
     ``strict`` (default) turns a plugin failure (import error, bad hookimpl,
     an exception in a hook) into a :class:`~ganlab.errors.PluginError` instead
@@ -169,9 +170,9 @@ def make_plugin_manager(*plugins: object, builtins: bool | Iterable[str] = True,
         print(f"ganlab: warning: {message}", file=sys.stderr)
 
     manager = PluginManager(warn=warn)
-    if builtins:
-        wanted = None if builtins is True else set(builtins)  # type: ignore[arg-type]
-        _load_builtins(manager, wanted)
+    # the optimisers always: every run needs one, and adam, the default, was the core's own before 2.0
+    wanted = None if builtins is True else {"optimizers", *(builtins or ())}  # type: ignore[arg-type]
+    _load_builtins(manager, wanted)
     if tiny_data:
         manager.register_object(TinyDatasets(), "ganlab.testing.tiny-data")
     state["strict"] = strict

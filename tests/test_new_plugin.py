@@ -76,7 +76,7 @@ def test_command_output_says_what_to_do_next(tmp_path, cli_inproc, capsys):
     (["x" * 41], "is not valid"),
     (["ok", "--kind", "hed"], "unknown plugin kind 'hed'; did you mean 'head'?"),
     (["sigmoid", "--kind", "head"], "a head named 'sigmoid' already exists (plugin 'heads')"),
-    (["adam", "--kind", "optimizer"], "'adam' is a built-in optimiser"),
+    (["adam", "--kind", "optimizer"], "an optimizer named 'adam' already exists (plugin 'optimizers')"),
     (["ok", "--kind", "head", "--kind", "hed"], "unknown plugin kind 'hed'; did you mean 'head'?"),
     (["ok", "--kind", "head", "--kind", "lifecycle"], "--kind lifecycle makes a package of its own"),
     (["ok", "--dir", "no/such/dir"], "--dir no/such/dir is not a directory"),

@@ -78,7 +78,7 @@ def test_population_replicas_follow_their_single_runs_with_each_optimiser(kind: 
 
 
 def test_the_memory_estimate_counts_each_optimisers_state() -> None:
-    from ganlab.train.build import build
+    from ganlab.train.build import build, make_optimizer_plugins
     from ganlab.train.memory import step_memory
 
     config, plugins = _config()
@@ -86,7 +86,9 @@ def test_the_memory_estimate_counts_each_optimisers_state() -> None:
     g_bytes, d_bytes = (sum(p.numel() * p.element_size() for p in n.parameters()) for n in (b.generator, b.discriminator))
 
     def need(**settings: Any) -> int:
-        return step_memory(_config(**settings)[0], b.device, b.generator, b.discriminator, b.data)(16)
+        config = _config(**settings)[0]
+        return step_memory(config, b.device, b.generator, b.discriminator, b.data,
+                           make_optimizer_plugins(plugins, config))(16)
 
     adam = need()
     assert adam - need(optimizer_g="sgd", optimizer_d="sgd") == 2 * (g_bytes + d_bytes)

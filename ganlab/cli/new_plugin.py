@@ -12,15 +12,13 @@ from ganlab.errors import GanlabError
 
 def _refuse_taken_name(kind: str, name: str) -> None:
     """A component with this name already exists: the new plugin would clash with it."""
-    from ganlab.config import OPTIMIZERS
     from ganlab.plugins import PluginManager
 
-    if kind == "optimizer" and name in OPTIMIZERS:
-        raise GanlabError(f"'{name}' is a built-in optimiser ({', '.join(OPTIMIZERS)}); choose another NAME")
     registry = PluginManager(warn=lambda message: None).load().registry
     if name in registry.names(kind):
         owner = registry.get(kind, name).provenance.plugin
-        raise GanlabError(f"a {kind} named '{name}' already exists (plugin '{owner}'); choose another NAME")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise GanlabError(f"{article} {kind} named '{name}' already exists (plugin '{owner}'); choose another NAME")
 
 
 def register(app: Any) -> None:

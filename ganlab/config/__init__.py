@@ -53,8 +53,6 @@ def _decay(value: float) -> str | None:
     return None if 0.0 <= value < 1.0 else "must be in [0, 1) (0: no average; e.g. 0.999)"
 
 
-#: torch.optim optimisers a run can pick per network (ganlab.train.build.make_optimizer)
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 
 #: More seeds than this in one population is refused: every replica is a child run in the store.
@@ -128,7 +126,7 @@ SETTINGS: dict[str, Option] = {
     "latent_dim": Option(int, 100, "size of the generator's noise input", min=1),
     "lr_g": Option(float, 2e-4, "generator learning rate", check=_positive),
     "lr_d": Option(float, 2e-4, "discriminator learning rate", check=_positive),
-    "optimizer_g": Option(str, "adam", f"generator optimiser: {', '.join(OPTIMIZERS)} or one a plugin registers "
+    "optimizer_g": Option(str, "adam", "generator optimiser: adam, adamw, sgd, rmsprop or one a plugin registers "
                           "(`ganlab components optimizer`)"),
     "optimizer_d": Option(str, "adam", "discriminator optimiser (as optimizer_g)"),
     "beta1": Option(float, 0.5, "Adam/AdamW beta1 for both networks", min=0.0, max=0.999999),
@@ -447,23 +445,25 @@ class ConfigBuilder:
         plugin_options = {name: resolve_options(f"plugins.{name}", options, self.raw.get("plugins", {}).get(name, {}))
                           for name, options in sorted(declared.items())}
         registered = registry.names("optimizer")
+
+        def takes_settings(name: str) -> Any:  # a built-in: its options are the run's shared settings
+            return registry.get("optimizer", name).metadata.get("settings")
+
         for name in self.raw.get("optimizer", {}):
-            if name in OPTIMIZERS:
-                raise ConfigError(f"[optimizer.{name}]: the built-in optimisers take their options as settings "
-                                  "(beta1, beta2, momentum, weight_decay), not an optimizer table")
             if name not in registered:
                 raise ConfigError(f"unknown optimiser '{name}' in [optimizer.{name}]{did_you_mean(name, registered)} "
-                                  f"(optimisers registered by plugins: {', '.join(registered) or 'none'})")
+                                  f"(valid: {', '.join(registered)})")
+            if takes_settings(name):
+                raise ConfigError(f"[optimizer.{name}]: '{name}' takes its options as settings "
+                                  f"({', '.join(takes_settings(name))}), not an optimizer table")
         optimizer_options = {}
         for key in ("optimizer_g", "optimizer_d"):
             name = settings[key]
-            if name in OPTIMIZERS:
-                continue
             if name not in registered:
-                valid = [*OPTIMIZERS, *registered]
-                raise ConfigError(f"{key}: unknown optimiser '{name}'{did_you_mean(name, valid)} "
-                                  f"(valid: {', '.join(valid)})")
-            optimizer_options[name] = registry.get("optimizer", name).resolve(self.raw.get("optimizer", {}).get(name, {}))
+                raise ConfigError(f"{key}: unknown optimiser '{name}'{did_you_mean(name, registered)} "
+                                  f"(valid: {', '.join(registered)})")
+            if not takes_settings(name):  # a table's options are recorded as params; settings already are
+                optimizer_options[name] = registry.get("optimizer", name).resolve(self.raw.get("optimizer", {}).get(name, {}))
         config = RunConfig(settings, components, metric_options, in_use["regularizer"], in_use["augmentation"],
                            plugin_options, optimizer_options)
         for metric in config.metric_names or []:

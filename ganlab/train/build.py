@@ -72,8 +72,10 @@ class Built:
 
 
 def make_optimizer_plugins(plugins: PluginManager, config: RunConfig) -> dict[str, Any]:
-    return {name: plugins.registry.get("optimizer", name).create(options)
-            for name, options in config.optimizer_options.items()}
+    """Name -> the optimiser component made, for each one the run uses (built-ins take no table)."""
+    names = dict.fromkeys([config.optimizer_g, config.optimizer_d, *config.optimizer_options])
+    return {name: plugins.registry.get("optimizer", name).create(config.optimizer_options.get(name, {}))
+            for name in names}
 
 
 @dataclass
@@ -290,11 +292,10 @@ def build(plugins: PluginManager, config: RunConfig) -> Built:
     check_step(config, device, generator, discriminator, data, optimizers, conditioning)
     auxiliary = make_auxiliary(config, loss, objective, discriminator, device)
 
-    opt_g = make_optimizer(config.optimizer_g, generator.parameters(), config.lr_g, config, device,
-                           optimizers.get(config.optimizer_g))
+    opt_g = make_optimizer(config.optimizer_g, generator.parameters(), config.lr_g, config,
+                           optimizers[config.optimizer_g])
     d_params = [*discriminator.parameters(), *(auxiliary.parameters() if auxiliary is not None else ())]
-    opt_d = make_optimizer(config.optimizer_d, d_params, config.lr_d, config, device,
-                           optimizers.get(config.optimizer_d))
+    opt_d = make_optimizer(config.optimizer_d, d_params, config.lr_d, config, optimizers[config.optimizer_d])
 
     metric_components = select_metrics(plugins, config)
     metrics = {c.name: c.create(config.metric_options.get(c.name, {})) for c in metric_components}
@@ -386,35 +387,15 @@ def check_samplewise(name: str, arch: Any, discriminator: Any) -> None:
         )
 
 
-def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, device: Any, made: Any = None) -> Any:
-    """The torch optimiser ``kind`` (one of ``ganlab.config.OPTIMIZERS``) over ``params``, with the
-    run's shared options; fused where torch has the kernel for it and the device (Adam and AdamW on
-    CUDA and, since torch 2.4, the CPU), which updates all parameters in one pass instead of about
-    ten tensor operations per parameter (its effect on a step: docs/benchmarks.md)."""
+def make_optimizer(kind: str, params: Any, lr: float, config: RunConfig, made: Any) -> Any:
+    """The optimiser ``made`` (the component ``kind``, a plugin's or a built-in) builds over ``params``."""
     import torch
 
-    params = list(params)
-    if made is not None:  # a plugin's optimiser
-        optimizer = made.build(params, lr, config)
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise ComponentError(f"optimizer '{kind}' build() returned a {type(optimizer).__name__}, "
-                                 "not a torch.optim.Optimizer")
-        return _with_initial_rates(optimizer)
-    if kind in ("adam", "adamw"):
-        cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
-        options: dict[str, Any] = {"betas": (config.beta1, config.beta2), "weight_decay": config.weight_decay}
-    elif kind == "sgd":
-        cls, options = torch.optim.SGD, {"momentum": config.momentum, "weight_decay": config.weight_decay}
-    elif kind == "rmsprop":
-        cls, options = torch.optim.RMSprop, {"momentum": config.momentum, "weight_decay": config.weight_decay}
-    else:
-        raise GanlabError(f"unknown optimiser '{kind}'")
-    if kind in ("adam", "adamw") and device.type in ("cuda", "cpu"):
-        try:
-            return _with_initial_rates(cls(params, lr=lr, fused=True, **options))
-        except RuntimeError:  # no fused kernel for this device in this torch
-            pass
-    return _with_initial_rates(cls(params, lr=lr, **options))
+    optimizer = made.build(list(params), lr, config)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ComponentError(f"optimizer '{kind}' build() returned a {type(optimizer).__name__}, "
+                             "not a torch.optim.Optimizer")
+    return _with_initial_rates(optimizer)
 
 
 def _with_initial_rates(optimizer: Any) -> Any:

@@ -229,7 +229,7 @@ def _kept_by(forward: Callable[[], Any], given: Any) -> tuple[int, Any]:
 
 
 def optimizer_state_copies(kind: str, config: RunConfig, made: Any = None) -> int:
-    """How many tensors the size of the weights optimiser ``kind`` keeps."""
-    if made is not None:
-        return int(getattr(made, "state_copies", 2))
-    return {"adam": 2, "adamw": 2, "rmsprop": 1 + (config.momentum > 0)}.get(kind, int(config.momentum > 0))  # sgd
+    """How many tensors the size of the weights optimiser ``kind`` keeps: its ``state_copies`` (a number,
+    or a function of the run's configuration), else 2, as Adam."""
+    copies = getattr(made, "state_copies", 2)
+    return int(copies(config) if callable(copies) else copies)

@@ -96,13 +96,11 @@ class PopulationTrainer:
         self.randomness = ReplicaRandomness([r.generator for r in self.replicas])
         self.G = StackedNetwork([r.b.generator for r in self.replicas], self.randomness)
         self.D = StackedNetwork([r.b.discriminator for r in self.replicas], self.randomness)
-        # every built-in optimiser is elementwise: one over the stacked tensors is N independent ones (a
-        # plugin's must declare it, or the population runs its seeds one after another: setup.why_sequential)
+        # an elementwise optimiser over the stacked tensors is N independent ones (every built-in is; one
+        # that does not declare it runs the population's seeds one after another: setup.why_sequential)
         cfg = self.config
-        self.opt_g = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.lr_g, cfg, self.device,
-                                    first.optimizers.get(cfg.optimizer_g))
-        self.opt_d = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.lr_d, cfg, self.device,
-                                    first.optimizers.get(cfg.optimizer_d))
+        self.opt_g = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.lr_g, cfg, first.optimizers[cfg.optimizer_g])
+        self.opt_d = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.lr_d, cfg, first.optimizers[cfg.optimizer_d])
         for i, replica in enumerate(self.replicas):
             replica.b.opt_g = ReplicaOptimizer(self.opt_g, i)
             replica.b.opt_d = ReplicaOptimizer(self.opt_d, i)
