@@ -1,4 +1,5 @@
-"""The MLflow record when things around it go wrong, through the real CLI in real processes.
+"""The MLflow record when things around it go wrong, through the real CLI (in real processes where the
+processes are the point: the writer, concurrent first runs, a store deleted under a running run).
 
 Each test provokes the failure for real: first runs racing to create one store,
 a record writer killed with SIGKILL, the store's database deleted under a
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_in_process
 
 #: a run that takes a second or two: no metric plugins, no evaluation or samples before the end
 FAST = ["--arch", "mlp", "--dataset", "ring8", "--batch-size", "16", "--latent-dim", "8", "--eval-every", "0",
@@ -65,6 +66,7 @@ def start_line(stderr: str) -> str:
 
 
 # ---- 1. first runs on a store that does not exist yet ------------------------------------------
+@pytest.mark.slow
 def test_first_runs_started_together_on_a_new_store_all_finish(tmp_path: Path) -> None:
     project = fresh_project(tmp_path / "new-project")
     procs = [subprocess.Popen([sys.executable, "-m", "ganlab", "run", *FAST, "--steps", "3", "--seed", str(seed)],
@@ -136,6 +138,7 @@ def when_checkpoint(project: Path, proc: subprocess.Popen, step: int) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_killed_writer_fails_the_run_and_resume_fills_every_step(workdir: Path, mlflow_client) -> None:
     steps = 60
     proc = slow_run(workdir, steps)
@@ -154,7 +157,7 @@ def test_a_killed_writer_fails_the_run_and_resume_fills_every_step(workdir: Path
     assert kept is not None and 20 <= kept < steps
     assert f"the checkpoint of step {kept} is kept" in error and f"ganlab resume {run_id}" in error
 
-    resumed = run_cli(["resume", run_id], cwd=workdir)
+    resumed = run_in_process(["resume", run_id], workdir)
     assert resumed.returncode == 0, resumed.stderr
     assert start_line(resumed.stderr).startswith(f"ganlab: resuming run {run_id} at step {kept} in mlruns/mlflow.db")
     run = mlflow_client.get_run(run_id)
@@ -164,6 +167,7 @@ def test_a_killed_writer_fails_the_run_and_resume_fills_every_step(workdir: Path
         assert logged == list(range(5, steps + 1, 5)), (key, logged)
 
 
+@pytest.mark.slow
 def test_a_store_deleted_mid_run_is_one_line_naming_what_happened(workdir: Path) -> None:
     steps = 60
     proc = slow_run(workdir, steps)
@@ -181,6 +185,7 @@ def test_a_store_deleted_mid_run_is_one_line_naming_what_happened(workdir: Path)
     assert "restore mlruns/mlflow.db, then `ganlab resume " in error
 
 
+@pytest.mark.slow
 def test_a_store_folder_deleted_mid_run_says_its_checkpoints_went_with_it(workdir: Path) -> None:
     """``rm -rf mlruns``: the checkpoints lived in it too, so they were written but are gone."""
     steps = 60
@@ -242,7 +247,7 @@ def test_experiment_names_cannot_put_artifacts_outside_the_store(tmp_path: Path,
 
 
 def test_an_experiment_name_too_long_to_store_is_refused_before_training(workdir: Path, mlflow_client) -> None:
-    result = run_cli(["run", *FAST, "--steps", "2", "--experiment", "/" * 100], cwd=workdir)
+    result = run_in_process(["run", *FAST, "--steps", "2", "--experiment", "/" * 100], workdir)
     assert result.returncode == 2
     error = the_error(result.stderr)
     assert "cannot name a directory in the store" in error and "300 bytes" in error, error
@@ -269,7 +274,9 @@ def on_step_end(ctx, step, losses):
 def test_a_record_that_cannot_be_completed_fails_the_run(workdir: Path, mlflow_client, how: str) -> None:
     plugin = workdir / "spoil_outputs.py"
     plugin.write_text(SPOIL_OUTPUTS.replace("{how}", how))
-    result = run_cli(["run", *FAST, "--steps", "4", "--checkpoint-every", "2", "--plugin", str(plugin)], cwd=workdir)
+    args = ["run", *FAST, "--steps", "4", "--checkpoint-every", "2", "--plugin", str(plugin)]
+    # a plugin that hides a module from the interpreter spoils the process it runs in: its own
+    result = run_cli(args, cwd=workdir) if how == "module" else run_in_process(args, workdir)
 
     assert result.returncode == 2, result.stderr  # before: FINISHED, then a traceback and exit 1
     error = the_error(result.stderr)
@@ -284,7 +291,7 @@ def test_a_record_that_cannot_be_completed_fails_the_run(workdir: Path, mlflow_c
     if how == "directory":
         artifacts = Path(workdir / "mlruns" / "artifacts" / "ganlab" / run.info.run_id / "artifacts")
         (artifacts / "generator.pt").rmdir()
-        resumed = run_cli(["resume", run.info.run_id], cwd=workdir)
+        resumed = run_in_process(["resume", run.info.run_id], workdir)
         assert resumed.returncode == 0, resumed.stderr
         assert mlflow_client.get_run(run.info.run_id).info.status == "FINISHED"
         assert (artifacts / "generator.pt").is_file() and (artifacts / "config.toml").is_file()
