@@ -1,4 +1,5 @@
-"""Failures inside training, each through the real CLI in a real process.
+"""Failures inside training, each through the real CLI (in a real process where the process is part of
+it: a file size limit, a terminal; in this one otherwise).
 
 A checkpoint the file system refuses, a batch that cannot fit in memory (refused
 up front, or out of memory mid-run), non-finite settings, the divergence message,
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_in_process, run_cli
+from conftest import cli_in_process, run_in_process
 
 PLUGINS = Path(__file__).parent / "plugins_for_tests"
 ERROR = "ganlab: error:"
@@ -68,6 +69,7 @@ def run_with_file_limit(args: list[str], cwd: Path) -> subprocess.CompletedProce
                           cwd=cwd, capture_output=True, text=True, timeout=240, env={**os.environ})
 
 
+@pytest.mark.slow  # a process under `ulimit -f`, 16 MB checkpoints
 def test_checkpoint_that_cannot_be_written_keeps_the_previous_one(workdir: Path, mlflow_client: Any) -> None:
     assert cli_in_process(["run", *BIG_CHECKPOINT, "--steps", "2"]) == 0
     (run,) = all_runs(mlflow_client)
@@ -92,6 +94,7 @@ def test_checkpoint_that_cannot_be_written_keeps_the_previous_one(workdir: Path,
     assert mlflow_client.get_run(run.info.run_id).info.status == "FINISHED"
 
 
+@pytest.mark.slow  # a process under `ulimit -f`, 16 MB checkpoints
 def test_first_checkpoint_that_cannot_be_written_fails_the_run(workdir: Path, mlflow_client: Any) -> None:
     proc = run_with_file_limit(["run", *BIG_CHECKPOINT, "--steps", "4"], workdir)
     assert proc.returncode == 2, proc.stderr
@@ -105,7 +108,7 @@ def test_first_checkpoint_that_cannot_be_written_fails_the_run(workdir: Path, ml
 
 # ---- memory ------------------------------------------------------------------------------
 def test_batch_that_cannot_fit_is_refused_before_a_run_exists(workdir: Path, mlflow_client: Any) -> None:
-    proc = run_cli(["run", "--steps", "2", "--batch-size", "100000000", "--device", "cpu"], cwd=workdir)
+    proc = run_in_process(["run", "--steps", "2", "--batch-size", "100000000", "--device", "cpu"], workdir)
     assert proc.returncode == 2, proc.stderr
     line = error_line(proc)
     assert "batch size 100000000 does not fit in memory" in line
@@ -115,9 +118,9 @@ def test_batch_that_cannot_fit_is_refused_before_a_run_exists(workdir: Path, mlf
 
 def test_running_out_of_memory_in_training_fails_the_run_in_one_line(workdir: Path, mlflow_client: Any) -> None:
     # the plugin's generator asks the real allocator for 2**60 bytes at step 3
-    proc = run_cli(["run", *BASE, *RING, "--steps", "5", "--log-every", "1",
+    proc = run_in_process(["run", *BASE, *RING, "--steps", "5", "--log-every", "1",
                     "--plugin", str(PLUGINS / "oom_at_step.py"),
-                    "--arch", "oom-at-step", "--set", "arch.step=3"], cwd=workdir)
+                    "--arch", "oom-at-step", "--set", "arch.step=3"], workdir)
     assert proc.returncode == 2, proc.stderr
     line = error_line(proc)
     assert line.startswith(f"{ERROR} out of memory on cpu after 2 of 5 steps with batch size 16: "), line
@@ -130,7 +133,7 @@ def test_running_out_of_memory_in_training_fails_the_run_in_one_line(workdir: Pa
 
 # ---- settings and names ------------------------------------------------------------------
 def dry_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli(["run", *args, "--dry-run"], cwd=cwd, timeout=120)
+    return run_in_process(["run", *args, "--dry-run"], cwd)
 
 
 @pytest.mark.parametrize("args, expect", [
@@ -175,7 +178,7 @@ NAN = ["--plugin", str(PLUGINS / "nan_at_step.py"), "--loss", "nan-at-step", "--
 
 
 def test_divergence_names_the_checkpoint_it_keeps(workdir: Path, mlflow_client: Any) -> None:
-    proc = run_cli(["run", *QUICK, *NAN, "--checkpoint-every", "2"], cwd=workdir)
+    proc = run_in_process(["run", *QUICK, *NAN, "--checkpoint-every", "2"], workdir)
     assert proc.returncode == 3, proc.stderr
     (run,) = all_runs(mlflow_client)
     kept = checkpoint_dir(run) / "step-00000004.pt"
@@ -185,7 +188,7 @@ def test_divergence_names_the_checkpoint_it_keeps(workdir: Path, mlflow_client: 
 
 
 def test_divergence_without_a_checkpoint_says_there_is_none(workdir: Path) -> None:
-    proc = run_cli(["run", *QUICK, *NAN], cwd=workdir)
+    proc = run_in_process(["run", *QUICK, *NAN], workdir)
     assert proc.returncode == 3, proc.stderr
     line = error_line(proc)
     assert line.startswith(f"{ERROR} training diverged: loss.d is not finite at step 5; "
@@ -204,8 +207,7 @@ def test_divergence_without_a_checkpoint_says_there_is_none(workdir: Path) -> No
 ], ids=["arch-build", "loss-check", "dataset-load-sys-exit"])
 def test_plugin_component_method_that_raises_is_one_line(workdir: Path, mlflow_client: Any, args: list[str],
                                                          expect: str) -> None:
-    proc = run_cli(["run", *BASE, "--steps", "2", "--plugin", str(PLUGINS / "component_method_raises.py"), *args],
-                   cwd=workdir)
+    proc = run_in_process(["run", *BASE, "--steps", "2", "--plugin", str(PLUGINS / "component_method_raises.py"), *args], workdir)
     assert proc.returncode == 2, proc.stderr
     assert expect in error_line(proc)
     assert all_runs(mlflow_client) == [], "refused while building: no run"
@@ -217,7 +219,7 @@ PROGRESS_LINE = re.compile(r"^ganlab: step (\d+)/40 loss\.d=-?\d+\.\d{4} loss\.g
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(workdir: Path) -> None:
-    proc = run_cli(["run", *QUICK, "--steps", "40", "--log-every", "2", "--no-tracking"], cwd=workdir)
+    proc = run_in_process(["run", *QUICK, "--steps", "40", "--log-every", "2", "--no-tracking"], workdir)
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("ganlab: step ")]
     assert lines and all(PROGRESS_LINE.match(line) for line in lines), proc.stderr
