@@ -10,7 +10,8 @@ and components stays fast.
 
 Lifecycle hooks receive a :class:`ganlab.context.RunContext` first. Arguments
 may be added to a hook in later versions; a hookimpl may accept any subset of
-a spec's arguments, so plugins written today keep working (see docs/plugins.md).
+a spec's arguments, so plugins written today keep working (docs/compatibility.md;
+the reference docs/hooks.md is generated from this module's docstrings by tools/hooks_doc.py).
 
 This module must import nothing heavy.
 """

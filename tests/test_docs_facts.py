@@ -1,5 +1,6 @@
 """Facts the guides state about the code, read from the code: which objective takes which head, the
-built-in plugins and component hooks docs/plugins.md names, the hookspec history's last version, and
+built-in plugins and component hooks docs/plugins.md names, the hookspec history's last version
+(docs/compatibility.md), and
 the Python the example plugin declares."""
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def test_plugins_md_names_every_builtin_plugin_and_component_hook() -> None:
 def test_the_hookspec_history_ends_at_the_current_version() -> None:
     from ganlab import HOOKSPEC_VERSION
 
-    policy = _section((DOCS / "plugins.md").read_text(encoding="utf-8"), "## Compatibility policy")
+    policy = _section((DOCS / "compatibility.md").read_text(encoding="utf-8"), "## Versions")
     versions = re.findall(r"^\* \*\*(\d+\.\d+)\*\*", policy, flags=re.M)
     assert versions and versions[-1] == HOOKSPEC_VERSION, (versions, HOOKSPEC_VERSION)
     assert versions == sorted(versions, key=lambda v: tuple(map(int, v.split("."))))

@@ -1,8 +1,9 @@
-"""docs/plugins.md against the code: hook signatures, and its examples actually working.
+"""The plugin docs against the code: the hook reference, and the guides' examples actually working.
 
-The hook reference must list every hook specification with exactly the
-signature of ganlab/hookspecs.py; every ``@hookimpl`` example must name only
-arguments its specification has; and the complete example files (code blocks
+docs/hooks.md is generated from ganlab/hookspecs.py by tools/hooks_doc.py and must be what that
+script writes today (so each hook's text is its docstring), listing every hook specification with
+exactly its signature; every ``@hookimpl`` example of docs/plugins.md and docs/compatibility.md
+must name only arguments its specification has; and their complete example files (code blocks
 starting with ``# file: NAME.py``) must load as plugins and train.
 """
 
@@ -21,7 +22,11 @@ import pytest
 
 from ganlab import Option, hookspecs
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "plugins.md"
+REFERENCE = ROOT / "docs" / "hooks.md"
+#: the pages whose examples are checked and run
+GUIDES = (DOC, ROOT / "docs" / "compatibility.md")
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -33,46 +38,65 @@ def python_blocks(text: str) -> list[str]:
     return FENCE.findall(text)
 
 
-def section(text: str, title: str) -> str:
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else len(text)]
+def guide_blocks() -> list[str]:
+    return [block for page in GUIDES for block in python_blocks(page.read_text(encoding="utf-8"))]
+
+
+def hooks_doc():
+    """tools/hooks_doc.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location("hooks_doc", ROOT / "tools" / "hooks_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def documented_signatures() -> dict[str, list[inspect.Signature]]:
     """Signatures of the defs in the hook reference, compiled as hookspecs.py is
     (postponed annotations), so annotation text is normalised the same way."""
     found: dict[str, list[inspect.Signature]] = {}
-    for block in python_blocks(section(DOC.read_text(encoding="utf-8"), "Hook reference")):
+    for block in python_blocks(REFERENCE.read_text(encoding="utf-8")):
         namespace: dict = {}
-        exec(compile("from __future__ import annotations\n" + block, str(DOC), "exec"), namespace)
+        exec(compile("from __future__ import annotations\n" + block, str(REFERENCE), "exec"), namespace)
         for node in ast.parse(block).body:
             if isinstance(node, ast.FunctionDef):
                 found.setdefault(node.name, []).append(inspect.signature(namespace[node.name]))
     return found
 
 
-def test_the_reference_section_parses_and_is_not_empty():
+def test_the_reference_is_what_the_generator_writes_from_the_hookspecs():
+    assert REFERENCE.read_text(encoding="utf-8") == hooks_doc().render(), (
+        "docs/hooks.md differs from ganlab/hookspecs.py: run python tools/hooks_doc.py")
+
+
+@pytest.mark.parametrize("name", spec_names())
+def test_each_hook_is_documented_with_its_docstring(name):
+    module = hooks_doc()
+    doc = getattr(hookspecs, name).__doc__
+    assert doc and module._markdown(doc) in REFERENCE.read_text(encoding="utf-8"), (
+        f"docs/hooks.md does not carry the docstring of {name}: run python tools/hooks_doc.py")
+
+
+def test_the_reference_parses_and_is_not_empty():
     assert len(documented_signatures()) >= 10
 
 
 @pytest.mark.parametrize("name", spec_names())
 def test_hookspec_is_documented_with_its_exact_signature(name):
     documented = documented_signatures()
-    assert name in documented, f"hook '{name}' is missing from the hook reference in docs/plugins.md"
+    assert name in documented, f"hook '{name}' is missing from the hook reference docs/hooks.md"
     expected = inspect.signature(getattr(hookspecs, name))
     for signature in documented[name]:
-        assert str(signature) == str(expected), f"docs/plugins.md documents {name}{signature}; code has {name}{expected}"
+        assert str(signature) == str(expected), f"docs/hooks.md documents {name}{signature}; code has {name}{expected}"
 
 
 def test_reference_documents_no_hook_that_does_not_exist():
     stale = sorted(set(documented_signatures()) - set(spec_names()))
-    assert not stale, f"docs/plugins.md documents hooks that hookspecs.py lacks: {stale}"
+    assert not stale, f"docs/hooks.md documents hooks that hookspecs.py lacks: {stale}"
 
 
 def test_every_hookimpl_example_names_only_arguments_its_spec_has():
     checked = 0
-    for block in python_blocks(DOC.read_text(encoding="utf-8")):
+    for block in guide_blocks():
         for node in ast.walk(ast.parse(block)):
             if not isinstance(node, ast.FunctionDef):
                 continue
@@ -103,7 +127,7 @@ def test_option_is_documented_with_its_fields_and_defaults():
 def examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Every ``# file:`` block written to a temporary directory, which becomes the cwd."""
     files = {}
-    for block in python_blocks(DOC.read_text(encoding="utf-8")):
+    for block in guide_blocks():
         first = block.splitlines()[0]
         if first.startswith("# file: "):
             name = first[len("# file: "):].strip()

@@ -139,7 +139,7 @@ def test_deprecating_an_argument_warns_plugins_that_still_use_it():
 
 
 def test_documented_policy_mentions_the_mechanism():
-    text = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "compatibility.md").read_text(encoding="utf-8")
     policy = text[text.index("## Compatibility policy"):]
     for phrase in ("HOOKSPEC_VERSION", "Adding an argument to a hook is compatible", "deprecation period",
                    "warn_on_impl_args"):
