@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make, run_cli
+from conftest import make, run_in_process
 from test_sample import finished_run
 
 NO_RUN = "0123456789abcdef0123456789abcdef"  # no such run: a refusal must come before the run is looked up
@@ -64,7 +64,7 @@ def test_unwritable_outputs_are_refused_up_front(workdir):
     ]
     before = sorted(p.name for p in workdir.iterdir())
     for args, expected in cases:
-        result = run_cli(["sample", NO_RUN, *args], cwd=workdir)
+        result = run_in_process(["sample", NO_RUN, *args], workdir)
         assert result.returncode == 2, (args, result.stderr)
         line = one_error_line(result.stderr)
         # the output is refused, not the (missing) run: the check comes first
@@ -75,7 +75,7 @@ def test_unwritable_outputs_are_refused_up_front(workdir):
 
 def test_a_valid_output_reaches_the_run_lookup(workdir):
     """The control for the test above: with a writable .npy the same command fails on the run instead."""
-    result = run_cli(["sample", NO_RUN, "--n", "10000000", "--out", "fine.npy"], cwd=workdir)
+    result = run_in_process(["sample", NO_RUN, "--n", "10000000", "--out", "fine.npy"], workdir)
     assert result.returncode == 2
     assert f"no run '{NO_RUN}'" in one_error_line(result.stderr)
     assert not list(workdir.glob("*.npy")) and not list(workdir.glob(".fine.npy*"))
@@ -109,9 +109,9 @@ def test_cli_npy_is_batched_with_progress_and_matches_the_weights(ring_run, work
     from ganlab.record.store import local_artifact_dir
 
     n = 1300
-    result = run_cli(["sample", ring_run.info.run_id, "--n", str(n), "--out", "many.npy", "--seed", "3"], cwd=workdir)
+    result = run_in_process(["sample", ring_run.info.run_id, "--n", str(n), "--out", "many.npy", "--seed", "3"], workdir)
     assert result.returncode == 0, result.stderr
-    # stderr is a pipe here: plain progress lines, the last one complete
+    # stderr is not a terminal here: plain progress lines, the last one complete
     progress = [line for line in result.stderr.splitlines() if line.startswith("ganlab: sampled ")]
     assert len(progress) >= 2 and progress[-1].startswith(f"ganlab: sampled {n}/{n} (100%)"), result.stderr
     # what one big batch through the run's own weights gives (the mlp generator is per-sample)
@@ -180,7 +180,7 @@ def test_cli_2d_plot(ring_run, workdir):
     # the title's parts as the command makes them from the stored run
     assert run_step(ring_run) == 4
     assert ring_run.info.run_id in run_label(ring_run) and ring_run.info.run_name in run_label(ring_run)
-    result = run_cli(["sample", ring_run.info.run_id, "--n", "300", "--out", "ring.png"], cwd=workdir)
+    result = run_in_process(["sample", ring_run.info.run_id, "--n", "300", "--out", "ring.png"], workdir)
     assert result.returncode == 0, result.stderr
     assert "ganlab: note:" not in result.stderr  # 2-D: nothing to explain
     with Image.open(workdir / "ring.png") as image:
@@ -191,8 +191,7 @@ def test_cli_plot_of_5d_data_notes_the_projection(workdir, cli_inproc, mlflow_cl
     blobs = workdir / "blobs.py"
     blobs.write_text(BLOBS_PLUGIN)
     run = finished_run(cli_inproc, mlflow_client, "--dataset", "blobs", "--plugin", str(blobs))
-    result = run_cli(["sample", run.info.run_id, "--n", "200", "--out", "blobs.png", "--plugin", str(blobs)],
-                     cwd=workdir)
+    result = run_in_process(["sample", run.info.run_id, "--n", "200", "--out", "blobs.png", "--plugin", str(blobs)], workdir)
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("ganlab: note:")]
     assert len(notes) == 1 and "5 dimensions" in notes[0] and "principal components of the real data" in notes[0]
