@@ -22,6 +22,7 @@ CROWD = ["run", "--steps", str(STEPS), "--batch-size", "16", "--latent-dim", "8"
          "--device", "cpu", "--experiment", "crowd"]
 
 
+@pytest.mark.slow
 def test_four_runs_at_once_on_one_sqlite_store(workdir: Path, mlflow_client: Any) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # all four race to create the experiment, then interleave their writes

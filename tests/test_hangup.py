@@ -47,6 +47,7 @@ def _killed_by_hangup(run: Any, client: Any) -> int:
     return stopped
 
 
+@pytest.mark.slow
 def test_closing_the_terminal_checkpoints_the_run_and_resume_finishes_it(workdir: Path, mlflow_client: Any) -> None:
     leader, follower = os.openpty()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GANLAB_TEST_STEP_SLEEP": "0.1", "COLUMNS": "120"}
@@ -104,6 +105,7 @@ def test_sighup_stops_a_population_like_sigterm(workdir: Path, mlflow_client: An
         _killed_by_hangup(child, mlflow_client)
 
 
+@pytest.mark.slow
 def test_sighup_between_the_seeds_of_a_sequential_population_ends_its_parent_killed(
         workdir: Path, mlflow_client: Any) -> None:
     """Held-out variant (issue 30): a sequential population (an architecture that cannot be stacked) gets
@@ -182,6 +184,7 @@ def test_sighup_stops_a_parallel_sweep_and_its_jobs(workdir: Path, mlflow_client
         _killed_by_hangup(job, mlflow_client)
 
 
+@pytest.mark.slow
 def test_ctrl_c_twice_aborts_at_once_says_so_and_tags_sigint(workdir: Path, mlflow_client: Any) -> None:
     proc = ganlab(RUN, workdir, sleep=0.3)
     wait_for("mlruns/artifacts/ganlab/*/artifacts/checkpoints/step-00000005.pt", workdir, proc)
@@ -198,6 +201,7 @@ def test_ctrl_c_twice_aborts_at_once_says_so_and_tags_sigint(workdir: Path, mlfl
     assert run.data.tags["ganlab.killed_by"] == "SIGINT"
 
 
+@pytest.mark.slow
 def test_a_plugin_thread_that_never_ends_does_not_hold_ganlab(workdir: Path, mlflow_client: Any) -> None:
     done = subprocess.run([sys.executable, "-m", "ganlab", "run", "--steps", "4", *TINY_RUN,
                            "--plugin", str(PLUGINS / "endless_thread.py")],
@@ -261,6 +265,7 @@ def stalling_server() -> Any:
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_a_signal_while_the_record_opens_stops_at_once_promising_no_checkpoint(workdir: Path,
                                                                               stalling_server: Any) -> None:
     port, asked = stalling_server

@@ -63,6 +63,7 @@ def history(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(workdir: Path, mlflow_client: Any) -> None:
     import torch
 

@@ -25,6 +25,7 @@ RUN = ["--steps", "24", "--batch-size", "16", "--latent-dim", "4", "--dataset", 
        "--plugin", SLOW]
 
 
+@pytest.mark.slow
 def test_an_interrupted_untracked_run_resumes_from_its_directory_bitwise(tmp_path: Path) -> None:
     import torch
 

@@ -42,6 +42,7 @@ def checkpoint_file(step: int) -> str:
     return f"mlruns/artifacts/ganlab/*/artifacts/checkpoints/step-{step:08d}.pt"
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_step_checkpoints_and_exits_143(workdir: Path, mlflow_client: Any) -> None:
     proc = ganlab(slow_run(checkpoint_every=5), workdir, sleep=0.1)
     wait_for(checkpoint_file(5), workdir, proc)
@@ -60,6 +61,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_143(workdir: Path, mlfl
     assert [s for s, _ in history(mlflow_client, run.info.run_id, "loss.d")] == list(range(1, stopped + 1))
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_stale_run_that_resume_finishes(workdir: Path, mlflow_client: Any,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     # evaluating every step flushes the losses every step, so the store gets ahead of the

@@ -142,6 +142,7 @@ print("REPORT " + json.dumps({"code": code, "loaded": sorted(m for m in ("mlflow
 """
 
 
+@pytest.mark.slow
 def test_a_recorded_run_leaves_mlflow_out_of_the_training_process(workdir: Path, mlflow_client) -> None:
     result = subprocess.run([sys.executable, "-c", TRAINING_PROCESS_REPORT, "run", *TINY, "--experiment", "lean"],
                             check=False, capture_output=True, text=True, timeout=300)

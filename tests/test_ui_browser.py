@@ -81,6 +81,7 @@ def chromium(url: str, profile: Path, *extra: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_mlflow_ui_renders_the_sweep_runs(workdir, cli_inproc, mlflow_client, tmp_path):
     (workdir / "ui.toml").write_text(SWEEP)
     assert cli_inproc(["sweep", "ui.toml"]) == 0
