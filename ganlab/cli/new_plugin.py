@@ -1,4 +1,8 @@
-"""``ganlab new-plugin NAME --kind KIND``: start a plugin package from a working template."""
+"""``ganlab new-plugin NAME --kind KIND``: start a plugin package from a working template.
+
+Several ``--kind``: one plugin, NAME, whose first component is named NAME and each other one
+NAME-KIND; ``--kind lifecycle`` adds opt-in hooks to it (ganlab.scaffold.component_names).
+"""
 
 from __future__ import annotations
 
@@ -25,26 +29,27 @@ def register(app: Any) -> None:
     @app.command("new-plugin")
     def new_plugin(
         name: Annotated[str, typer.Argument(
-            metavar="NAME", help="Component name, e.g. tempered-softmax (package: ganlab-NAME).")],
+            metavar="NAME", help="Plugin and component name, e.g. tempered-softmax (package: ganlab-NAME).")],
         kind: Annotated[list[str], typer.Option(
             "--kind", "-k", help="head, loss, architecture, dataset, metric, regularizer, augmentation, optimizer or "
-                                 "lifecycle (hooks only); "
-                                 "repeat for a package with several components (--kind head --kind loss).")] = ["head"],  # noqa: B006
+                                 "lifecycle (hooks only); repeat for one plugin with several components "
+                                 "(--kind head --kind loss): the first is named NAME, each other one "
+                                 "NAME-KIND (NAME-loss); lifecycle adds opt-in hooks to the same "
+                                 "plugin.")] = ["head"],  # noqa: B006
         directory: Annotated[Path, typer.Option("--dir", help="Where to create the package directory.")] = Path("."),
     ) -> None:
-        """Create a plugin package (pyproject entry point, hookimpl, README, test) for one component."""
-        from ganlab.scaffold import names_for, normalise_kind, render_many, write_package
+        """Create a plugin package (pyproject entry point, hookimpl, README, test) for one component, or for
+        several: `--kind head --kind loss` registers head NAME and loss NAME-loss from one plugin, NAME."""
+        from ganlab.scaffold import component_names, describe, names_for, normalise_kind, render_many, write_package
 
         names = names_for(name)
         kinds = list(dict.fromkeys(normalise_kind(k) for k in kind))
-        if "lifecycle" in kinds and len(kinds) > 1:
-            raise GanlabError("--kind lifecycle makes a package of its own: it registers no component "
-                              "(leave it out of a multi-kind package, or scaffold it separately)")
+        components = component_names(names, kinds)
         for each in kinds:
             if each != "lifecycle":
-                _refuse_taken_name(each, names.component)
+                _refuse_taken_name(each, components[each])
         target = write_package(names, kinds, directory)
-        typer.echo(f"created {target}/ with {', '.join(kinds)} '{names.component}':")
+        typer.echo(f"created {target}/ with {describe(kinds, components)}:")
         for relative in sorted(render_many(names, kinds)):
             typer.echo(f"  {relative}")
         typer.echo("next:")
