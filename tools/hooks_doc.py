@@ -128,7 +128,8 @@ def render() -> str:
         ("Component hooks", "Each registers named components of one kind; `ganlab components KIND` lists them.",
          tuple(COMPONENT_HOOKS)),
         ("Command-line and option hooks", "", COMMAND_HOOKS),
-        ("Lifecycle hooks", "Called in this order over a run; each receives the run's `RunContext` first.",
+        ("Lifecycle hooks", "Each receives the run's `RunContext` first; when each is called, and what `ctx` holds: "
+         "[lifecycle hooks](plugins.md#lifecycle-hooks).",
          tuple(LIFECYCLE_HOOKS)),
         ("Checkpointed plugin state", "A plugin's own state, saved with every checkpoint and given back on "
          "`ganlab resume`.", STATE_HOOKS),
