@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 #: Version of the hook specification surface: the minor number grows when a hook, an argument or an
 #: optional method is added, the major one when something is removed. Each version's changes are listed
-#: once, in docs/plugins.md, "Compatibility policy" (a test keeps that list ending at this version).
+#: once, in docs/compatibility.md (a test keeps that list ending at this version).
 HOOKSPEC_VERSION = "2.0"
 
 PROJECT_NAME = "ganlab"

@@ -37,7 +37,7 @@ def compare(
     """Compare runs grouped by params (default: head, and any other param that differs but the seed): mean ± standard error of final metric values."""
     from ganlab.compare import stats as data
     from ganlab.compare import render, replicas
-    from ganlab.record.store import client, existing_store
+    from ganlab.record.store import existing_store, read_client
 
     if format not in render.FORMATS:
         raise GanlabError(f"--format must be one of {', '.join(render.FORMATS)}, not '{format}'")
@@ -48,7 +48,7 @@ def compare(
     if test and format == "csv":
         raise GanlabError("--test prints its own table: use --format table, markdown or json with it")
     uri = existing_store(tracking_uri)
-    mlflow_client = client(uri)
+    mlflow_client = read_client(uri)
     selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
     # a replica recorded twice (a sweep or run started again) is not a second seed: it would shrink the error
     dropped = replicas.drop_duplicate_runs(selection)

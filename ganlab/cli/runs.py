@@ -37,13 +37,13 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List runs with their status; RUNNING runs whose process is gone show as STALE (resumable)."""
-    from ganlab.record.store import client, search_all, tracking_uri as resolve_uri
+    from ganlab.record.store import read_client, search_all, tracking_uri as resolve_uri
 
     wanted = "STALE" if stale else (status.upper() if status else None)
     if wanted is not None and wanted not in STATUSES:
         raise GanlabError(f"unknown status '{status}' (valid: {', '.join(STATUSES)})")
     uri = resolve_uri(tracking_uri)
-    store = client(uri)
+    store = read_client(uri)
     experiments = select_experiments(store, experiment or [], uri)
     found = search_all(store, list(experiments), limit=limit if wanted is None else None,
                        newest_first=True) if experiments else []

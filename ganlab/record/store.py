@@ -105,6 +105,15 @@ def client(uri: str) -> Any:
         raise GanlabError(f"cannot open the tracking store {uri}: {store_error(exc)}") from None
 
 
+def read_client(uri: str) -> Any:
+    """A client for reading the store at ``uri`` (listings, comparisons): a local SQLite store is read
+    directly, without importing MLflow (``ganlab.record.sqlite_reader``); anything else through
+    :func:`client`."""
+    from ganlab.record.sqlite_reader import reader
+
+    return reader(absolute_sqlite(uri), lambda: client(uri))
+
+
 def verbose() -> bool:
     """GANLAB_VERBOSE=1 (``--verbose``): let MLflow's own log messages through."""
     return os.environ.get("GANLAB_VERBOSE", "") == "1"
@@ -178,6 +187,26 @@ def find_run(run_id: str, uri: str) -> Any:
 
 
 def get_run(mlflow_client: Any, run_id: str, uri: str, see: str = "`ganlab compare` or the MLflow UI") -> Any:
+    """The run ``run_id`` names: a full run id, a unique prefix of one (at least 4 characters, as
+    `ganlab runs` and the run's first line show it), or ``last`` for the newest run in the store."""
+    import re
+
+    if run_id in ("last", "latest"):
+        experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+        newest = mlflow_client.search_runs(experiments, max_results=1, order_by=["attributes.start_time DESC"]) \
+            if experiments else []
+        if not newest:
+            raise GanlabError(f"no run in the tracking store {uri} for '{run_id}' (see {see})")
+        return newest[0]
+    if re.fullmatch(r"[0-9a-f]{4,31}", run_id):  # a prefix: MLflow's ids are 32 hex digits
+        experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+        found = [r.info.run_id for r in search_all(mlflow_client, experiments) if r.info.run_id.startswith(run_id)] \
+            if experiments else []
+        if len(found) > 1:
+            raise GanlabError(f"run id prefix '{run_id}' is ambiguous in {uri}: {', '.join(found[:5])}"
+                              + (f" and {len(found) - 5} more" if len(found) > 5 else "") + "; give more of it")
+        if found:
+            run_id = found[0]
     try:
         return mlflow_client.get_run(run_id)
     except Exception:

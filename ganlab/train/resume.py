@@ -79,6 +79,7 @@ def resume_run(run_id: str, plugins: Any, tracking_uri: str | None = None, steps
 
     uri = resolve_uri(tracking_uri)
     run = find_run(run_id, uri)
+    run_id = run.info.run_id  # a prefix or "last", resolved once: read again below, it must name the same run
     if run.info.lifecycle_stage == "deleted":
         raise GanlabError(f"run '{run_id}' is deleted; restore it first (mlflow runs restore)")
     if run.info.status == "FINISHED" and steps is None:

@@ -137,4 +137,4 @@ def resume_run_or_population(run_id: str, plugins: Any, tracking_uri: str | None
     run = find_run(run_id, uri)
     if is_population(run) and run.info.lifecycle_stage != "deleted":
         return resume_population(run, plugins, uri, steps)
-    return resume_run(run_id, plugins, tracking_uri, steps)
+    return resume_run(run.info.run_id, plugins, tracking_uri, steps)
