@@ -19,6 +19,9 @@ Lifecycle hooks are called through pluggy's own call loop (``pm.hook.NAME``),
 so ``wrapper=True``/``hookwrapper=True`` implementations, ``tryfirst``/
 ``trylast`` and hook-call monitoring work as pluggy documents them;
 ``GANLAB_TRACE_HOOKS=1`` prints every lifecycle call on stderr.
+
+Over 400 lines on purpose: the plugin manager is one object; loading, the isolation of third-party
+failures and the registry's build share its state.
 """
 
 from __future__ import annotations

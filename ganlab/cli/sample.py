@@ -22,6 +22,9 @@ The output is checked before anything is loaded or generated (extension,
 directory, permission: a file is created beside it), written under a
 temporary name and renamed into place, so a failure never leaves half a file
 under the name asked for.
+
+Over 400 lines on purpose: one command, its formats (PNG, NPY, text), conditional and population
+runs, and every refusal of a run it cannot sample.
 """
 
 from __future__ import annotations

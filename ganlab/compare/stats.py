@@ -18,6 +18,9 @@ user's ``--group-by`` is the start instead. Then each other differing param
 group; ``--pool`` names params to average over all the same. Runs that are
 the parents of other runs (a sweep's parent, a population's parent) are
 containers, not replicates: their leaf runs are compared instead.
+
+Over 400 lines on purpose: choosing the runs and their statistics read the same run objects and are
+read together.
 """
 
 from __future__ import annotations

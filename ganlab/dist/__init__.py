@@ -36,6 +36,9 @@ Why the GAN steps are wrapped the way they are (see ``engine.make_step_functions
   parameters stay identical because they are only ever stepped with averaged
   gradients.
 * G's forward in the D step runs under ``no_grad`` and uses the bare G.
+
+Over 400 lines on purpose: everything distributed is here, so that the single-process paths carry
+none of it.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ that opens it goes through here: the writer process (ganlab.record.store_worker)
 that records a run, and the commands that read runs (runs, compare, resume,
 sample, ui, sweeps). MLflow is imported only inside ``client``: the training
 process imports this module and never MLflow.
+
+Over 400 lines on purpose: every way into the store is here, so that no other module opens one.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Nothing here trains; it instantiates components, loads data (through the
 on-disk cache), builds and places the networks, and makes the optimisers.
 Every refusal happens here, before a tracking run exists.
+
+Over 400 lines on purpose: every component of a run is made, and every check between components
+made, here, in the order a run needs them.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ One D step and one G step, alternating, with everything else (tracking,
 progress, samples, evaluation, checkpoints) hanging off lifecycle hooks. The
 step functions return detached loss tensors and never synchronise with the
 device; the loop looks at values only every ``log_every`` steps.
+
+Over 400 lines on purpose: the one D and G step (of a single run and, stacked, of a population) and
+the loop that drives it are read together.
 """
 
 from __future__ import annotations

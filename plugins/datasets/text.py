@@ -15,6 +15,9 @@ token ``"<pad>"`` id 0 is padding (decoded as nothing), and when
 ``vocab[UNK]`` is ``"<unk>"`` id 1 stands for a character outside the
 vocabulary (decoded as ``"¿"``), the core's conventions (:mod:`ganlab.text`, whose
 :func:`~ganlab.text.decode` turns ids back into text).
+
+Over 400 lines on purpose: the text datasets share their tokens, padding and the oracle's memory
+check.
 """
 
 from __future__ import annotations
