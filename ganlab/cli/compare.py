@@ -61,6 +61,7 @@ def compare(
     if plot_metric is not None:
         data.choose_metrics(selection.runs, _split(plot_metric))  # refuse an unknown one before printing anything
     groups = data.compute(data.group_runs(selection.runs, keys), chosen)
+    selection.also_differ = data.differing_between(groups, keys)
     tests = render.significance(groups, keys, chosen) if test else None
     if format == "table":
         render.print_table(selection, groups, keys, chosen, rows)

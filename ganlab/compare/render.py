@@ -39,7 +39,10 @@ def caption(selection: Selection, group_by: list[str]) -> str:
     left = ", ".join(f"{n} {status}" for status, n in sorted(selection.left_out.items()))
     note = f"; left out: {left} (--all-runs includes them)" if left else ""
     pooled = f" (averaged over differing {', '.join(selection.pooled)}: --pool)" if selection.pooled else ""
-    return (f"{selection.source}: {len(selection.runs)} runs grouped by {', '.join(group_by)}; "
+    also = "; the groups also differ in " + ", ".join(
+        f"{k} ({' / '.join(v[:4])}{' ...' if len(v) > 4 else ''})" for k, v in selection.also_differ.items()) \
+        if selection.also_differ else ""
+    return (f"{selection.source}: {len(selection.runs)} runs grouped by {', '.join(group_by)}{also}; "
             f"{'final values' if selection.at_step is None else f'values at step {selection.at_step}'}, "
             f"mean ± standard error over runs{pooled}{note}")
 
@@ -67,6 +70,7 @@ def as_json(selection: Selection, groups: list[Group], group_by: list[str], metr
         "left_out": selection.left_out,
         "duplicates": selection.duplicates,
         "pooled": selection.pooled,
+        "also_differ": selection.also_differ,
         "groups": [
             {
                 "group": dict(zip(group_by, group.values)),

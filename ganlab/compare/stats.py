@@ -74,6 +74,9 @@ class Selection:
     pooled: list[str] = field(default_factory=list)  # --pool params that do differ within a group
     at_step: int | None = None  # --at-step: the runs' metrics are the values logged at this step
     duplicates: int = 0  # runs left out as a second record of the same replica (ganlab.compare.replicas)
+    #: params outside the grouping whose value differs between groups (one value within each): named with
+    #: the table, so that "entmax vs sigmoid" never hides that one ran 1000 steps and the other 300
+    also_differ: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -302,6 +305,19 @@ def splitting_params(runs: list[Any], keys: list[str], pool: list[str]) -> tuple
         if _mixed(runs, keys + added, param):
             added.append(param)
     return added, differing
+
+
+def differing_between(groups: list[Group], keys: list[str]) -> dict[str, list[str]]:
+    """Param -> its values, for the params not grouped by (nor seeds) that differ from group to group."""
+    found: dict[str, list[str]] = {}
+    params = sorted({k for group in groups for run in group.runs for k in run.data.params})
+    for param in params:
+        if param in keys or param in NOT_A_VARIANT:
+            continue
+        values = [{run.data.params.get(param, MISSING) for run in group.runs} for group in groups]
+        if len({frozenset(v) for v in values}) > 1:
+            found[param] = sorted(set().union(*values))
+    return found
 
 
 def pooled_params(runs: list[Any], keys: list[str], pool: list[str]) -> list[str]:
