@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,11 @@ class MlflowTracker:
     #: at most this long between heartbeats while steps complete (see ganlab.record.heartbeat)
     heartbeat_seconds = 30.0
 
-    def __init__(self, store: StoreProcess, resume_run_id: str | None = None) -> None:
+    def __init__(self, store: StoreProcess, resume_run_id: str | None = None, registry: Any = None) -> None:
         self.store = store
+        #: the registry the run's components came from: the tracker tags which plugin gave each
+        #: regulariser, augmentation, metric and optimiser the run uses (None: the sections only)
+        self.registry = registry
         self.uri = store.uri
         self.run_id = resume_run_id
         self.buffer: list[tuple[str, float, int, int]] = []
@@ -285,7 +289,9 @@ class MlflowTracker:
         self.last_flush = self.last_beat = time.monotonic()
 
     def tags(self, ctx: Any) -> dict[str, str]:
-        tags = component_tags(ctx.components)
+        used = () if self.registry is None else components_in_use(
+            self.registry, ctx.config, ctx.extras.get("metrics"))
+        tags = component_tags(ctx.components, used)
         commit = git_commit()
         if commit:
             tags["ganlab.git_commit"] = commit
@@ -312,14 +318,35 @@ class MlflowTracker:
                 self.store.send("log_artifact", self.run_id, str(Path(ctx.workdir) / name))
 
 
-def component_tags(components: dict[str, Any]) -> dict[str, str]:
-    """The tags naming a run's components, their plugins and versions (``ganlab.arch`` = mlp ...)."""
+def component_tags(components: dict[str, Any], used: Iterable[Any] = ()) -> dict[str, str]:
+    """The tags naming a run's components, their plugins and versions.
+
+    ``components``, one per section: ``ganlab.arch`` = mlp, ``ganlab.arch.plugin`` = architectures,
+    ``ganlab.arch.version``. ``used``, the components a run may use several of a kind (regularisers,
+    augmentations, metrics, optimisers; see :func:`components_in_use`): ``ganlab.<kind>.<name>.plugin``
+    and ``ganlab.<kind>.<name>.version``, e.g. ``ganlab.regularizer.gp.plugin`` = regularizers.
+    """
     tags = {"ganlab.version": __version__}
     for section, component in components.items():
         tags[f"ganlab.{section}"] = component.name
         tags[f"ganlab.{section}.plugin"] = component.provenance.plugin
         tags[f"ganlab.{section}.version"] = component.provenance.version or "unknown"
+    for component in used:
+        prefix = f"ganlab.{component.kind}.{component.name}"
+        tags[f"{prefix}.plugin"] = component.provenance.plugin
+        tags[f"{prefix}.version"] = component.provenance.version or "unknown"
     return tags
+
+
+def components_in_use(registry: Any, config: Any, metrics: Iterable[str] | None = None) -> list[Any]:
+    """The registry entries of the regularisers, augmentations, metrics and optimisers ``config`` uses,
+    in that order. ``metrics``: the names of the metrics the run evaluates (with ``metrics=auto``, those
+    that apply; default: the ones the configuration names). A name the registry lacks is left out."""
+    metric_names = list(metrics) if metrics is not None else (config.metric_names or [])
+    names = {"regularizer": list(config.regularizers), "augmentation": list(config.augmentations),
+             "metric": metric_names, "optimizer": list(dict.fromkeys([config.optimizer_g, config.optimizer_d]))}
+    return [registry.get(kind, name) for kind, listed in names.items()
+            for name in listed if name in registry.names(kind)]
 
 
 class RecordFailure(GanlabError):
