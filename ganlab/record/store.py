@@ -113,6 +113,8 @@ def read_client(uri: str) -> Any:
     :func:`client`."""
     from ganlab.record.sqlite_reader import reader
 
+    if os.environ.get("GANLAB_STORE_READER") == "mlflow":  # the baseline of benchmarks/bench_listing.py
+        return client(uri)
     return reader(absolute_sqlite(uri), lambda: client(uri))
 
 

@@ -54,7 +54,7 @@ def run(config: RunConfig, plugins: PluginManager, resume_run_id: str | None = N
             from ganlab.record.tracker import MlflowTracker
 
             store.wait()  # a store that cannot be opened is refused here, before training starts
-            tracker = MlflowTracker(store, resume_run_id)
+            tracker = MlflowTracker(store, resume_run_id, registry=plugins.registry)
         if dist is not None:
             distributed.attach(trainer, dist, tracker)
         if resume_state is not None:

@@ -35,9 +35,10 @@ def run_population(config: RunConfig, plugins: PluginManager, progress: bool = T
             from ganlab.train.population.sequential import run_sequentially
 
             print(f"ganlab: {reason}: training the {len(seeds)} seeds one after another", file=sys.stderr)
-            from ganlab.record.tracker import component_tags
+            from ganlab.record.tracker import component_tags, components_in_use
 
-            return run_sequentially(config, plugins, seeds, store, progress, resume, component_tags(first.components))
+            tags = component_tags(first.components, components_in_use(plugins.registry, first.config))
+            return run_sequentially(config, plugins, seeds, store, progress, resume, tags)
         from ganlab.train.population.vectorised import run_vectorised
 
         return run_vectorised(config, plugins, seeds, first, store, progress, resume)

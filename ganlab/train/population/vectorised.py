@@ -60,14 +60,16 @@ def run_vectorised(config: RunConfig, plugins: PluginManager, seeds: Sequence[in
 
             store.wait()
             if resume is None:
-                from ganlab.record.tracker import component_tags
+                from ganlab.record.tracker import component_tags, components_in_use
 
-                parent = ParentRun.start(store, config, seeds, "vectorised", component_tags(first.components))
+                tags = component_tags(first.components, components_in_use(plugins.registry, first.config))
+                parent = ParentRun.start(store, config, seeds, "vectorised", tags)
             else:
                 parent = ParentRun.resumed(store, resume.parent_id, population.step)
             for replica, seed in zip(replicas, seeds):
                 replica.b.config = replica.ctx.config = replica_config(config, seed, parent.run_id)
-            trackers = [MlflowTracker(store, resume.run_ids[seed] if resume is not None else None) for seed in seeds]
+            trackers = [MlflowTracker(store, resume.run_ids[seed] if resume is not None else None,
+                                      registry=plugins.registry) for seed in seeds]
             announce(parent.run_id, seeds, resume is not None)
             plugins.register_object(ByReplica({id(r.ctx): t for r, t in zip(replicas, trackers)}), "ganlab.tracking")
             registered.append("ganlab.tracking")
