@@ -26,10 +26,19 @@ class Picture:
     array: Any
 
 
+#: Image samples smaller than this (pixels on a side) are enlarged by a whole factor, nearest-neighbour,
+#: before tiling: MLflow's image card shows a grid of 32-pixel digits too small to read.
+MIN_TILE = 64
+
+
 def picture_of(samples: Any) -> Picture:
     """A batch of samples (N×C×H×W images in [-1, 1], or N×D points) as a picture to render."""
     if samples.dim() == 4:
-        grid = tile(samples.detach().float().cpu().clamp(-1, 1).add(1).div(2), columns=8)
+        images = samples.detach().float().cpu().clamp(-1, 1).add(1).div(2)
+        factor = max(1, -(-MIN_TILE // max(1, min(images.shape[-2:]))))
+        if factor > 1:
+            images = images.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+        grid = tile(images, columns=8)
         pixels = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
         return Picture("grid", pixels if pixels.shape[2] == 3 else pixels[:, :, 0].copy())
     return Picture("points", samples.detach().float().cpu().reshape(len(samples), -1).numpy())
