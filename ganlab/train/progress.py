@@ -23,6 +23,8 @@ from ganlab import hookimpl
 LINE_SECONDS = 30.0
 #: ... and at least once per this fraction of the run
 LINE_FRACTION = 10
+#: metrics named in the summary at the run's end (the rest are in the record)
+SUMMARY_METRICS = 8
 
 
 def format_eta(seconds: float) -> str:
@@ -48,6 +50,8 @@ class ProgressBar:
         self.last_line = 0.0
         self.line_every = 1
         self.last_tenth = 0
+        self.losses: tuple[int, str] | None = None  # (step, "loss.d=… loss.g=…") at the last logging step
+        self.evaluated: tuple[int, dict[str, float]] | None = None  # the last evaluation's metrics
 
     @hookimpl
     def on_run_start(self, ctx: Any) -> None:
@@ -74,6 +78,8 @@ class ProgressBar:
     @hookimpl
     def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
         logged = not step % ctx.config.log_every or step == ctx.config.steps
+        if logged:
+            self.losses = (step, " ".join(f"{key}={float(value):.4f}" for key, value in losses.items()))
         if self.plain:
             if logged:
                 self.plain_line(ctx, step, losses)
@@ -106,10 +112,26 @@ class ProgressBar:
         print(f"ganlab: step {step}/{total} {values}" + (f" {speed}" if speed else ""), file=sys.stderr, flush=True)
 
     @hookimpl
+    def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float]) -> None:
+        self.evaluated = (step, dict(metrics))
+
+    @hookimpl
     def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:
+        """The run's end on one screen: how it ended and how long it took, its last losses and metrics,
+        and the commands that show the rest."""
         if self.progress is not None:
             self.progress.stop()
         elapsed = time.monotonic() - self.started
         where = f"; run {ctx.run_id}" if ctx.run_id else ""
-        print(f"ganlab: {status.lower()} at step {ctx.step}/{ctx.config.steps} in {format_eta(elapsed)}{where}",
-              file=sys.stderr)
+        lines = [f"{status.lower()} at step {ctx.step}/{ctx.config.steps} in {format_eta(elapsed)}{where}"]
+        if self.losses:
+            lines.append("  losses at step {}: {}".format(*self.losses))
+        if self.evaluated is not None:
+            step, metrics = self.evaluated
+            ordered = sorted(metrics.items(), key=lambda item: (item[0].startswith("diag."), item[0]))  # results first
+            shown = [f"{k}={v:.4g}" for k, v in ordered[:SUMMARY_METRICS]]
+            more = f" (and {len(metrics) - SUMMARY_METRICS} more)" if len(metrics) > SUMMARY_METRICS else ""
+            lines.append(f"  metrics at step {step}: {' '.join(shown)}{more}")
+        if ctx.run_id:
+            lines.append(f"  look: ganlab ui · ganlab sample {ctx.run_id} · ganlab compare -e {ctx.config.experiment}")
+        print("\n".join(f"ganlab: {line}" for line in lines), file=sys.stderr)
