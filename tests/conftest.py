@@ -323,13 +323,13 @@ def run_in_process(args: list[str], cwd: Path, env: dict[str, str] | None = None
     os.chdir(cwd)
     os.environ.update(env or {})
     try:
-        for handler in handlers:
-            handler.setStream(err)
+        for handler in handlers:  # (not setStream: it flushes the old stream, which an earlier test may have closed)
+            handler.stream = err
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli_in_process(args)
     finally:
         for handler, stream in zip(handlers, streams):
-            handler.setStream(stream)
+            handler.stream = stream
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -143,6 +143,7 @@ def test_every_d_input_is_augmented_in_training_and_none_in_evaluation() -> None
     assert plugin.made.samples == before
 
 
+@pytest.mark.slow
 def test_a_population_with_diffaugment_follows_its_single_runs() -> None:
     """Each replica draws its augmentation from its own generator, as its single run draws from the global one."""
     from test_population import _population_and_singles, _weights

@@ -548,12 +548,12 @@ class Outcome:
 #: its exit code and output captured), each real process costing seconds of imports. Always in a
 #: real process: installed plugins (entry points found on a new process's path) and a sweep that
 #: trains (its trials are processes). And a sample whose subject is partly the process: a plain
-#: refusal and an unknown flag (the console script's exit status and stderr), a plugin that exits
-#: the interpreter at import, a failed run whose record the writer process finishes, a tolerated
-#: hook failure in a run that finishes, and checkpoints no process may block on.
+#: refusal, an unknown flag and a refused resume (the console script's exit status and stderr), a
+#: plugin that exits the interpreter at import, a failed run whose record the writer process
+#: finishes, and a file no process may block on.
 SUBPROCESS_SAMPLE = {
-    "head-misspelled", "flag-unknown", "plugin-exits-at-import", "plugin-step-hook-raises-strict",
-    "tolerated-hooks-exit", "resume-checkpoint-fifo", "sample-generator-dev-zero",
+    "head-misspelled", "flag-unknown", "resume-finished", "plugin-exits-at-import",
+    "plugin-step-hook-raises-strict", "sample-generator-dev-zero",
 }
 
 
@@ -677,28 +677,24 @@ def check(outcome: Outcome) -> None:
 
 
 def _params(cases: list[Case]) -> list[Any]:
-    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.known_bug)] if c.known_bug else [])
+    """Each case a test; one that needs a real process is marked slow (seconds of imports each)."""
+    return [pytest.param(c, id=c.id, marks=[
+                *([pytest.mark.xfail(strict=True, reason=c.known_bug)] if c.known_bug else []),
+                *([pytest.mark.slow] if in_a_subprocess(c) else [])])
             for c in cases]
 
 
-#: the tests that read the session's outcomes run on one pytest-xdist worker (``--dist loadgroup``),
-#: which runs the catalogue once
-CATALOGUE = pytest.mark.xdist_group("bad-input-catalogue")
-
-
-@CATALOGUE
 @pytest.mark.parametrize("case", _params(CASES))
 def test_bad_input_is_refused_in_one_line(case: Case, outcomes: dict[str, Outcome]) -> None:
     check(outcomes[case.id])
 
 
-@CATALOGUE
-@pytest.mark.parametrize("case", TOLERATED, ids=[c.id for c in TOLERATED])
+@pytest.mark.parametrize("case", _params(TOLERATED))
 def test_broken_plugin_nobody_needs_is_a_warning(case: Case, outcomes: dict[str, Outcome]) -> None:
     check(outcomes[case.id])
 
 
-@CATALOGUE
+@pytest.mark.slow  # its case runs in a real process
 def test_strict_hook_failure_leaves_a_failed_run_with_the_reason(outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes["plugin-step-hook-raises-strict"]
     (new,) = [r for rid, r in outcome.after.items() if rid not in outcome.before]
@@ -706,7 +702,6 @@ def test_strict_hook_failure_leaves_a_failed_run_with_the_reason(outcomes: dict[
     assert "step hook exploded" in new["tags"]["ganlab.error"]
 
 
-@CATALOGUE
 @pytest.mark.parametrize("case_id", ["tolerated-step-hook-raises", "tolerated-hooks-exit"])
 def test_tolerated_hook_failures_let_the_run_finish(case_id: str, outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes[case_id]

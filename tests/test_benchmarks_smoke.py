@@ -53,6 +53,7 @@ def test_mnist_files_written_by_the_benchmarks_read_back_through_torchvision(tmp
     assert 0 < images.mean() < 255  # neither blank nor saturated
 
 
+@pytest.mark.slow
 def test_record_accounting_plugin_times_a_recorded_run(tmp_path: Path, workdir: Path) -> None:
     # bench_logging.py's figure for the record's cost comes from this plugin: it must see the run
     from conftest import TINY, run_cli

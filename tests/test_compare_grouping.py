@@ -39,10 +39,6 @@ def _ok(done) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-#: the module's store is made once: its tests stay on one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("compare-grouping")
-
-
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory: pytest.TempPathFactory, template_store: Path) -> Path:
     """A project directory whose store holds the runs described in the module docstring."""

@@ -55,6 +55,7 @@ def test_exact_p_matches_a_brute_force_in_fractions_with_unequal_groups_and_ties
     assert permutation_p(a, b)[0] == pytest.approx(float(brute_force_p(a, b)), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_exact_p_matches_scipy_for_ten_seeds_against_ten() -> None:
     stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(3)

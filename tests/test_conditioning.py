@@ -337,6 +337,7 @@ def test_a_conditional_run_resumes_exactly(tmp_path: Any) -> None:
             assert torch.equal(mine[key], theirs[key]), f"{name}:{key}"
 
 
+@pytest.mark.slow
 def test_acgan_on_digits_learns_to_draw_the_class_it_is_asked_for(workdir: Any, cli_inproc: Any,
                                                                   mlflow_client: Any) -> None:
     """A learning test: conditional dcgan (ngf = ndf = 16) with AC-GAN and the softmax head, 200 steps on

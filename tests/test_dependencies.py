@@ -17,6 +17,8 @@ import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
+
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +105,7 @@ def test_every_third_party_import_of_ganlab_and_its_plugins_is_a_declared_depend
     _fail_on(problems, ROOT / "pyproject.toml", "[project].dependencies")
 
 
+@pytest.mark.slow
 def test_every_third_party_import_of_the_tests_is_declared_with_the_dev_extra() -> None:
     project = _project(ROOT / "pyproject.toml")
     files = sorted((ROOT / "tests").glob("*.py"))  # not the plugin fixtures, some of which fail on purpose
@@ -159,6 +162,7 @@ def test_the_checker_names_undeclared_and_uninstalled_imports_at_any_depth(tmp_p
                for p in problems), problems
 
 
+@pytest.mark.slow
 def test_the_checker_matches_distribution_names_as_pep_503_does(tmp_path: Path) -> None:
     source = tmp_path / "module.py"
     source.write_text("import PIL.Image\nimport sklearn\nimport sqlalchemy\nimport click\n", encoding="utf-8")

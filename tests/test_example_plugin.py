@@ -94,6 +94,7 @@ def test_plugins_shows_it_as_not_built_in_with_its_version(installed, cli):
     assert cells[:3] == ["temperature", "0.1.0", "no"]
 
 
+@pytest.mark.slow
 def test_run_with_the_example_components_is_recorded(installed, cli, workdir, mlflow_client):
     done = cli([*RUN_ARGS, "--set", "head.temperature=2"], cwd=workdir, env=installed["env"])
     assert done.returncode == 0, done.stderr

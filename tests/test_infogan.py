@@ -148,6 +148,7 @@ def test_an_infogan_run_resumes_exactly(tmp_path: Any) -> None:
     assert q_of[0].keys() == q_of[1].keys() and all(torch.equal(q_of[0][k], q_of[1][k]) for k in q_of[0])
 
 
+@pytest.mark.slow
 def test_infogan_on_digits_learns_codes_q_can_read(workdir: Any, cli_inproc: Any, mlflow_client: Any) -> None:
     """A learning test: dcgan (ngf = ndf = 16), latent size 64 with one 10-valued categorical code and two
     continuous codes, Q with softmax, 200 steps on digits (about 15 s on one core of the project's Xeon).

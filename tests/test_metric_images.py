@@ -182,6 +182,7 @@ def first_evaluation(digits: TensorData) -> dict:
     return {"out": out, "params": dict(ctx.params)}
 
 
+@pytest.mark.slow
 def test_real_vs_real_distances_are_near_zero_and_far_below_a_noised_set(digits, first_evaluation) -> None:
     out, params = first_evaluation["out"], first_evaluation["params"]
     # generated samples are capped by the training split (1,437 digits), the reference by the test split

@@ -150,6 +150,7 @@ def test_metric_plugin_modules_import_no_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 def test_a_ring8_run_logs_the_modes_metrics(workdir, cli_inproc, mlflow_client) -> None:
     assert cli_inproc(["run", "--arch", "mlp", "--dataset", "ring8", *TINY, "--tracking-uri", store(workdir)]) == 0
     (run,) = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])

@@ -179,6 +179,7 @@ def strictly_increasing(values: list[float]) -> bool:
     return all(b > a for a, b in zip(values, values[1:]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, damage, levels", [("noise", noised, NOISE), ("blur", blurred, BLUR)],
                          ids=["noise", "blur"])
 def test_distances_rise_at_every_level_of_damage_in_every_feature_space(digits, metric, pixels, cnn, name, damage,
@@ -201,6 +202,7 @@ def test_distances_rise_at_every_level_of_damage_in_every_feature_space(digits, 
     assert fld[-1] > 10 * fld[0] and kid[-1] > 0.1
 
 
+@pytest.mark.slow
 def test_a_set_missing_a_class_is_clearly_worse_than_complete_sets(digits, pixels, cnn) -> None:
     """1,000 samples (the training split holds 1,437): complete sets drawn with four seeds
     against sets that lack class 1 (the issue's collapsed class) or 1, 4 and 7."""

@@ -142,6 +142,7 @@ def test_both_agree_on_mixture_samples_with_dropped_modes_and_outliers(dataset: 
 EVAL_NOISE_SEED_OFFSET = 7919  # ganlab/train/evaluation.py: evaluations draw noise from seed + 7919
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, hq_sigmas", [("grid25", 3.0), ("grid25", 7.0), ("ring8", 50.0)])
 def test_both_agree_on_samples_exported_from_a_real_run_and_with_what_it_logged(workdir: Path, cli_inproc,
                                                                                 mlflow_client, dataset: str,

@@ -191,6 +191,7 @@ def test_several_kinds_get_one_name_each(tmp_path, cli_inproc, capsys):
     assert "sets=[\"plugins.my-kit.enabled=true\"" in lifecycle_test
 
 
+@pytest.mark.slow
 def test_a_generated_head_and_lifecycle_package_trains_through_run_plugin(tmp_path, workdir, mlflow_client,
                                                                           monkeypatch):
     """``ganlab run --plugin MODULE`` with every component of a several-kind package, recorded."""

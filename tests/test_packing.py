@@ -185,6 +185,7 @@ def test_the_memory_estimate_counts_whole_packs_of_four() -> None:
 HEADS = [c.name for c in _registry().of_kind("head")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", HEADS)
 def test_every_head_trains_with_pack_2(workdir: Path, mlflow_client: Any, head: str) -> None:
     loss = "minimax" if HEADS.index(head) % 2 else "nonsaturating"  # every loss with some head
@@ -226,6 +227,7 @@ def test_bad_pack_is_refused_in_one_line_before_any_run(workdir: Path, mlflow_cl
     assert mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()]) == []
 
 
+@pytest.mark.slow
 def test_pack_1_is_bit_identical_to_no_pack(workdir: Path, mlflow_client: Any) -> None:
     common = ["run", *TINY, *RING, "--set", "metrics=none", "--deterministic", "--seed", "3"]
     for extra in ([], ["--pack", "1"]):

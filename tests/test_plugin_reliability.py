@@ -63,6 +63,7 @@ def test_sys_exit_at_import_of_a_named_plugin_is_an_error(workdir: Path, strict:
     assert "sys.exit(0)" in line and "--plugin" in line
 
 
+@pytest.mark.slow
 def test_sys_exit_at_import_of_an_entry_point_plugin_is_left_out(tmp_path: Path, workdir: Path) -> None:
     site = tmp_path / "site"
     write_distribution(site, "exiting-gan", {"exits_at_import": Path(plugin("exits_at_import")).read_text()})
@@ -78,6 +79,7 @@ def test_sys_exit_at_import_of_an_entry_point_plugin_is_left_out(tmp_path: Path,
     assert line.startswith(f"{ERROR} plugin 'exits_at_import'") and "SystemExit" in line
 
 
+@pytest.mark.slow
 def test_base_exceptions_in_lifecycle_hooks_are_isolated(workdir: Path) -> None:
     """GeneratorExit in on_run_start and sys.exit(0) in on_step_end: each reported once; the run ends normally."""
     record = workdir / "events.jsonl"
@@ -156,6 +158,7 @@ def test_plugins_command_still_lists_a_named_plugin_that_fails(workdir: Path) ->
 
 
 # ---- 3. lifecycle hooks through pluggy -----------------------------------------------------------
+@pytest.mark.slow
 def test_wrappers_and_ordering_around_the_builtin_tracker(workdir: Path, mlflow_client: Any) -> None:
     record = workdir / "events.jsonl"
     out = run_in_process(["run", *TINY, "--checkpoint-every", "2", "--plugin", plugin("hook_order")], workdir,
@@ -261,6 +264,7 @@ def _ganlab(args: list[str], cwd: Path, record: Path) -> subprocess.CompletedPro
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_verbose_reaches_the_plugins_and_child_processes(workdir: Path) -> None:
     record = workdir / "verbose.jsonl"
     out = _ganlab(["run", "--verbose", *TINY, "--no-tracking", "--plugin", plugin("verbose_probe")], workdir, record)
@@ -274,6 +278,7 @@ def test_verbose_reaches_the_plugins_and_child_processes(workdir: Path) -> None:
     assert events(quiet) == [{"event": "import", "GANLAB_VERBOSE": None}]
 
 
+@pytest.mark.slow
 def test_resume_accepts_verbose(workdir: Path) -> None:
     record = workdir / "verbose.jsonl"
     out = _ganlab(["resume", "0123456789abcdef0123456789abcdef", "--verbose", "--plugin", plugin("verbose_probe")],

@@ -69,6 +69,7 @@ def test_each_replica_follows_its_single_run_mlp_ring8(head: str) -> None:
     assert float((_weights(population[0]) - _weights(population[1])).abs().max()) > 1e-2, "seeds differ"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", HEADS)
 def test_each_replica_follows_its_single_run_dcgan_digits(head: str) -> None:
     """dcgan on digits: convolutions and BatchNorm with per-replica statistics, on data shared by the
@@ -85,6 +86,7 @@ def test_each_replica_follows_its_single_run_dcgan_digits(head: str) -> None:
     assert float((_weights(population[0]) - _weights(population[1])).norm()) > 1e-2, "seeds differ"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", HEADS)
 def test_float32_dcgan_replicas_start_on_their_single_runs(head: str) -> None:
     """The float32 dcgan itself, over the first steps (before rounding has been amplified)."""
@@ -206,6 +208,7 @@ def _parent_and_children(client: Any) -> tuple[Any, dict[int, Any]]:
     return parent, children
 
 
+@pytest.mark.slow
 def test_population_records_one_ordinary_child_run_per_seed(workdir: Path, mlflow_client: Any) -> None:
     args = [*SMALL, "--steps", "6", "--dataset", "ring8", "--set", "arch.hidden_scale=0.125",
             "--sample-every", "3", "--checkpoint-every", "3", "--set", "metrics=modes", "--set", "eval_samples=200",
@@ -364,6 +367,7 @@ def test_what_a_population_cannot_do_is_refused_in_one_line(workdir: Path, mlflo
     assert _runs(mlflow_client) == [], "nothing recorded"
 
 
+@pytest.mark.slow
 def test_sweep_with_population_true_trains_each_variant_as_a_population(workdir: Path, mlflow_client: Any) -> None:
     (workdir / "heads.toml").write_text(
         'population = true\n[base]\nsteps = 4\nbatch_size = 16\nlatent_dim = 8\nlog_every = 2\neval_every = 0\n'

@@ -87,6 +87,7 @@ def test_first_runs_started_together_on_a_new_store_all_finish(tmp_path: Path) -
                                       f"samples: ganlab sample {run_id}")
 
 
+@pytest.mark.slow
 def test_a_run_names_another_store_in_its_hints_and_verbose_lets_mlflow_speak(
         workdir: Path, cli_inproc, capfd, monkeypatch) -> None:
     # A fresh store, with GANLAB_VERBOSE=1: MLflow's own first-run messages come through (from the
@@ -219,6 +220,7 @@ def files_outside_the_store(tmp_path: Path, project: Path) -> list[Path]:
     return [p for p in tmp_path.rglob("*") if p.is_file() and store not in p.parents and p.parent != project]
 
 
+@pytest.mark.slow
 def test_experiment_names_cannot_put_artifacts_outside_the_store(tmp_path: Path, template_store: Path,
                                                                   cli_inproc, monkeypatch) -> None:
     project = nested_project(tmp_path, template_store)
@@ -270,6 +272,7 @@ def on_step_end(ctx, step, losses):
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["directory", "module"])
 def test_a_record_that_cannot_be_completed_fails_the_run(workdir: Path, mlflow_client, how: str) -> None:
     plugin = workdir / "spoil_outputs.py"
@@ -313,6 +316,7 @@ seed = [1]
 '''
 
 
+@pytest.mark.slow
 def test_ganlab_experiments_are_marked_for_the_runs_view(workdir: Path, cli_inproc, mlflow_client) -> None:
     from ganlab.cli.ui import landing_page
     from ganlab.record.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG

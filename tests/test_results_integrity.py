@@ -60,6 +60,7 @@ def n_by_head(data: dict[str, Any]) -> dict[str, int]:
 
 
 # ---- 11a: a sweep started again ---------------------------------------------------------------
+@pytest.mark.slow
 def test_a_sweep_started_again_trains_only_the_variants_that_did_not_finish(workdir: Path, mlflow_client: Any) -> None:
     (workdir / "sweep.toml").write_text(SWEEP)
     first = run_in_process(["sweep", "sweep.toml"], workdir)

@@ -22,6 +22,7 @@ def only_run(client, experiment: str = "ganlab"):
     return run
 
 
+@pytest.mark.slow
 def test_run_records_everything_in_mlflow(workdir, mlflow_client):
     record = workdir / "events.jsonl"
     out = run_cli(
@@ -62,6 +63,7 @@ def test_run_records_everything_in_mlflow(workdir, mlflow_client):
     assert events[-1] == {"event": "end", "status": "FINISHED", "step": 6}
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses_on_cpu(workdir, mlflow_client):
     args = ["run", *TINY, "--log-every", "1", "--seed", "11", "--device", "cpu"]
     # one in a process of its own, one in this process: the losses depend on the seed alone

@@ -105,6 +105,7 @@ def _communicate(proc: subprocess.Popen[str]) -> None:
     _, proc.stderr_text = proc.communicate(timeout=240)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_two_resumes_of_one_run_at_once_train_it_once(workdir: Path, mlflow_client: Any) -> None:
     run = _killed_run(workdir, mlflow_client, ["run", "--steps", str(STEPS), *TINY_RUN, "--checkpoint-every", "5",
                                                "--plugin", SLOW], "twice")
@@ -121,6 +122,7 @@ def test_two_resumes_of_one_run_at_once_train_it_once(workdir: Path, mlflow_clie
         assert [s for s, _ in history(mlflow_client, run_id, key)] == list(range(1, STEPS + 1)), "each step once"
 
 
+@pytest.mark.slow
 def test_two_resumes_of_one_population_at_once_train_it_once(workdir: Path, mlflow_client: Any) -> None:
     args = ["run", "--seeds", "0-1", "--steps", "24", *TINY_RUN, "--checkpoint-every", "5",
             "--plugin", SLOW]
@@ -145,6 +147,7 @@ def test_two_resumes_of_one_population_at_once_train_it_once(workdir: Path, mlfl
         assert steps == sorted(set(steps)) and steps[-1] == 24, "every logged step once"
 
 
+@pytest.mark.slow
 def test_an_untracked_run_directory_is_owned_too(workdir: Path) -> None:
     args = ["run", "--steps", str(STEPS), *TINY_RUN, "--checkpoint-every", "5", "--no-tracking", "--run-dir", "mine",
             "--plugin", SLOW]

@@ -86,6 +86,7 @@ def test_mask_credentials(text: str, masked: str) -> None:
 # ---- a study's storage --------------------------------------------------------------------------
 @pytest.mark.parametrize("command", [["sweep", "status", "nosuch"], ["sweep-worker", "nosuch"]],
                          ids=["sweep-status", "sweep-worker"])
+@pytest.mark.slow
 @pytest.mark.parametrize(("url", "masked"), [
     ("postgresql://alice:SECRETPW@127.0.0.1:{port}/db", "postgresql://alice:***@127.0.0.1:{port}/db"),
     ("postgresql://127.0.0.1:{port}/db?user=alice&password=SECRETPW",
@@ -171,6 +172,7 @@ def silent_server() -> Iterator[tuple[int, threading.Event]]:
         listener.close()
 
 
+@pytest.mark.slow
 def test_a_record_writer_stuck_on_a_silent_server_is_abandoned_at_once(silent_server) -> None:
     """What a signal before the run exists needs: the writer stopped, not waited for (MLflow would
     retry for minutes), with ``StoreProcess.abandon``."""
@@ -221,6 +223,7 @@ def failing_server() -> Iterator[tuple[int, list[str]]]:
         thread.join()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
 def test_mlflows_exception_about_a_credentialed_server_is_masked(tmp_path: Path, failing_server, verbose: bool) -> None:
     """MLflow names the URL, password included, in its exception (twice); with --verbose the record
@@ -288,6 +291,7 @@ def test_the_record_writer_masks_what_it_stores() -> None:
     assert masked(given) == {"tracking_uri": "https://me:***@mlflow.example/", "nested": ["mysql://a:***@db/x", 3]}
 
 
+@pytest.mark.slow
 def test_local_workers_read_their_storage_from_the_environment_not_the_command_line(workdir: Path) -> None:
     """`ps` shows every user each process's command line: a storage URL (and its password) stays off it."""
     import os

@@ -125,6 +125,7 @@ def _run_with(mlflow_client: Any, tags: dict[str, str]) -> Any:
     return mlflow_client.get_run(mlflow_client.create_run(eid, tags=tags).info.run_id)
 
 
+@pytest.mark.slow
 def test_liveness_from_host_pid_and_heartbeat(workdir: Path, mlflow_client: Any) -> None:
     here = socket.gethostname()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -52,6 +52,7 @@ def run_light(args: list[str]) -> dict:
     return report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ["--help"],
     ["plugins"],
@@ -69,6 +70,7 @@ def test_light_command_imports_neither_torch_nor_mlflow(args: list[str]) -> None
     assert loaded == [], f"`ganlab {' '.join(args)}` imported {', '.join(loaded)}: {where}"
 
 
+@pytest.mark.slow
 def test_the_watcher_sees_a_heavy_import() -> None:
     # The check above is only as good as its watcher: an interpreter that does import
     # torch must be reported as such, with where it happened.

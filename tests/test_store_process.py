@@ -52,6 +52,7 @@ def start(store: StoreProcess, params: dict[str, str] | None = None) -> str:
     return run_id
 
 
+@pytest.mark.slow
 def test_a_whole_record_reads_back(any_store: StoreProcess, mlflow_client) -> None:
     store = any_store
     params = {f"p{i:03d}": str(i) for i in range(150)}  # more than MLflow takes in one batch
@@ -78,6 +79,7 @@ def test_a_whole_record_reads_back(any_store: StoreProcess, mlflow_client) -> No
     assert json.loads((local / "data_card" / "data_card.json").read_text()) == {"size": 3}
 
 
+@pytest.mark.slow
 def test_a_failed_operation_is_raised_in_one_line_by_the_next_call(any_store: StoreProcess) -> None:
     store = any_store
     run_id = start(store)
@@ -90,6 +92,7 @@ def test_a_failed_operation_is_raised_in_one_line_by_the_next_call(any_store: St
     store.call("end_run", run_id, "FINISHED", {})  # the record goes on after a refused operation
 
 
+@pytest.mark.slow
 def test_a_store_that_cannot_be_opened_is_refused(workdir: Path) -> None:
     bad = workdir / "not-a-database.db"
     bad.write_text("this is not SQLite\n" * 100)
@@ -104,6 +107,7 @@ def test_a_store_that_cannot_be_opened_is_refused(workdir: Path) -> None:
     assert store.process.returncode == 0
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_is_reported_not_waited_for(store: StoreProcess) -> None:
     start(store)
     store.process.kill()
@@ -113,6 +117,7 @@ def test_a_worker_that_dies_is_reported_not_waited_for(store: StoreProcess) -> N
     assert caught.value.kind == "lost" and store.gone
 
 
+@pytest.mark.slow
 def test_the_worker_outlives_a_ctrl_c_and_ends_when_the_pipe_closes(store: StoreProcess, mlflow_client) -> None:
     run_id = start(store)
     os.kill(store.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends to a process group
@@ -153,6 +158,7 @@ def test_a_recorded_run_leaves_mlflow_out_of_the_training_process(workdir: Path,
 
 
 
+@pytest.mark.slow
 def test_the_request_pipe_holds_several_sample_grids(store: StoreProcess) -> None:
     # a send must not wait for a busy writer: a 32x32 grid of 64 samples is about 75 kB
     import fcntl
@@ -174,6 +180,7 @@ print(json.dumps({"pillow": "PIL.PngImagePlugin" in sys.modules,
 """
 
 
+@pytest.mark.slow
 def test_opening_the_store_pays_first_use_costs_before_training_starts(workdir: Path, store_uri: str) -> None:
     # in a fresh process: the test process may have configured MLflow's mappers already
     from ganlab.record.store import tracking_uri

@@ -109,6 +109,7 @@ def test_local_worker_processes_share_the_default_journal_study(workdir: Path, m
     assert status.returncode == 0 and "4 done, 0 running, 0 failed, 0 left" in status.stdout
 
 
+@pytest.mark.slow
 def test_a_search_samples_its_distributions_and_records_the_objective(workdir: Path, mlflow_client) -> None:
     from optuna.trial import TrialState
 
@@ -259,6 +260,7 @@ def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_killed_worke
         pg_context.__exit__(None, None, None)
 
 
+@pytest.mark.slow
 def test_a_dead_workers_trial_is_retried_once_then_stays_failed_with_its_reason(workdir: Path) -> None:
     """Optuna's heartbeat on the journal file: a claimed trial that stops beating is failed after the
     grace period by whichever worker looks (fail_stale_trials), retried once, and a dead retry stays FAILED."""
@@ -343,6 +345,7 @@ def pruning_env() -> str:
     return PRUNING_ENV
 
 
+@pytest.mark.slow
 def test_a_population_file_runs_each_variant_as_one_population_trial(workdir: Path, mlflow_client) -> None:
     (workdir / "pop.toml").write_text(GRID_12.replace('experiment = "study"', 'experiment = "pop"\npopulation = true')
                                       .replace("steps = 400", "steps = 10").replace(
@@ -364,6 +367,7 @@ def test_a_population_file_runs_each_variant_as_one_population_trial(workdir: Pa
     assert sorted((row[0], row[1], row[3]) for row in rows) == [("entmax", "3", "3"), ("sigmoid", "3", "3")]
 
 
+@pytest.mark.slow
 def test_a_search_study_uses_its_sampler_and_a_retry_reruns_the_same_values(workdir: Path) -> None:
     import optuna
     from optuna.trial import TrialState
@@ -393,6 +397,7 @@ def test_a_search_study_uses_its_sampler_and_a_retry_reruns_the_same_values(work
     assert retry_name.endswith("(retry)")
 
 
+@pytest.mark.slow
 def test_a_dead_trial_whose_run_had_finished_is_completed_from_it_not_retried(workdir: Path, mlflow_client) -> None:
     """Its worker died between the run's end and telling the study: the run stands, nothing is trained twice."""
     from optuna.trial import TrialState

@@ -117,6 +117,7 @@ def test_a_test_that_leaks_global_state_fails_naming_the_change_and_the_next_tes
     assert "6 passed, 4 errors" in out, out  # e and f pass: the guard put everything back
 
 
+@pytest.mark.slow
 def test_the_order_is_shuffled_only_when_asked_and_reproducibly(tmp_path: Path) -> None:
     source = "".join(f"def test_{i:02d}():\n    pass\n\n\n" for i in range(30))
     folder = _synthetic_suite(tmp_path, source)

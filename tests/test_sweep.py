@@ -100,6 +100,7 @@ loss = ["nonsaturating", { name = "exploding", at_step = 2 }, { name = "explodin
     assert "FAILED: exploding-at_step=2" in out.out and "FAILED: exploding-at_step=0" in out.out
 
 
+@pytest.mark.slow
 def test_all_variants_finish_with_set_and_grid_overrides(workdir, mlflow_client, cli_inproc, capsys):
     sweep = write(workdir / "ok.toml", 'experiment = "fine"\nname = "two-heads"\n' + BASE + '''
 [base.head]
@@ -145,6 +146,7 @@ def on_run_start(ctx):
 '''
 
 
+@pytest.mark.slow
 def test_parallel_jobs_in_subprocesses(workdir, exploding, mlflow_client):
     sweep = write(workdir / "jobs.toml", 'experiment = "parallel"\n' + BASE + '''
 [grid]
@@ -256,6 +258,7 @@ def test_the_digits_objectives_experiment_is_valid(workdir: Path) -> None:
     assert "11 variant(s)" in result.stdout and "29 excluded" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["objectives", "stabilisers", "conditional"])
 def test_the_objective_stabiliser_and_conditional_experiments_run_end_to_end_at_a_tiny_size(name: str, workdir: Path,
                                                                                   mlflow_client: Any) -> None:

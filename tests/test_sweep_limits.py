@@ -140,6 +140,7 @@ def on_run_start(ctx):
 '''
 
 
+@pytest.mark.slow
 def test_parallel_jobs_receive_a_gpu_and_verbose(workdir, mlflow_client):
     """Two `auto` jobs at once get GPUs 0 and 1 (explicit devices are covered by the unit tests above)."""
     sweep = write(workdir / "gpus.toml", 'experiment = "gpus"\n' + BASE + '[grid]\nseed = [0, 1]\n')

@@ -117,6 +117,7 @@ def test_oracle_from_options_rebuilds_the_oracle_that_generated_the_data() -> No
     assert small.w_out.shape == (40, 4) and torch.equal(small.start, OracleLSTM.create(40, 3, 4, 0).start)
 
 
+@pytest.mark.slow
 def test_oracle_nll_of_its_own_samples_beats_uniform_tokens_by_a_margin() -> None:
     oracle = OracleLSTM.create(5000, 32, 32, seed=0)  # SeqGAN's sizes
     samples = oracle.sample(500, 20, torch.Generator().manual_seed(1))

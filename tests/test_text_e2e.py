@@ -42,6 +42,7 @@ def artifact_dir(run: object) -> Path:
 
 
 # each output mapping of G, each with another head of D in the non-saturating game
+@pytest.mark.slow
 @pytest.mark.parametrize(("output", "head"), [("softmax", "sigmoid"), ("sparsemax", "sparsemax"),
                                               ("entmax", "entmax"), ("gumbel", "softmax")])
 def test_each_output_mapping_trains_and_is_recorded(tmp_path: Path, output: str, head: str) -> None:
@@ -76,6 +77,7 @@ def test_each_output_mapping_trains_and_is_recorded(tmp_path: Path, output: str,
     assert vocab == {"vocab": [f"t{i}" for i in range(V)], "joiner": " "}
 
 
+@pytest.mark.slow
 def test_sample_prints_decoded_text_and_writes_txt(tmp_path: Path) -> None:
     done = run_in_process(["run", *ORACLE, *TINY, "--arch", "lstm", "--set", "arch.hidden=16",
                            "--set", "arch.output=sparsemax"], tmp_path)
@@ -109,6 +111,7 @@ def write_fortunes(path: Path) -> None:
     path.write_text("\n%\n".join(quotes) + "\n%\n")
 
 
+@pytest.mark.slow
 def test_wgan_gp_on_a_fortune_file_with_the_conv_pair(tmp_path: Path) -> None:
     corpus = tmp_path / "quotes"
     write_fortunes(corpus)

@@ -230,6 +230,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(workdir: Path) -> None:
     assert steps == sorted(set(steps))
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal_labels_the_eta(workdir: Path) -> None:
     """stderr on a pseudo-terminal: the rich bar, with the rate and a labelled ETA."""
     leader, follower = os.openpty()
