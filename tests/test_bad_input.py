@@ -60,6 +60,10 @@ def plugin(name: str) -> str:
     return str(PLUGINS / f"{name}.py")
 
 
+#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("bad_input")
+
+
 # ---- the store every case starts from ------------------------------------------
 @pytest.fixture(scope="session")
 def populated(tmp_path_factory: pytest.TempPathFactory, template_store: Path) -> dict[str, Any]:

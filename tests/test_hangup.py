@@ -113,7 +113,7 @@ def test_sighup_between_the_seeds_of_a_sequential_population_ends_its_parent_kil
     KILLED (before: the process died, its parent RUNNING for good), the finished seed kept, and
     `ganlab resume PARENT` trains the seeds that had not trained."""
     plugins = ["--plugin", str(PLUGINS / "unvectorised_mlp.py"), "--plugin", str(PLUGINS / "slow_load.py")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANLAB_TEST_LOAD_SLEEP": "3", "GANLAB_TEST_LOAD_MARKER": "loads"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANLAB_TEST_LOAD_SLEEP": "1", "GANLAB_TEST_LOAD_MARKER": "loads"}
     proc = subprocess.Popen([sys.executable, "-m", "ganlab", "run", "--steps", "4", "--seeds", "0-2", *TINY_RUN,
                              "--arch", "unvectorised-mlp", "--dataset", "slow-digits", *plugins],
                             cwd=workdir, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
