@@ -219,7 +219,7 @@ def test_bad_sweep_files_are_refused(workdir, cli_inproc, capsys):
         assert expected in capsys.readouterr().err, name
 
 
-@pytest.mark.parametrize(("name", "variants"), [("seed-mlp", 1), ("heads", 12), ("modes", 8)])  # modes: 8 populations
+@pytest.mark.parametrize(("name", "variants"), [("seed-mlp", 1), ("heads", 18), ("modes", 12)])  # modes: 12 populations
 def test_experiment_files_are_valid(workdir, cli_inproc, capsys, name, variants):
     code = cli_inproc(["sweep", str(REPO / "experiments" / f"{name}.toml"), "--dry-run"])
     out = capsys.readouterr().out

@@ -12,7 +12,11 @@ Conventions shared by every head (docs/heads.md, "Conventions" to "Proper losses
 * Every loss is per sample (B,), computed from scores, never from a probability:
   nothing here takes ``log`` of a probability.
 * All head math runs in float32 with autocast disabled, so a bf16 network still
-  gets exact probabilities and losses (``entmax_bisect`` in bf16 returns NaN).
+  gets exact probabilities and losses (``entmax_bisect`` in bf16 returns NaN);
+  float64 scores stay float64 (references and tests).
+* Two-class heads come in two parametrisations (``head.scores``, docs/heads.md, "A head
+  and its parametrisation"): two units ``z = [z_real, z_fake]`` (the default), or one
+  score s fed to the map as ``z = [s, 0]``, whose margin moves at the sigmoid head's speed.
 
 Fenchel–Young losses (Blondel, Martins & Niculae 2020) for the sparse heads are
 written directly in torch as ``Ω*(z) − z_y`` with ``Ω*(z) = ⟨p*, z⟩ + H(p*)``
@@ -43,7 +47,7 @@ def float32_head(method: _F) -> _F:
     @functools.wraps(method)
     def wrapper(self: Any, logits: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            return method(self, logits.float(), *args, **kwargs)
+            return method(self, logits if logits.dtype == torch.float64 else logits.float(), *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -60,16 +64,46 @@ class Head:
       ``loss(z, real)``; with K + 1 it is ``Ω*(z) − Ω*(z_1..K)`` (softmax:
       ``−log(1 − p_fake)`` from logits), zero exactly when p_fake = 0 for sparse heads;
     * ``class_loss(z, y) = Ω*(z_1..K) − z_y``: the supervised K-way loss.
+
+    ``scores`` (the option ``head.scores``) picks the two-class parametrisation: 2, D emits
+    ``[z_real, z_fake]``; 1, D emits one score s and every method sees ``z = [s, 0]``, so the
+    margin t = s feeds the map (softmax then is the sigmoid head exactly). With two units a
+    gradient step moves t twice as far as it moves s, and t starts √2 larger under the same
+    initialisation: "softmax vs sigmoid" with two units compares a step size, not a map.
+    K + 1 classes keep K + 1 units (there the maps differ), so one score refuses them.
     """
 
     name = "head"
     sparse = False
 
+    def __init__(self, scores: int = 2) -> None:
+        if scores not in (1, 2):
+            raise ComponentError(f"head '{self.name}' needs scores = 1 or 2, not {scores!r}")
+        self.scores = int(scores)
+
     def num_logits(self, num_classes: int = 1) -> int:
-        """Scores D must emit: one per real class plus one for "fake"."""
+        """Scores D must emit: one per real class plus one for "fake" (one in all with ``scores = 1``)."""
         if num_classes < 1:
             raise ComponentError(f"head '{self.name}' needs at least one real class, not {num_classes}")
+        if self.scores == 1:
+            if num_classes != 1:
+                raise ComponentError(
+                    f"head '{self.name}' with head.scores=1 feeds one score into a two-class map (real, fake) and "
+                    f"cannot separate {num_classes} real classes plus fake; use head.scores=2 (K+1 = "
+                    f"{num_classes + 1} scores)")
+            return 1
         return num_classes + 1
+
+    def _z(self, logits: torch.Tensor) -> torch.Tensor:
+        """The (B, C) scores the map sees: D's own, or ``[s, 0]`` for one score s. Checked either way."""
+        if self.scores == 1:
+            if logits.dim() != 2 or logits.shape[-1] != 1:
+                raise ComponentError(
+                    f"head '{self.name}' with head.scores=1 expects one score per sample, shape (B, 1), got "
+                    f"{tuple(logits.shape)}; the architecture must emit head.num_logits() scores")
+            return torch.cat([logits, torch.zeros_like(logits)], dim=-1)
+        _check_scores(self.name, logits)
+        return logits
 
     # -- to be provided by subclasses --------------------------------------
     def _map(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -85,8 +119,7 @@ class Head:
     @float32_head
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, C) distribution in float32: real classes first, fake last."""
-        _check_scores(self.name, logits)
-        return self._probs(logits)
+        return self._probs(self._z(logits))
 
     @float32_head
     def p_real(self, logits: torch.Tensor) -> torch.Tensor:
@@ -95,49 +128,46 @@ class Head:
         Summed over the real classes rather than computed as ``1 − p_fake``: a
         tiny p_real (a confidently rejected fake) keeps its precision.
         """
-        _check_scores(self.name, logits)
-        return self._probs(logits)[:, :-1].sum(dim=-1)
+        return self._probs(self._z(logits))[:, :-1].sum(dim=-1)
 
     # -- losses ---------------------------------------------------------------
     @float32_head
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B,) proper loss for class indices ``target`` (fake = C − 1)."""
-        _check_scores(self.name, logits)
-        return self._loss(logits, target)
+        z = self._z(logits)
+        return self._loss(z, target)
 
     @float32_head
     def fake_loss(self, logits: torch.Tensor) -> torch.Tensor:
         """(B,) loss for the target "fake" (the last class)."""
-        _check_scores(self.name, logits)
-        return self._loss(logits, _full(logits, logits.shape[-1] - 1))
+        z = self._z(logits)
+        return self._loss(z, _full(z, z.shape[-1] - 1))
 
     @float32_head
     def real_loss(self, logits: torch.Tensor) -> torch.Tensor:
         """(B,) loss for "real, whichever real class": Ω*(z) − Ω*(z_1..K)."""
-        _check_scores(self.name, logits)
-        if logits.shape[-1] == 2:  # one real class: Ω*(z_real) = z_real
-            return self._loss(logits, _full(logits, 0))
-        return self._conjugate(logits) - self._conjugate(logits[:, :-1])
+        z = self._z(logits)
+        if z.shape[-1] == 2:  # one real class: Ω*(z_real) = z_real
+            return self._loss(z, _full(z, 0))
+        return self._conjugate(z) - self._conjugate(z[:, :-1])
 
     @float32_head
     def class_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B,) supervised loss over the K real classes only: Ω*(z_1..K) − z_y."""
-        _check_scores(self.name, logits)
-        real = logits[:, :-1]
+        real = self._z(logits)[:, :-1]
         if real.shape[-1] == 1:  # a single real class carries no class information
             return real.new_zeros(real.shape[0])
         return self._loss(real, labels)
 
     def predict_class(self, logits: torch.Tensor) -> torch.Tensor:
         """(B,) most likely real class (every head's map is monotone in the scores)."""
-        _check_scores(self.name, logits)
-        return logits[:, :-1].argmax(dim=-1)
+        return self._z(logits)[:, :-1].argmax(dim=-1)
 
     def _loss(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self._conjugate(z) - z.gather(-1, target.long().unsqueeze(-1)).squeeze(-1)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}()" if self.scores == 2 else f"{type(self).__name__}(scores=1)"
 
 
 class SoftmaxHead(Head):
@@ -212,7 +242,8 @@ class EntmaxHead(FenchelYoungHead):
 
     name = "entmax"
 
-    def __init__(self, alpha: float = 1.5) -> None:
+    def __init__(self, alpha: float = 1.5, scores: int = 2) -> None:
+        super().__init__(scores)
         alpha = float(alpha)
         if not 1.0 < alpha <= 2.0:
             raise ComponentError(
@@ -231,7 +262,7 @@ class EntmaxHead(FenchelYoungHead):
         return entmax_bisect(z, alpha=self.alpha, dim=-1)
 
     def __repr__(self) -> str:
-        return f"EntmaxHead(alpha={self.alpha})"
+        return f"EntmaxHead(alpha={self.alpha}{'' if self.scores == 2 else ', scores=1'})"
 
 
 class SigmoidHead:

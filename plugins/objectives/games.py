@@ -202,6 +202,11 @@ class MarginObjective:
                 f"loss '{self.name}' scores D's margin and never uses the head's map, so with head "
                 f"'{head_name}' (two scores) it trains the same network as with softmax, sparsemax or entmax; "
                 "use --head sigmoid (one score), or a loss that uses the head (nonsaturating, minimax)")
+        if getattr(head, "scores", None) == 1:  # a map fed one score (head.scores=1): the margin is that score
+            raise ComponentError(
+                f"loss '{self.name}' scores D's margin and never uses the head's map, so head '{head_name}' with "
+                "head.scores=1 trains the same network as --head sigmoid; use --head sigmoid, or a loss that uses "
+                "the head (nonsaturating, minimax)")
 
     def num_classes(self, data: Any) -> int:
         return 1
