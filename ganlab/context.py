@@ -100,3 +100,6 @@ class EvalContext:
     latent: Any = None
     generate_from: Callable[..., torch.Tensor] | None = None
     real_labelled: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
+    #: whether pictures are logged at this evaluation (the run's ``pictures`` setting): a metric that
+    #: returns :class:`ganlab.Picture` values can skip the work of preparing them when False
+    pictures: bool = True

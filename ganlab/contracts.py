@@ -140,20 +140,28 @@ def check_head_outputs(name: str, plugin: str, head: Any, num_logits: int, num_c
 
 def metric_values_problem(values: Any) -> str | None:
     """What is wrong with what a metric's ``evaluate`` returned (None: nothing): a dict of named real
-    numbers (Python, NumPy or 0-d tensors), NaN meaning "undefined at this evaluation"."""
+    numbers (Python, NumPy or 0-d tensors), NaN meaning "undefined at this evaluation", and pictures
+    (:class:`ganlab.Picture`, checked by :func:`ganlab.record.pictures.picture_problem`)."""
     import math
     import numbers
+
+    from ganlab.record.pictures import Picture, picture_problem
 
     if values is None:
         return None
     if not isinstance(values, dict):
         return f"evaluate() returned {type(values).__name__}, not a dict of metric name -> number"
     for key, value in values.items():
+        if isinstance(value, Picture):
+            problem = picture_problem(key, value)
+            if problem is not None:
+                return f"evaluate() {problem}"
+            continue
         if not isinstance(key, str) or not key:
             return f"evaluate() returned a value under {key!r}; metric names are non-empty strings"
         number = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
         if isinstance(number, bool) or not isinstance(number, numbers.Real):
-            return f"evaluate() returned {type(value).__name__} for '{key}', not a number"
+            return f"evaluate() returned {type(value).__name__} for '{key}', not a number or a ganlab.Picture"
         if math.isinf(float(number)):  # NaN is allowed: "undefined at this evaluation" (an AUROC of one class)
             return f"evaluate() returned {float(number)} for '{key}'"
     return None

@@ -121,6 +121,19 @@ def register_metrics(register: Register) -> None:
     The factory returns an object with ``applies_to(run: RunContext) -> bool``
     (is it meaningful for this run's dataset, head and objective?) and
     ``evaluate(ctx: ganlab.context.EvalContext) -> dict[str, float]``.
+
+    Pictures (since 2.1): a value of that dict may be a :class:`ganlab.Picture` instead of a number.
+    Each is logged at the evaluation's step as an image under its key (the MLflow image card of
+    that name, with a slider over the steps), and at the run's end the key's pictures become one
+    animated GIF, the artifact ``KEY/animation.gif``. A key is 1 to 100 letters, digits, ``_``,
+    ``.`` or ``-``. Make one with ``Picture.image(pixels)`` (uint8 H×W or H×W×3, or floats in
+    [0, 1]), ``Picture.points(xy)`` (a scatter of N×2 points) or ``Picture.plot("module:function",
+    **data)``: the process that writes the record imports the module and calls
+    ``function(figure, **data)`` to draw on a matplotlib figure, so the training process neither
+    imports matplotlib nor waits for the PNG; ``data`` holds arrays (tensors become NumPy arrays),
+    numbers, strings, lists and dicts, at most 8 MiB. A drawing that fails shows its error in the
+    picture's place. ``ctx.pictures`` is False when the run logs no pictures (``pictures = false``):
+    skip preparing them then. The built-in ``field`` and ``head_histograms`` pictures come this way.
     """
 
 
@@ -214,8 +227,10 @@ def on_samples(ctx: RunContext, step: int, samples: Any) -> None:
 
 
 @hookspec
-def on_evaluate(ctx: RunContext, step: int, metrics: dict[str, float]) -> None:
-    """Evaluation metrics (head diagnostics and metric plugins) at ``step``."""
+def on_evaluate(ctx: RunContext, step: int, metrics: dict[str, float], pictures: dict[str, Any]) -> None:
+    """Evaluation metrics (head diagnostics and metric plugins) at ``step``, and the pictures the
+    metrics returned (since 2.1), by key: :class:`ganlab.Picture` objects, empty when the run
+    sets ``pictures = false``."""
 
 
 @hookspec

@@ -301,7 +301,8 @@ def assert_dataset_contract(data: Any) -> None:
 
 
 def assert_metric_values(values: Any) -> None:
-    """Fail (AssertionError, one line) when what a metric's ``evaluate`` returned is not a dict of named numbers."""
+    """Fail (AssertionError, one line) when what a metric's ``evaluate`` returned is not a dict of named numbers
+    and pictures (:class:`ganlab.Picture`: its key, kind, pixels or data as the run checks them)."""
     from ganlab.contracts import metric_values_problem
 
     problem = metric_values_problem(values)

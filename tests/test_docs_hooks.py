@@ -166,6 +166,25 @@ def test_component_and_lifecycle_examples_train_together(examples, capsys):
     assert "losses.csv written; run finished" in out
 
 
+def test_metric_picture_example_is_drawn_by_its_function(examples, capsys):
+    from ganlab import hookimpl
+    from ganlab.record.pictures import render
+    from ganlab.testing import run_steps
+
+    class Kept:
+        pictures = None
+
+        @hookimpl
+        def on_evaluate(self, pictures):
+            Kept.pictures = pictures
+
+    run_steps(dataset="tiny-vectors", steps=1, plugins=[str(examples["mean_gap.py"]), Kept()], metrics="mean-gap")
+    picture = Kept.pictures["mean-gap"]
+    assert picture.draw.endswith("mean_gap:draw_gap") and picture.origin.endswith("mean_gap.py")
+    assert render(picture).size == (500, 500)
+    assert "failed" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("head", ["sigmoid", "entmax"])
 def test_conditional_architecture_example_trains_on_labelled_data(examples, head):
     from ganlab.testing import run_steps

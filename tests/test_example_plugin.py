@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -90,7 +91,8 @@ def test_plugins_shows_it_as_not_built_in_with_its_version(installed, cli):
     assert row["builtin"] is False and row["error"] is None
     assert row["distribution"] == "ganlab-temperature" and row["version"] == "0.1.0"
     assert row["module"] == "ganlab_temperature.plugin"
-    assert row["hooks"] == ["register_datasets", "register_heads", "register_losses", "register_regularizers"]
+    assert row["hooks"] == ["register_datasets", "register_heads", "register_losses", "register_metrics",
+                            "register_regularizers"]
 
     text = cli(["plugins"], env={**installed["env"], "COLUMNS": "200"})
     line = next(line for line in text.stdout.splitlines() if "temperature" in line)
@@ -115,6 +117,27 @@ def test_run_with_the_example_components_is_recorded(installed, cli, workdir, ml
     assert {"loss.d", "loss.g", "diag.p_real_real"} <= set(run.data.metrics)
 
 
+@pytest.mark.slow
+def test_the_examples_picture_is_drawn_into_the_record(installed, cli, workdir, mlflow_client):
+    """A third-party metric's picture: prepared in the training process, drawn by the plugin's own function in
+    the process that writes the record, logged as an image card and animated at the end."""
+    from PIL import Image
+
+    from ganlab.record.logged_images import logged_images, read_image
+
+    args = [a if a != "metrics=diagnostics" else "metrics=margins" for a in RUN_ARGS]
+    done = cli([*args, "--eval-every", "2"], cwd=workdir, env=installed["env"])
+    assert done.returncode == 0, done.stderr
+    [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("ganlab").experiment_id])
+    assert "margins.gap" in run.data.metrics
+    images = sorted((i for i in logged_images(mlflow_client, run) if i.key == "margins"), key=lambda i: i.step)
+    assert [i.step for i in images] == [2, 4]
+    drawn = Image.open(io.BytesIO(read_image(mlflow_client, run, images[-1])))
+    assert drawn.size == (500, 340)  # draw_margins' own 5 × 3.4 inches, not the card of a failed drawing
+    gif = Image.open(mlflow_client.download_artifacts(run.info.run_id, "margins/animation.gif", str(workdir)))
+    assert gif.n_frames == 2
+
+
 def test_bad_option_of_the_example_is_refused_in_one_line(installed, cli, workdir, mlflow_client):
     done = cli([*RUN_ARGS, "--set", "head.temperature=0"], cwd=workdir, env=installed["env"])
     assert done.returncode == 2
@@ -130,7 +153,7 @@ def test_the_example_packages_own_tests_pass_against_the_installed_copy(installe
         cwd=installed["source"], env={**os.environ, **installed["env"]}, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "14 passed" in done.stdout
+    assert "16 passed" in done.stdout
 
 
 def test_the_example_is_not_part_of_ganlab(cli_inproc, capsys):

@@ -1,5 +1,8 @@
 """``ganlab sample RUN_ID --n N --out FILE``: generated samples from a recorded run, for use outside ganlab.
 
+``ganlab sample RUN_ID --field [--out FILE.gif]``: the run's field pictures (2-D data), logged at each
+evaluation, as one animated GIF (``write_field_animation``).
+
 The generator is rebuilt from the run's ``config.toml`` artifact through the
 registry (so a third-party architecture needs its ``--plugin`` here too) and
 loaded from ``generator.pt`` with ``torch.load(weights_only=True)``, which
@@ -65,11 +68,15 @@ def sample(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
     plugin: Annotated[Optional[list[str]], typer.Option("--plugin", "-p", help="Extra plugin providing the run's architecture (repeatable).")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI. [default: sqlite:///mlruns/mlflow.db]")] = None,
+    field: Annotated[bool, typer.Option("--field", help="Instead of samples: the run's field pictures (2-D data; one per evaluation) as an animated GIF, --out (default field.gif).")] = False,
 ) -> None:
     """Write N samples from a run's generator weights to a .npy array or a .png picture."""
     from ganlab.plugins import load_plugins
     from ganlab.record.store import client, existing_store, get_run
 
+    if field:
+        write_field_animation(run_id, out if out is not None else Path(FIELD_GIF), tracking_uri)
+        return
     suffix = check_output(out, n) if out is not None else None
     partial = reserve(out) if out is not None else None
     try:
@@ -105,6 +112,49 @@ def sample(
         if partial is not None:
             partial.unlink(missing_ok=True)
     print(f"ganlab: wrote {n} samples of shape {tuple(model.shape)} from run {run_id} to {out}", file=sys.stderr)
+
+
+#: ``--field`` without ``--out``; the image key of the field pictures (ganlab_plugins.metrics.head_pictures)
+FIELD_GIF, FIELD_KEY = "field.gif", "field"
+
+
+def write_field_animation(run_id: str, out: Path, tracking_uri: str | None) -> None:
+    """The run's field pictures, one per evaluation in step order, as one animated GIF at ``out``: the
+    frames of the artifact ``field/animation.gif`` a run writes at its end (see ganlab.record.pictures)."""
+    import io
+
+    from PIL import Image
+
+    from ganlab.record.logged_images import logged_images, read_image
+    from ganlab.record.pictures import animate, one_per_step
+    from ganlab.record.store import client, existing_store, get_run
+
+    if out.suffix.lower() != ".gif":
+        raise GanlabError(f"cannot write '{out}': --field writes an animated GIF; name a .gif file")
+    check_writable(out)
+    partial = reserve(out)
+    try:
+        uri = existing_store(tracking_uri)
+        mlflow_client = client(uri)
+        run = get_run(mlflow_client, run_id, uri)
+        refuse_deleted(run)
+        refuse_population_parent(mlflow_client, run)
+        images = one_per_step(logged_images(mlflow_client, run), FIELD_KEY)
+        if not images:
+            raise GanlabError(f"run '{run.info.run_id}' logged no field pictures: they are drawn at each evaluation "
+                              "of a run on 2-D data (ring8, grid25, ...) unless it sets pictures = false or "
+                              "metric.diagnostics.field = false")
+        try:
+            frames = animate([Image.open(io.BytesIO(read_image(mlflow_client, run, image))) for image in images],
+                             partial)
+            os.replace(partial, out)
+        except OSError as exc:
+            raise GanlabError(f"cannot write '{out}': {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    steps = f"step {images[0].step}" if len(images) == 1 else f"steps {images[0].step} to {images[-1].step}"
+    print(f"ganlab: wrote the field of run {run.info.run_id} at {frames} evaluations ({steps}) to {out}",
+          file=sys.stderr)
 
 
 def text_vocab(mlflow_client: Any, run: Any) -> tuple[list[str], str] | None:
@@ -193,6 +243,13 @@ def check_output(out: Path, n: int) -> str:
     if suffix == ".png" and n > MAX_PNG_SAMPLES:
         raise GanlabError(f"--n {n} is above the cap of {MAX_PNG_SAMPLES} samples for a .png (a picture of "
                           f"more is unreadable); write a .npy for more (written in batches, no cap)")
+    check_writable(out, suffix)
+    return suffix
+
+
+def check_writable(out: Path, suffix: str = ".gif") -> None:
+    """Refuse, in one line, an output path that is a directory, not a regular file, read-only, or in a
+    directory that is missing or cannot be written."""
     if out.is_dir():
         raise GanlabError(f"cannot write '{out}': it is a directory; name a file, e.g. {out / ('samples' + suffix)}")
     if out.exists() and not out.is_file():
@@ -206,7 +263,6 @@ def check_output(out: Path, n: int) -> str:
         raise GanlabError(f"cannot write '{out}': {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise GanlabError(f"cannot write '{out}': directory {parent} is not writable")
-    return suffix
 
 
 def reserve(out: Path) -> Path:

@@ -162,6 +162,8 @@ SETTINGS: dict[str, Option] = {
     "sample_every": Option(int, 250, "steps between sample grids (0: only at the end)", min=0),
     "eval_every": Option(int, 500, "steps between evaluations (0: only at the end)", min=0),
     "eval_samples": Option(int, 2500, "generated samples per evaluation", min=1),
+    "pictures": Option(bool, True, "log the metrics' pictures at each evaluation (D's field on 2-D data, the head "
+                       "histograms, a plugin's own) and their animations at the end"),
     "checkpoint_every": Option(int, 0, "steps between checkpoints (0: only at the end)", min=0),
     "keep_checkpoints": Option(int, 2, "how many recent checkpoints to keep", min=1),
     "experiment": Option(str, "ganlab", f"MLflow experiment name (at most {MAX_EXPERIMENT_NAME} characters)",

@@ -10,6 +10,7 @@ way to stop it, so no record is cut short by a signal meant for training.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.errors import GanlabError
+from ganlab.record.logged_images import parse as logged_image
 from ganlab.record.outputs import shown_path
 from ganlab.record.pictures import Picture, render
-from ganlab.record.store import client, ensure_experiment, sample_image_step, sqlite_path, store_error
+from ganlab.record.store import client, ensure_experiment, sqlite_path, store_error
 from ganlab.redact import MaskingStream, mask_credentials
 
 #: tags describing how an attempt ended; removed when the run resumes
@@ -86,9 +88,12 @@ class Session:
         run_id = run.info.run_id
         steps = {key: max((m.step for m in self.client.get_metric_history(run_id, key)), default=-1)
                  for key in run.data.metrics}
-        image_steps = [s for f in self.client.list_artifacts(run_id, "images")
-                       if (s := sample_image_step(Path(f.path).name)) is not None]
-        steps["samples"] = max(image_steps, default=-1)
+        steps["samples"] = -1
+        for found in self.client.list_artifacts(run_id, "images"):
+            image = logged_image(Path(found.path).name)
+            if image is not None:  # the sample grids under "samples", a metric's pictures under "images/KEY"
+                name = "samples" if image.key == "samples" else f"images/{image.key}"
+                steps[name] = max(steps.get(name, -1), image.step)
         return steps
 
     def log_batch(self, run_id: str, metrics: list[tuple[str, float, int, int]] = (),  # type: ignore[assignment]
@@ -111,6 +116,26 @@ class Session:
             self.client.log_image(run_id, image, artifact_file=artifact_file)
         else:
             self.client.log_image(run_id, image, key=key, step=step)
+
+    def log_animation(self, run_id: str, key: str) -> int:
+        """The pictures logged under image ``key``, one per step in step order, as one animated GIF: the
+        artifact ``KEY/animation.gif``. Returns its frames (0: no picture, nothing logged)."""
+        import tempfile
+
+        from PIL import Image
+
+        from ganlab.record.logged_images import logged_images, read_image
+        from ganlab.record.pictures import animate, one_per_step
+
+        run = self.client.get_run(run_id)
+        images = one_per_step(logged_images(self.client, run), key)
+        if not images:
+            return 0
+        with tempfile.TemporaryDirectory(prefix="ganlab-animation-") as folder:
+            path = Path(folder) / "animation.gif"
+            frames = animate([Image.open(io.BytesIO(read_image(self.client, run, image))) for image in images], path)
+            self.client.log_artifact(run_id, str(path), artifact_path=key)
+        return frames
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
@@ -152,8 +177,8 @@ def masked(value: Any) -> Any:
     return value
 
 
-OPERATIONS = {"open", "start_run", "resume_run", "log_batch", "log_image", "log_text", "log_dict", "log_artifact",
-              "end_run"}
+OPERATIONS = {"open", "start_run", "resume_run", "log_batch", "log_image", "log_animation", "log_text", "log_dict",
+              "log_artifact", "end_run"}
 
 
 def describe(exc: BaseException, session: Session) -> tuple[str, str]:

@@ -57,6 +57,8 @@ class MlflowTracker:
         self.completed_at: int | None = None  # the step at which the whole record was last written
         self.checkpointed: int | None = None  # the step of the newest checkpoint this process wrote
         self.lock: Path | None = None  # this run's ownership (ganlab.record.ownership)
+        #: the keys of the metrics' pictures logged by this process (animated at the run's end)
+        self.picture_keys: set[str] = set()
 
     # ---- lifecycle ---------------------------------------------------------
     @hookimpl
@@ -108,9 +110,13 @@ class MlflowTracker:
         self.store.send("log_image", self.run_id, picture_of(samples), key="samples", step=step)
 
     @hookimpl
-    def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float]) -> None:
+    def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float], pictures: dict[str, Any]) -> None:
         for key, value in metrics.items():
             self.add(key, value, step)
+        for key, picture in (pictures or {}).items():  # rendered by the writer: an image card per key
+            self.picture_keys.add(key)
+            if self.skip_until.get(f"images/{key}", -1) < step:  # not logged before an interruption
+                self.store.send("log_image", self.run_id, picture, key=key, step=step)
         params = ctx.extras.get("metric_params") or {}
         new = {k: v for k, v in params.items() if k not in ctx.extras.setdefault("logged_metric_params", set())}
         if new:
@@ -316,6 +322,14 @@ class MlflowTracker:
         if self.upload_dir is not None:
             for name in names:
                 self.store.send("log_artifact", self.run_id, str(Path(ctx.workdir) / name))
+        self.log_animations()
+
+    def log_animations(self) -> None:
+        """Each picture key's pictures as one GIF, ``KEY/animation.gif``: the keys logged by this process
+        and, in a resumed run, those logged before it (what the store held when it resumed)."""
+        earlier = {name[len("images/"):] for name in self.skip_until if name.startswith("images/")}
+        for key in sorted(self.picture_keys | earlier):
+            self.store.send("log_animation", self.run_id, key)
 
 
 def component_tags(components: dict[str, Any], used: Iterable[Any] = ()) -> dict[str, str]:

@@ -411,8 +411,8 @@ class Trainer:
                 self.plugins.notify("on_samples", ctx=ctx, step=step, samples=samples)
             if main and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
                 with self._alone():
-                    metrics = self.evaluate(step)
-                self.plugins.notify("on_evaluate", ctx=ctx, step=step, metrics=metrics)
+                    metrics, pictures = self.evaluation(step)
+                self.plugins.notify("on_evaluate", ctx=ctx, step=step, metrics=metrics, pictures=pictures)
             saved = last or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
             if saved:
                 self.save_checkpoint(losses)
@@ -478,6 +478,11 @@ class Trainer:
         self.ctx.extras["metrics"] = chosen
 
     def evaluate(self, step: int) -> dict[str, float]:
+        """The metrics' values at ``step`` (see ``evaluation`` for their pictures too)."""
+        return self.evaluation(step)[0]
+
+    def evaluation(self, step: int) -> tuple[dict[str, float], dict[str, Any]]:
+        """The metrics' values at ``step`` and their pictures (key -> ganlab.Picture)."""
         from ganlab.train.evaluation import evaluate
 
         # evaluate() forks torch's RNG; numpy's and Python's are restored here, so a metric

@@ -110,16 +110,23 @@ def evaluation_mode(*networks: Any) -> Iterator[None]:
                     current[name].copy_(value)
 
 
-def evaluate(trainer: Any, step: int) -> dict[str, float]:
+def evaluate(trainer: Any, step: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """The metrics' values at ``step``, and their pictures (key -> :class:`ganlab.Picture`; none when the
+    run's ``pictures`` setting is off)."""
     import torch
+
+    from ganlab.record.pictures import Picture, located
 
     metrics: dict[str, Any] = trainer.ctx.extras.get("metrics", {})
     if not metrics:
-        return {}
+        return {}, {}
     devices = [trainer.b.device] if trainer.b.device.type == "cuda" else []
     results: dict[str, float] = {}
+    pictures: dict[str, Any] = {}
+    wanted = bool(trainer.b.config.settings.get("pictures", True))
     with torch.random.fork_rng(devices=devices), evaluation_mode(trainer.sampling_generator, trainer.b.discriminator):
         ectx = make_eval_context(trainer, step)
+        ectx.pictures = wanted
         for name, metric in metrics.items():
             try:
                 values = metric.evaluate(ectx)
@@ -139,6 +146,10 @@ def evaluate(trainer: Any, step: int) -> dict[str, float]:
                       "its values at this evaluation are not logged", file=sys.stderr)
                 continue
             for key, value in (values or {}).items():
-                results[key] = float(value)
+                if isinstance(value, Picture):
+                    if wanted:
+                        pictures[key] = located(value)
+                else:
+                    results[key] = float(value)
         trainer.ctx.extras.setdefault("metric_params", {}).update(ectx.params)
-    return results
+    return results, pictures

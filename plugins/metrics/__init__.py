@@ -7,7 +7,9 @@ modules of this package, imported when a run builds the metric.
   of output heads scientific (docs/heads.md, "Head diagnostics"): how sure D is on
   real and generated batches, how often the head saturates to exactly 0 or 1, its
   output entropy, and how much gradient the generator's loss still sends to the
-  generated samples (:mod:`.diagnostics`).
+  generated samples (:mod:`.diagnostics`); and two pictures of the same samples: the histograms of
+  p_real and of the gradient norms, and on 2-D data D's field (:mod:`.head_pictures`, drawn by
+  :mod:`.figures`).
 * ``modes``, for the 2-D mixtures: the protocol of docs/heads.md, "Evaluation
   protocols" (VEEGAN, PacGAN and later papers): draw 2,500 generated samples; a
   sample is *high quality* (HQ) when it lies within 3σ of its nearest mode; a mode
@@ -52,6 +54,11 @@ def register_metrics(register: Any) -> None:
         options={
             "samples": Option(int, 512, "real and generated samples per evaluation (capped by eval_samples)", min=1),
             "grad_samples": Option(int, 256, "generated samples for the generator-gradient norm", min=1),
+            "field": Option(bool, True, "2-D samples: the picture 'field' (D's p_real over the plane, its exact 0 and "
+                            "1 regions, the points and -grad of G's loss at the fakes) at each evaluation"),
+            "field_resolution": Option(int, 64, "cells on a side of the field's grid", min=8, max=512),
+            "histograms": Option(bool, True, "the picture 'head_histograms' (p_real on real and generated samples, "
+                                 "||grad of G's loss||) at each evaluation"),
         },
     )
     register(

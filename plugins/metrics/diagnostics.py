@@ -11,7 +11,7 @@ from ganlab.train.step import Step, total_of
 
 
 class HeadDiagnostics:
-    """``diag.*`` metrics of the discriminator's head at one evaluation.
+    """``diag.*`` metrics of the discriminator's head at one evaluation, and its pictures.
 
     * ``diag.p_real_real`` / ``diag.p_real_fake``: mean p_real on a real and a generated batch;
     * ``diag.frac_exact_0`` / ``diag.frac_exact_1``: fraction of the head's output
@@ -21,16 +21,23 @@ class HeadDiagnostics:
       per-sample generator loss's gradient at the sample (vanishing-gradient signal);
     * ``diag.g_grad_zero``: fraction of those gradients that are exactly zero
       (the minimax game with a sparse head once D rejects fakes with margin).
+
+    Pictures (:mod:`.head_pictures`), drawn from these very batches and gradients: ``head_histograms``
+    (every run) and, where samples are 2-D vectors, ``field``.
     """
 
-    def __init__(self, samples: int = 512, grad_samples: int = 256) -> None:
+    def __init__(self, samples: int = 512, grad_samples: int = 256, field: bool = True, histograms: bool = True,
+                 field_resolution: int = 64) -> None:
         self.samples = int(samples)
         self.grad_samples = int(grad_samples)
+        self.field = bool(field)
+        self.histograms = bool(histograms)
+        self.field_resolution = int(field_resolution)
 
     def applies_to(self, run: Any) -> bool:
         return True  # every run has a head
 
-    def evaluate(self, ctx: Any) -> dict[str, float]:
+    def evaluate(self, ctx: Any) -> dict[str, Any]:
         n = self.samples
         if ctx.config is not None:
             n = min(n, int(getattr(ctx.config, "eval_samples", n)))
@@ -45,22 +52,32 @@ class HeadDiagnostics:
             real, fake = ctx.real_batch(n), ctx.generate(n)
             real_logits, fake_logits = ctx.discriminate(real), ctx.discriminate(fake)
         probs = torch.cat([head.probs(real_logits), head.probs(fake_logits)])
-        out = {
-            "diag.p_real_real": head.p_real(real_logits).mean().item(),
-            "diag.p_real_fake": head.p_real(fake_logits).mean().item(),
+        p_real_real, p_real_fake = head.p_real(real_logits), head.p_real(fake_logits)
+        out: dict[str, Any] = {
+            "diag.p_real_real": p_real_real.mean().item(),
+            "diag.p_real_fake": p_real_fake.mean().item(),
             "diag.frac_exact_0": (probs == 0).float().mean().item(),
             "diag.frac_exact_1": (probs == 1).float().mean().item(),
             # xlogy(0, 0) = 0: no NaN where sparse heads output exact zeros
             "diag.entropy": (-torch.special.xlogy(probs, probs).sum(dim=-1)).mean().item(),
         }
+        gradients = norms = None
         if ctx.objective is not None and scores_only(ctx.objective):
             precision = str(getattr(ctx.config, "precision", "fp32")) if ctx.config is not None else "fp32"
             # a relativistic G loss judges its samples against real ones: it gets the real batch's scores
-            norms = generator_gradient_norms(ctx.objective, head, ctx.discriminator, fake[: self.grad_samples],
-                                             precision, real_logits[: self.grad_samples],
-                                             fake_y[: self.grad_samples] if labelled else None)
+            gradients = generator_gradients(ctx.objective, head, ctx.discriminator, fake[: self.grad_samples],
+                                            precision, real_logits[: self.grad_samples],
+                                            fake_y[: self.grad_samples] if labelled else None)
+            norms = gradients.flatten(1).norm(dim=1)
             out["diag.g_grad_norm"] = norms.mean().item()
             out["diag.g_grad_zero"] = (norms == 0).float().mean().item()
+        if getattr(ctx, "pictures", True):
+            from ganlab_plugins.metrics import head_pictures
+
+            if self.histograms:
+                out["head_histograms"] = head_pictures.histograms_picture(ctx, p_real_real, p_real_fake, norms)
+            if self.field and ctx.run is not None and head_pictures.field_applies(ctx.run):
+                out["field"] = head_pictures.field_picture(ctx, real, fake, gradients, self.field_resolution)
         return out
 
 
@@ -72,8 +89,15 @@ def scores_only(objective: Any) -> bool:
 def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: torch.Tensor,
                              precision: str = "fp32", real_logits: torch.Tensor | None = None,
                              labels: torch.Tensor | None = None) -> torch.Tensor:
-    """(B,) L2 norms of ∇_x of each sample's generator loss (``generator_loss`` on a step that knows the
-    scores of ``x`` and of the real batch, ``real_logits``).
+    """(B,) L2 norms of :func:`generator_gradients`: each sample's ‖∇_x ℓ_G(x)‖₂."""
+    return generator_gradients(objective, head, discriminator, x, precision, real_logits, labels).flatten(1).norm(dim=1)
+
+
+def generator_gradients(objective: Any, head: Any, discriminator: Any, x: torch.Tensor,
+                        precision: str = "fp32", real_logits: torch.Tensor | None = None,
+                        labels: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, *x.shape[1:]) float32: ∇_x of each sample's generator loss (``generator_loss`` on a step that
+    knows the scores of ``x`` and of the real batch, ``real_logits``).
 
     The G loss is a batch mean, so it is scaled by B to give each sample's own
     gradient (comparable across batch sizes). D runs as the generator sees it in
@@ -93,7 +117,7 @@ def generator_gradient_norms(objective: Any, head: Any, discriminator: Any, x: t
         with torch.no_grad():
             for buffer, saved in buffers:
                 buffer.copy_(saved)
-    return grad.detach().float().flatten(1).norm(dim=1)
+    return grad.detach().float()
 
 
 def _autocast(device: torch.device, precision: str) -> Any:

@@ -50,9 +50,9 @@ class ByReplica:
             target.on_samples(ctx=ctx, step=step, samples=samples)
 
     @hookimpl
-    def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float]) -> None:
+    def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float], pictures: dict[str, Any]) -> None:
         if (target := self._for(ctx)) is not None:
-            target.on_evaluate(ctx=ctx, step=step, metrics=metrics)
+            target.on_evaluate(ctx=ctx, step=step, metrics=metrics, pictures=pictures)
 
     @hookimpl
     def before_checkpoint(self, ctx: Any, step: int) -> None:

@@ -248,8 +248,8 @@ class PopulationTrainer:
                     self.plugins.notify("on_samples", ctx=replica.ctx, step=step, samples=replica.samples())
             if last or (cfg.eval_every and step % cfg.eval_every == 0):
                 for replica in self.active():
-                    metrics = replica.evaluate(step)
-                    self.plugins.notify("on_evaluate", ctx=replica.ctx, step=step, metrics=metrics)
+                    metrics, pictures = replica.evaluation(step)
+                    self.plugins.notify("on_evaluate", ctx=replica.ctx, step=step, metrics=metrics, pictures=pictures)
             saved = last or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
             if saved or (self.stop.signum is not None and not last):
                 paths = [self._checkpoint(r, d_losses, g_losses) for r in self.active()]

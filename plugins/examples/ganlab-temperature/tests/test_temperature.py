@@ -10,8 +10,9 @@ import math
 import pytest
 import torch
 
+from ganlab import Picture, hookimpl
 from ganlab.errors import ComponentError, GanlabError
-from ganlab.testing import make_plugin_manager, run_steps
+from ganlab.testing import assert_metric_values, make_plugin_manager, run_steps
 from ganlab_temperature import plugin
 
 
@@ -27,7 +28,7 @@ def make(registry, kind: str, name: str, **options):
 
 def test_components_are_registered_by_this_plugin(registry):
     for kind, name in (("head", "temperature-sigmoid"), ("loss", "margin-hinge"), ("regularizer", "logit-decay"),
-                       ("dataset", "moons")):
+                       ("dataset", "moons"), ("metric", "margins")):
         component = registry.get(kind, name)
         assert component.provenance.plugin == plugin.__name__
         assert not component.provenance.builtin
@@ -130,3 +131,45 @@ def test_logit_decay_is_the_mean_squared_critic_score_and_trains(registry):
     recorded = run_steps(steps=2, plugins=[plugin], dataset="tiny-vectors", reg="logit-decay")
     for total, adversarial, penalty in zip(recorded["loss.d"], recorded["loss.d.adv"], recorded["loss.d.logit-decay"]):
         assert math.isclose(total, adversarial + penalty, rel_tol=1e-5)
+
+
+class Pictures:
+    """A lifecycle plugin keeping the pictures each evaluation returned."""
+
+    def __init__(self):
+        self.seen = {}
+
+    @hookimpl
+    def on_evaluate(self, step, metrics, pictures):
+        self.seen[step] = (metrics, pictures)
+
+
+def test_margins_metric_returns_its_number_and_its_picture():
+    kept = Pictures()
+    run_steps(head={"name": "temperature-sigmoid", "temperature": 2.0}, dataset={"name": "moons", "samples": 256},
+              arch={"name": "mlp", "hidden_scale": 0.25}, steps=2, plugins=[plugin, kept],
+              builtins={"heads", "objectives", "architectures", "metrics"}, metrics="margins",
+              sets=["metric.margins.samples=64"])
+    metrics, pictures = kept.seen[2]
+    assert math.isfinite(metrics["margins.gap"])
+    picture = pictures["margins"]
+    assert picture.kind == "plot" and picture.draw == "ganlab_temperature.figures:draw_margins"
+    assert picture.data["real"].shape == (64,) and picture.data["fake"].shape == (64,)
+    assert_metric_values({"margins.gap": metrics["margins.gap"], "margins": picture})
+
+
+def test_margins_picture_draws(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ganlab_temperature.figures import draw_margins
+
+    fig = plt.figure()
+    draw_margins(fig, step=5, real=torch.randn(50).numpy() + 2, fake=torch.randn(50).numpy() - 2)
+    fig.savefig(tmp_path / "margins.png")
+    plt.close(fig)
+    assert (tmp_path / "margins.png").stat().st_size > 1000
+    assert isinstance(Picture.plot("ganlab_temperature.figures:draw_margins", step=1, real=torch.zeros(2),
+                                   fake=torch.zeros(2)).data["real"], type(torch.zeros(1).numpy()))

@@ -30,6 +30,12 @@ def _logit_decay(fake: bool) -> Any:
     return LogitDecay(fake)
 
 
+def _margins(samples: int) -> Any:
+    from ganlab_temperature.margins import MarginMetric
+
+    return MarginMetric(samples)
+
+
 def _moons(samples: int, noise: float, seed: int) -> Any:
     from ganlab_temperature.moons import Moons
 
@@ -78,4 +84,13 @@ def register_datasets(register: Any) -> None:
             "noise": Option(float, 0.05, "standard deviation of the Gaussian noise (before scaling)", min=0.0),
             "seed": Option(int, -1, "seed of the pool (-1: the run's seed)", min=-1),
         },
+    )
+
+
+@hookimpl
+def register_metrics(register: Any) -> None:
+    register(
+        "margins", _margins,
+        summary="the head's margin on real and generated samples: margins.gap, and a picture of both histograms",
+        options={"samples": Option(int, 512, "real and generated samples per evaluation", min=1)},
     )
