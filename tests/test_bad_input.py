@@ -173,6 +173,13 @@ def file_in_the_way(cwd: Path) -> None:
     (cwd / "afile").write_text("a file where the store's directory should be")
 
 
+def empty_experiment(cwd: Path) -> None:
+    """An experiment 'empty' with no run in the case's copy of the store."""
+    from mlflow import MlflowClient
+
+    MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}").create_experiment("empty")
+
+
 def entry_point(*names: str) -> Callable[[Path], None]:
     """Install test plugins as the entry points of a distribution in ./site (put on the path by SITE)."""
 
@@ -378,6 +385,12 @@ CASES = [
     Case("resume-fewer-steps", ["resume", RUN_ID, "--steps", "3"], ["is at step 4 of 3", "N > 4"]),
     Case("runs-unknown-experiment", ["runs", "--experiment", "ganlib"], ["no experiment 'ganlib'",
                                                                          "did you mean 'ganlab'"]),
+    Case("report-unknown-experiment", ["report", "ganlib"], ["unknown experiment 'ganlib'", "did you mean 'ganlab'",
+                                                             "experiments in"]),
+    Case("report-empty-experiment", ["report", "empty"], ["experiment 'empty' has no FINISHED runs"],
+         setup=empty_experiment),
+    Case("report-unwritable-output", ["report", "ganlab", "-o", "afile/report.html"],
+         ["cannot write the report to afile/report.html", "afile is not a directory"], setup=file_in_the_way),
     # -- plugin faults
     Case("plugin-import-error-strict", ["run", "--plugin", plugin("broken_import"), "--dry-run"],
          ["plugin 'broken_import'", "failed to import", "ganlab_no_such_module"], env=STRICT),

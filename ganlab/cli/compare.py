@@ -36,7 +36,7 @@ def compare(
 ) -> None:
     """Compare runs grouped by params (default: head, and any other param that differs but the seed): mean ± standard error of final metric values."""
     from ganlab.compare import stats as data
-    from ganlab.compare import render, replicas
+    from ganlab.compare import render
     from ganlab.record.store import existing_store, read_client
 
     if format not in render.FORMATS:
@@ -49,19 +49,10 @@ def compare(
         raise GanlabError("--test prints its own table: use --format table, markdown or json with it")
     uri = existing_store(tracking_uri)
     mlflow_client = read_client(uri)
-    selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
-    # a replica recorded twice (a sweep or run started again) is not a second seed: it would shrink the error
-    dropped = replicas.drop_duplicate_runs(selection)
-    if dropped:
-        print(replicas.duplicates_note(dropped), file=sys.stderr)
-    keys = _grouping(selection, _split(group_by), _split(pool))
-    chosen = data.choose_metrics(selection.runs, _split(metrics) or None)
-    if at_step is not None:
-        data.at_step(mlflow_client, selection, chosen, at_step)
+    selection, keys, chosen, groups = comparison(mlflow_client, uri, experiment, sweep, _split(group_by),
+                                                 _split(pool), _split(metrics), all_runs, at_step)
     if plot_metric is not None:
         data.choose_metrics(selection.runs, _split(plot_metric))  # refuse an unknown one before printing anything
-    groups = data.compute(data.group_runs(selection.runs, keys), chosen)
-    selection.also_differ = data.differing_between(groups, keys)
     tests = render.significance(groups, keys, chosen) if test else None
     if format == "table":
         render.print_table(selection, groups, keys, chosen, rows)
@@ -77,6 +68,28 @@ def compare(
         plotted = _split(plot_metric) or chosen[:1]
         curves = render.plot(mlflow_client, selection, groups, keys, plotted, plot)
         print(f"ganlab: plot of {', '.join(plotted)} ({curves} group curve(s)) written to {plot}", file=sys.stderr)
+
+
+def comparison(mlflow_client: Any, uri: str, experiment: str | None, sweep: str | None, group_by: list[str],
+               pool: list[str], metrics: list[str], all_runs: bool = False,
+               at_step: int | None = None) -> tuple[Any, list[str], list[str], list[Any]]:
+    """(selection, group-by params, metrics, groups with their statistics): the comparison ``compare``
+    prints and ``ganlab report`` draws, made one way. Notes on what was left out or split go to stderr."""
+    from ganlab.compare import replicas
+    from ganlab.compare import stats as data
+
+    selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
+    # a replica recorded twice (a sweep or run started again) is not a second seed: it would shrink the error
+    dropped = replicas.drop_duplicate_runs(selection)
+    if dropped:
+        print(replicas.duplicates_note(dropped), file=sys.stderr)
+    keys = _grouping(selection, group_by, pool)
+    chosen = data.choose_metrics(selection.runs, metrics or None)
+    if at_step is not None:
+        data.at_step(mlflow_client, selection, chosen, at_step)
+    groups = data.compute(data.group_runs(selection.runs, keys), chosen)
+    selection.also_differ = data.differing_between(groups, keys)
+    return selection, keys, chosen, groups
 
 
 def _grouping(selection: Any, group_by: list[str], pool: list[str]) -> list[str]:

@@ -101,16 +101,33 @@ def significance(groups: list[Group], group_by: list[str], metrics: list[str]) -
 def tests_markdown(tests: list[Any], level: float = 0.05, at_step: int | None = None) -> str:
     """The tests as a Markdown table, with a line saying how they were made."""
     if not tests:
-        return "\nNo pair of groups differing in one param has two or more runs each: nothing to test.\n"
+        return f"\n{NO_TESTS}\n"
     lines = ["| metric | first | second | difference | p | p (Holm) | |", "| --- | --- | --- | ---: | ---: | ---: | --- |"]
-    for t in tests:
-        mark = "significant" if t.p_holm < level else ""
-        lines.append(f"| {t.metric} | {t.first} | {t.second} | {fmt(t.difference)} | {t.p:.3g}"
-                     f"{'' if t.exact else ' (sampled)'} | {t.p_holm:.3g} | {mark} |")
+    lines += ["| " + " | ".join(test_cells(t, level)) + " |" for t in tests]
+    return "\n" + "\n".join(lines) + f"\n\n{tests_explanation(level, at_step)}\n"
+
+
+#: the columns of a table of tests (test_cells)
+TEST_HEADER = ("metric", "first", "second", "difference", "p", "p (Holm)", "")
+
+
+def test_cells(test: Any, level: float = 0.05) -> list[str]:
+    """One test's row under TEST_HEADER: 'significant' in the last cell where its Holm-adjusted p < level."""
+    return [test.metric, test.first, test.second, fmt(test.difference),
+            f"{test.p:.3g}{'' if test.exact else ' (sampled)'}", f"{test.p_holm:.3g}",
+            "significant" if test.p_holm < level else ""]
+
+
+#: what --test says when no pair of groups can be tested
+NO_TESTS = "No pair of groups differing in one param has two or more runs each: nothing to test."
+
+
+def tests_explanation(level: float = 0.05, at_step: int | None = None) -> str:
+    """The sentence under a table of tests (compare --test, ganlab report): how they were made."""
     which = "final values" if at_step is None else f"values at step {at_step}"
-    return ("\n" + "\n".join(lines) + "\n\nTwo-sided permutation test of the difference in means of the "
-            f"{which} (first minus second) between groups that differ in one param; p-values adjusted by Holm's "
-            f"method over the pairs of each metric; 'significant' at {level}.\n")
+    return (f"Two-sided permutation test of the difference in means of the {which} (first minus second) between "
+            f"groups that differ in one param; p-values adjusted by Holm's method over the pairs of each metric; "
+            f"'significant' at {level}.")
 
 
 def group_label(group_by: list[str], values: tuple[str, ...]) -> str:
