@@ -17,7 +17,8 @@ def test_a_param_that_differs_with_the_groups_is_named_in_the_caption_and_the_js
         assert done.returncode == 0, done.stderr
     table = run_in_process(["compare", "-e", "ganlab", "-m", "loss.d", "-f", "markdown"], workdir)
     assert table.returncode == 0, table.stderr
-    assert "grouped by head.name, head.alpha; the groups also differ in steps (4 / 6);" in table.stdout
+    # entmax's own options (alpha, scores) group with its name; steps is named as differing
+    assert "grouped by head.name, head.alpha, head.scores; the groups also differ in steps (4 / 6);" in table.stdout
     data = json.loads(run_in_process(["compare", "-e", "ganlab", "-m", "loss.d", "-f", "json"], workdir).stdout)
-    assert data["group_by"] == ["head.name", "head.alpha"] and data["also_differ"]["steps"] == ["4", "6"]
+    assert data["group_by"] == ["head.name", "head.alpha", "head.scores"] and data["also_differ"]["steps"] == ["4", "6"]
     assert "seed" not in data["also_differ"] and "run_name" not in data["also_differ"]

@@ -29,7 +29,7 @@ def test_precedence_file_then_flags_then_set(tmp_path, registry):
     config = (ConfigBuilder().add_file(path).add_flags({"steps": 20, "seed": None, "head": None})
               .add_sets(["head.alpha=1.75", "arch.ndf=8"]).build(registry))
     assert config.steps == 20 and config.seed == 3
-    assert config.components["head"] == {"name": "entmax", "alpha": 1.75}
+    assert config.components["head"] == {"name": "entmax", "alpha": 1.75, "scores": 2}
     assert config.options_of("arch")["ngf"] == 16 and config.options_of("arch")["ndf"] == 8
     flat = config.flat()
     assert flat["head.alpha"] == 1.75 and flat["arch.name"] == "dcgan" and flat["steps"] == 20
@@ -39,7 +39,7 @@ def test_flag_changing_component_keeps_file_options_for_the_new_name(tmp_path, r
     path = tmp_path / "run.toml"
     path.write_text('[head]\nname = "sigmoid"\n')
     config = ConfigBuilder().add_file(path).add_flags({"head": "entmax"}).build(registry)
-    assert config.name_of("head") == "entmax" and config.options_of("head") == {"alpha": 1.5}
+    assert config.name_of("head") == "entmax" and config.options_of("head") == {"alpha": 1.5, "scores": 2}
 
 
 @pytest.mark.parametrize(
@@ -86,5 +86,5 @@ def test_unknown_component_in_file(tmp_path, registry):
 def test_dry_run_prints_the_resolved_configuration(cli_inproc, capsys):
     assert cli_inproc(["run", "--head", "entmax", "--set", "head.alpha=1.25", "--steps", "7", "--dry-run"]) == 0
     printed = tomllib.loads(capsys.readouterr().out)
-    assert printed["steps"] == 7 and printed["head"] == {"name": "entmax", "alpha": 1.25}
+    assert printed["steps"] == 7 and printed["head"] == {"name": "entmax", "alpha": 1.25, "scores": 2}
     assert printed["arch"]["name"] == "mlp" and printed["loss"]["name"] == "nonsaturating"
