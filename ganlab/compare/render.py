@@ -62,7 +62,8 @@ def as_csv(groups: list[Group], group_by: list[str], metrics: list[str]) -> str:
 
 
 def as_json(selection: Selection, groups: list[Group], group_by: list[str], metrics: list[str],
-            tests: list[Any] | None = None) -> str:
+            tests: list[Any] | None = None, extra: dict[str, Any] | None = None) -> str:
+    """The comparison as JSON; ``extra`` adds top-level keys (``power``, ``censored``)."""
     return json.dumps({
         "source": selection.source,
         "group_by": group_by,
@@ -82,20 +83,30 @@ def as_json(selection: Selection, groups: list[Group], group_by: list[str], metr
             for group in groups
         ],
         **({"tests": [dataclasses.asdict(t) for t in tests]} if tests is not None else {}),
+        **(extra or {}),
     }, indent=2)
 
 
-def significance(groups: list[Group], group_by: list[str], metrics: list[str]) -> list[Any]:
-    """Permutation tests between the groups that differ in one grouping param (ganlab.compare.significance)."""
+def paired_samples(groups: list[Group], group_by: list[str],
+                   metrics: list[str]) -> tuple[dict[str, dict[str, list[float]]], list[tuple[str, str]]]:
+    """Each metric's per-seed finite values by group label, and the pairs of group labels that differ
+    in one grouping param: what ``--test`` tests and ``--power`` sizes."""
     import math
 
-    from ganlab.compare.significance import one_change_pairs, pairwise
+    from ganlab.compare.significance import one_change_pairs
 
     labels = [group_label(group_by, g.values) for g in groups]
     pairs = [(labels[i], labels[j]) for i, j in one_change_pairs([g.values for g in groups], group_by)]
     samples = {m: {label: [v for r in g.runs if math.isfinite(v := float(r.data.metrics.get(m, math.nan)))]
                    for label, g in zip(labels, groups)} for m in metrics}
-    return pairwise(samples, pairs)
+    return samples, pairs
+
+
+def significance(groups: list[Group], group_by: list[str], metrics: list[str]) -> list[Any]:
+    """Permutation tests between the groups that differ in one grouping param (ganlab.compare.significance)."""
+    from ganlab.compare.significance import pairwise
+
+    return pairwise(*paired_samples(groups, group_by, metrics))
 
 
 def tests_markdown(tests: list[Any], level: float = 0.05, at_step: int | None = None) -> str:

@@ -77,6 +77,8 @@ class Selection:
     #: params outside the grouping whose value differs between groups (one value within each): named with
     #: the table, so that "entmax vs sigmoid" never hides that one ran 1000 steps and the other 300
     also_differ: dict[str, list[str]] = field(default_factory=dict)
+    #: speed metric -> group label -> [runs that never met its threshold, runs] (ganlab.compare.speed)
+    censored: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
 
 @dataclass
