@@ -15,6 +15,8 @@ from conftest import _registry, make
 
 KEYS = {"diag.p_real_real", "diag.p_real_fake", "diag.frac_exact_0", "diag.frac_exact_1", "diag.entropy",
         "diag.g_grad_norm", "diag.g_grad_zero"}
+#: the pictures beside the numbers (tests/test_head_pictures.py); no field here: these contexts have no run
+PICTURES = {"head_histograms"}
 
 
 
@@ -55,7 +57,7 @@ def test_sigmoid_values_match_closed_forms():
     real = torch.tensor([[1.0, 0.0], [0.5, 3.0], [2.0, -1.0]])
     fake = torch.tensor([[-1.0, 0.0], [-0.25, 1.0], [0.0, 0.0]])
     out = make("metric", "diagnostics").evaluate(eval_context(head, objective, net, real, fake))
-    assert set(out) == KEYS and all(isinstance(v, float) and math.isfinite(v) for v in out.values())
+    assert set(out) == KEYS | PICTURES and all(isinstance(out[k], float) and math.isfinite(out[k]) for k in KEYS)
     s_real, s_fake = slope * real[:, 0].double(), slope * fake[:, 0].double()
     assert out["diag.p_real_real"] == pytest.approx(torch.sigmoid(s_real).mean().item(), rel=1e-6)
     assert out["diag.p_real_fake"] == pytest.approx(torch.sigmoid(s_fake).mean().item(), rel=1e-6)
@@ -109,7 +111,7 @@ def test_sample_counts_and_no_side_effects_on_d():
     ctx.generate = lambda n: seen.setdefault("fake", n) and fake[:n]
     out = make("metric", "diagnostics", samples=30, grad_samples=10).evaluate(ctx)
     assert seen == {"real": 20, "fake": 20}  # capped by the run's eval_samples
-    assert set(out) == KEYS
+    assert set(out) == KEYS | PICTURES
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics restored
     assert net.training and all(p.grad is None for p in net.parameters())
@@ -119,4 +121,5 @@ def test_without_objective_gradient_keys_are_left_out():
     head = make("head", "softmax")
     x = torch.randn(4, 2)
     out = make("metric", "diagnostics").evaluate(eval_context(head, None, linear_d(head, 1.0), x, x))
-    assert set(out) == KEYS - {"diag.g_grad_norm", "diag.g_grad_zero"}
+    assert set(out) == KEYS - {"diag.g_grad_norm", "diag.g_grad_zero"} | PICTURES
+    assert out["head_histograms"].data["grad"] is None  # no gradient panel either

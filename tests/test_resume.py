@@ -109,9 +109,17 @@ def test_interrupted_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(wo
         assert len({s for s, _ in mine_h}) == len(mine_h), f"duplicate steps in {key}"
         assert mine_h == theirs_h, key
     assert [s for s, _ in history(mlflow_client, run_id, "loss.g")] == list(range(1, STEPS + 1))
-    images = Counter(int(f.path.split("+step+")[1].split("+")[0])
-                     for f in mlflow_client.list_artifacts(run_id, "images") if f.path.endswith(".png"))
-    assert images == {step: 1 for step in range(5, STEPS + 1, 5)}, "one sample grid per sampling step"
+    from PIL import Image
+
+    from ganlab.record.logged_images import logged_images
+
+    images = Counter((image.key, image.step) for image in logged_images(mlflow_client, run))
+    every_5 = list(range(5, STEPS + 1, 5))
+    assert images == {(key, step): 1 for key in ("samples", "head_histograms") for step in every_5}, \
+        "one sample grid per sampling step, one picture per evaluation"
+    gif = mlflow_client.download_artifacts(run_id, "head_histograms/animation.gif", str(workdir))
+    with Image.open(gif) as animation:
+        assert animation.n_frames == len(every_5), "the animation holds the evaluations of both attempts"
 
 
 def test_resume_with_more_steps_extends_a_finished_run(workdir: Path, mlflow_client: Any) -> None:

@@ -43,10 +43,13 @@ def field_applies(run: Any) -> bool:
 
 
 def _title(ctx: Any) -> str:
-    config = ctx.config
-    if config is None:
-        return f"step {ctx.step}"
-    return f"head {config.name_of('head')}, loss {config.name_of('loss')}, {ctx.dataset_name}, step {ctx.step}"
+    """What the picture is of: the run's head, loss and dataset, and the step."""
+    name_of = getattr(ctx.config, "name_of", None)
+    try:
+        components = f"head {name_of('head')}, loss {name_of('loss')}, " if callable(name_of) else ""
+    except (KeyError, TypeError):
+        components = ""
+    return f"{components}{ctx.dataset_name}, step {ctx.step}"
 
 
 def field_grid(real: np.ndarray, fake: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
