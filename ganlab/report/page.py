@@ -22,7 +22,7 @@ POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; margin: 0 auto;
-       max-width: 1400px; padding: 1.5rem 2rem 3rem; }
+       max-width: 1400px; padding: 1.5rem 1.5rem 3rem; }
 h1 { font-size: 1.6rem; margin: 0 0 .3rem; } h2 { font-size: 1.25rem; margin: 2.2rem 0 .6rem;
   border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
 p.note, figcaption, .meta { color: #555; font-size: .9rem; }
@@ -41,9 +41,12 @@ img { display: block; max-width: 100%; height: auto; }
 
 
 #: a picture at least this much wider than high (histograms side by side) gets a row of its own, at its own
-#: size; any other is scaled to fit a BOX x BOX square, so that three or four groups' pictures stand side by side
+#: size; any other is scaled to fit a BOX x BOX square, so that four groups' pictures (four heads) stand side
+#: by side in a window 1440 pixels wide, three in one of 1280
 WIDE = 1.6
-BOX = 340
+BOX = 300
+#: a picture's card no wider than its picture (padding and border included): a long caption wraps
+CARD = f"figure.picture:not(.wide) {{ max-width: {BOX + 18}px; }}\n"
 
 
 def image(picture: Picture, alt: str, box: int | None = None) -> str:
@@ -105,7 +108,8 @@ def _pictures(content: Content, key: str) -> str:
             continue
         width, height = picture.size
         wide = width >= WIDE * height
-        cards.append(f"<figure class=\"picture\">{image(picture, f'{key} of {view.label}', None if wide else BOX)}"
+        cards.append(f"<figure class=\"picture{' wide' if wide else ''}\">"
+                     f"{image(picture, f'{key} of {view.label}', None if wide else BOX)}"
                      f"<figcaption><b>{escape(view.label)}</b> "
                      f"(n={len(view.group.runs)})<br>{escape(view.median.info.run_name)}, seed {escape(view.seed)}, "
                      f"step {picture.step}</figcaption></figure>")
@@ -127,7 +131,7 @@ def page(content: Content) -> str:
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{POLICY}\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>ganlab report: {escape(content.source)}</title><style>{STYLE}</style></head><body>"
+            f"<title>ganlab report: {escape(content.source)}</title><style>{STYLE}{CARD}</style></head><body>"
             f"<header><h1>ganlab report</h1><p>{escape(content.source)}: {runs} runs in {len(content.groups)} groups "
             f"by {escape(', '.join(content.group_by))}; metrics {escape(', '.join(content.metrics))}.</p>{made}"
             f"<nav>{nav}</nav></header><main>{''.join(sections)}</main></body></html>\n")
