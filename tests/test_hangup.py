@@ -7,6 +7,7 @@ run left RUNNING. Also: Ctrl-C twice, and a plugin thread that would keep ganlab
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -161,6 +162,36 @@ def test_a_signal_a_run_took_too_late_stops_the_runs_after_it() -> None:
             time.sleep(1)
         assert raised.value.signum == signal.SIGINT
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.slow
+def test_sigint_during_a_run_of_a_sweep_in_process_stops_the_sweep_and_blames_no_one(
+        workdir: Path, mlflow_client: Any) -> None:
+    """``ganlab sweep`` with one job trains its runs in its own process: a Ctrl-C that stops a run at a step
+    boundary stops the sweep (exit 130, the run KILLED, the parent KILLED), and is not reported as a
+    trial the worker could not record."""
+    from optuna.trial import TrialState
+
+    from ganlab.studies.study import REASON_ATTR, load_study
+
+    (workdir / "int.toml").write_text(long_sweep("int", steps=400, checkpoint_every=5, seeds=[0, 1]))
+    sweep = ganlab(["sweep", "int.toml", "--plugin", SLOW], workdir, sleep=0.1)
+    deadline = time.monotonic() + 240
+    while not list(workdir.glob("mlruns/artifacts/int/*/artifacts/checkpoints/step-*.pt")):
+        assert sweep.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGINT)
+    _, err = sweep.communicate(timeout=240)
+    assert sweep.returncode == 130 and "sweep interrupted" in err, err
+    assert "could not record" not in err and "FAILED" not in err, err
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("int").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("ganlab.sweep.role") == "parent"]
+    (child,) = [r for r in runs if r is not parent]  # the second seed never started
+    assert parent.info.status == "KILLED" and child.info.status == "KILLED"
+    name = re.search(r"study '([^']+)'", err).group(1)
+    study, _ = load_study(name, f"journal:{workdir / 'mlruns' / 'optuna.journal'}")
+    reasons = [t.user_attrs.get(REASON_ATTR, "") for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert len(reasons) == 2 and all("interrupted" in r and "could not record" not in r for r in reasons), reasons
 
 
 @pytest.mark.slow

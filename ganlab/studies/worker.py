@@ -123,7 +123,7 @@ class Worker:
         except (GanlabError, KeyboardInterrupt):  # a lost storage, or a study stopped for all its trials
             raise
         except Exception as exc:
-            if _is_storage_error(exc) or not isinstance(exc, Exception):
+            if _is_storage_error(exc) or _is_interruption(exc):
                 raise
             if not _finished_meanwhile(exc):  # e.g. the tracking server failed: this trial fails, not the worker
                 self.finish(trial_id, number, "FAIL", reason=f"the worker could not record it: {one_line(exc)}")
@@ -333,6 +333,14 @@ def _short(value: Any) -> str:
 def _finished_meanwhile(exc: BaseException) -> bool:
     """Optuna's refusal to change a trial another worker already finished."""
     return type(exc).__name__ == "UpdateFinishedTrialError"
+
+
+def _is_interruption(exc: BaseException) -> bool:
+    """A signal stopped the trial's run at a step boundary (run in this process): the sweep stops, as for
+    Ctrl-C between runs; the trial is not the worker's failure."""
+    from ganlab.train.engine import Interrupted
+
+    return isinstance(exc, Interrupted)
 
 
 def _is_storage_error(exc: BaseException) -> bool:
