@@ -128,10 +128,12 @@ def page(content: Content) -> str:
     nav = "".join(f"<a href=\"#{escape(anchor)}\">{escape(text)}</a>" for anchor, text in links)
     made = f"<p class=\"meta\">Made with <code>{escape(content.command)}</code>.</p>" if content.command else ""
     runs = sum(len(view.group.runs) for view in content.groups)
+    # the style sheet on one line: a report kept in a repository is not a second copy of this module's lines
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{POLICY}\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>ganlab report: {escape(content.source)}</title><style>{STYLE}{CARD}</style></head><body>"
+            f"<title>ganlab report: {escape(content.source)}</title><style>{' '.join((STYLE + CARD).split())}</style>"
+            "</head><body>"
             f"<header><h1>ganlab report</h1><p>{escape(content.source)}: {runs} runs in {len(content.groups)} groups "
             f"by {escape(', '.join(content.group_by))}; metrics {escape(', '.join(content.metrics))}.</p>{made}"
             f"<nav>{nav}</nav></header><main>{''.join(sections)}</main></body></html>\n")
