@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,14 +27,6 @@ from ganlab.redact import mask_credentials
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 _SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "databricks", "mssql")
-#: MLflow names a logged image ``images/<key>+step+<step>+timestamp+...``
-_SAMPLE_IMAGE = re.compile(r"^samples\+step\+(\d+)\+")
-
-
-def sample_image_step(name: str) -> int | None:
-    """The step of a sample grid, from the file name MLflow gave the image."""
-    found = _SAMPLE_IMAGE.match(name)
-    return int(found.group(1)) if found else None
 
 
 def tracking_uri(explicit: str | None = None) -> str:
