@@ -39,6 +39,11 @@ def format_eta(seconds: float) -> str:
     return f"{secs}s"
 
 
+def losses_line(losses: dict[str, Any]) -> str:
+    """``loss.d=0.6931 loss.g=0.6931``: a step's losses as a progress line and the summary show them."""
+    return " ".join(f"{key}={float(value):.4f}" for key, value in losses.items())
+
+
 class ProgressBar:
     def __init__(self, plain: bool | None = None) -> None:
         self.progress: Any = None
@@ -79,7 +84,7 @@ class ProgressBar:
     def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
         logged = not step % ctx.config.log_every or step == ctx.config.steps
         if logged:
-            self.losses = (step, " ".join(f"{key}={float(value):.4f}" for key, value in losses.items()))
+            self.losses = (step, losses_line(losses))
         if self.plain:
             if logged:
                 self.plain_line(ctx, step, losses)
@@ -107,9 +112,9 @@ class ProgressBar:
             return
         self.last_line = now
         total = ctx.config.steps
-        values = " ".join(f"{key}={float(value):.4f}" for key, value in losses.items())
         speed = self.speed(ctx, step, now)
-        print(f"ganlab: step {step}/{total} {values}" + (f" {speed}" if speed else ""), file=sys.stderr, flush=True)
+        print(f"ganlab: step {step}/{total} {losses_line(losses)}" + (f" {speed}" if speed else ""), file=sys.stderr,
+              flush=True)
 
     @hookimpl
     def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float]) -> None:

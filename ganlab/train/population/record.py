@@ -78,6 +78,9 @@ class PopulationProgress:
         self.replicas = list(replicas)
         self.bar = bar
         self.started = False
+        # each replica's own last logged losses and evaluation, for its summary (the bar follows the lead)
+        self.losses: dict[int, tuple[int, str]] = {}
+        self.evaluated: dict[int, tuple[int, dict[str, float]]] = {}
 
     def _lead(self) -> Any:
         return next((r.ctx for r in self.replicas if not r.ended), None)
@@ -90,11 +93,20 @@ class PopulationProgress:
 
     @hookimpl
     def on_step_end(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
+        from ganlab.train.progress import losses_line
+
+        if not step % ctx.config.log_every or step == ctx.config.steps:
+            self.losses[id(ctx)] = (step, losses_line(losses))
         if ctx is self._lead():
             self.bar.on_step_end(ctx=ctx, step=step, losses=losses)
 
     @hookimpl
+    def on_evaluate(self, ctx: Any, step: int, metrics: dict[str, float]) -> None:
+        self.evaluated[id(ctx)] = (step, dict(metrics))
+
+    @hookimpl
     def on_run_end(self, ctx: Any, status: str, error: BaseException | None) -> None:
+        self.bar.losses, self.bar.evaluated = self.losses.get(id(ctx)), self.evaluated.get(id(ctx))
         self.bar.on_run_end(ctx=ctx, status=status, error=error)
 
 
