@@ -59,6 +59,28 @@ def n_by_head(data: dict[str, Any]) -> dict[str, int]:
     return {g["group"]["head.name"]: g["metrics"]["loss.d"]["n"] for g in data["groups"]}
 
 
+@pytest.mark.slow
+def test_a_finished_run_recorded_before_an_option_existed_is_reused_by_its_sweep(workdir: Path,
+                                                                                mlflow_client: Any) -> None:
+    """A softmax run recorded before ``head.scores`` existed has no such param; it trained on two units,
+    the option's default, so a sweep asking for the default reuses it instead of training it again."""
+    import sqlite3
+
+    (workdir / "sweep.toml").write_text(SWEEP.replace('["sigmoid", "softmax"]', '["softmax"]').replace(
+        "seed = [0, 1]", "seed = [0]"))
+    assert run_in_process(["sweep", "sweep.toml"], workdir).returncode == 0
+    (run,) = leaf_runs(mlflow_client, "again")
+    assert run.data.params["head.scores"] == "2"
+    with sqlite3.connect(workdir / "mlruns" / "mlflow.db") as db:  # as an older ganlab recorded it
+        db.execute("DELETE FROM params WHERE key = 'head.scores'")
+    again = run_in_process(["sweep", "sweep.toml"], workdir)
+    assert again.returncode == 0 and "1 of 1 variants already finished" in again.stderr, again.stderr
+    assert len(leaf_runs(mlflow_client, "again")) == 1
+    one_score = run_in_process(["sweep", "sweep.toml", "--set", "head.scores=1"], workdir)  # not the default
+    assert one_score.returncode == 0 and "already finished" not in one_score.stderr, one_score.stderr
+    assert len(leaf_runs(mlflow_client, "again")) == 2
+
+
 # ---- 11a: a sweep started again ---------------------------------------------------------------
 @pytest.mark.slow
 def test_a_sweep_started_again_trains_only_the_variants_that_did_not_finish(workdir: Path, mlflow_client: Any) -> None:

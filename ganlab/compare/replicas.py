@@ -39,13 +39,14 @@ def identity(params: Mapping[str, str], ignored: Iterable[str] = PLACEMENT) -> d
 
 
 def matches(wanted: Mapping[str, str], run: Any) -> bool:
-    """Whether ``run`` recorded every one of ``wanted`` with the same value.
+    """Whether ``run`` trained with every one of ``wanted``'s values.
 
     Only the wanted keys are looked at: a run also records its data card and metric
-    params, which a configuration that has not run yet cannot know.
+    params, which a configuration that has not run yet cannot know. A param the run lacks
+    reads as its default, as compare's grouping reads it: a run recorded before a setting or
+    option existed trained with that default.
     """
-    params = run.data.params
-    return all(params.get(key) == value for key, value in wanted.items())
+    return all(_value(run, key) == value for key, value in wanted.items())
 
 
 def _preference(run: Any) -> tuple[bool, int]:
