@@ -60,9 +60,6 @@ def plugin(name: str) -> str:
     return str(PLUGINS / f"{name}.py")
 
 
-#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("bad_input")
-
 
 # ---- the store every case starts from ------------------------------------------
 @pytest.fixture(scope="session")

@@ -21,9 +21,6 @@ import pytest
 from conftest import TINY, TINY_SWEEP_BASE, run_in_process
 
 
-#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("compare_grouping")
-
 EXPERIMENT = "unlike"
 BASE = ["--experiment", EXPERIMENT, "--dataset", "ring8", "--arch", "mlp", "--head", "sigmoid", *TINY]
 SWEEP = 'experiment = "unlike"' + TINY_SWEEP_BASE + """\

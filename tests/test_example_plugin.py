@@ -26,9 +26,6 @@ import pytest
 from conftest import TINY
 
 
-#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("example_plugin")
-
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "plugins" / "examples" / "ganlab-temperature"
 RUN_ARGS = ["run", *TINY, "--head", "temperature-sigmoid", "--loss", "margin-hinge", "--dataset", "moons",

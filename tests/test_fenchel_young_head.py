@@ -20,9 +20,6 @@ from ganlab.errors import ComponentError
 from ganlab.heads import FenchelYoungHead
 
 
-#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("fenchel_young_head")
-
 # The ten-line heads under test, as an author would write them: a plugin file.
 PLUGIN = textwrap.dedent('''
     from ganlab import FenchelYoungHead, hookimpl

@@ -14,9 +14,6 @@ import pytest
 from conftest import cli_in_process
 
 
-#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("heads_e2e")
-
 HEADS = [("sigmoid", []), ("softmax", []), ("sparsemax", []), ("entmax", []),
          ("entmax-1.25", ["--set", "head.alpha=1.25"])]
 OBJECTIVES = ["nonsaturating", "minimax"]

@@ -34,9 +34,6 @@ from ganlab_plugins.metrics.stats import (
 )
 
 
-#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("metric_images")
-
 EPOCHS = 1  # enough for a useful feature space on digits; keeps the one training to seconds
 
 

@@ -38,9 +38,6 @@ from ganlab_plugins.metrics.images import ImageMetrics
 from ganlab_plugins.metrics.stats import frechet_distance_features
 
 
-#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("metric_validation_images")
-
 #: standard deviations of added noise, images in [-1, 1]
 NOISE = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 #: Gaussian blur sigma in pixels at 32x32 (one pixel of the 8x8 original is 4 of them)

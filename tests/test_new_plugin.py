@@ -21,9 +21,6 @@ from conftest import TINY, run_in_process
 from test_example_plugin import env_with, pip_install
 
 
-#: the module's fixtures are made once: its tests stay on one pytest-xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("new_plugin")
-
 KINDS = {"head": "my-head", "loss": "my-loss", "architecture": "my-arch", "dataset": "my-data",
          "metric": "my-metric", "regularizer": "my-reg", "augmentation": "my-augment", "optimizer": "my-optim",
          "lifecycle": "my-watch"}
