@@ -249,7 +249,7 @@ def _drawn(picture: Picture) -> Any:
         message = f"{picture.draw} failed: {type(exc).__name__}: {exc}"
         fig.text(0.02, 0.5, textwrap.fill(" ".join(message.split())[:600], 70), va="center", fontsize=8)
         print(f"ganlab: picture drawn by {message}", file=sys.stderr)
-    return _png(fig, tight=False)
+    return _pixels(fig)
 
 
 def _module(name: str, origin: str) -> Any:
@@ -271,6 +271,19 @@ def _module(name: str, origin: str) -> Any:
         spec.loader.exec_module(module)
         sys.modules[name] = module
     return sys.modules[name]
+
+
+def _pixels(fig: Any) -> Any:
+    """The figure as a PIL image, from the canvas's pixels: no PNG written and read back here, since the
+    record encodes it anyway."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+    plt.close(fig)
+    return Image.fromarray(pixels)
 
 
 def _png(fig: Any, tight: bool) -> Any:
@@ -302,7 +315,8 @@ def one_per_step(images: list[Any], key: str) -> list[Any]:
 
 def animate(frames: list[Any], out: Any) -> int:
     """Write PIL images, in order, as one looping GIF to ``out`` (a path or a binary file); returns the
-    frames written. Frames of different sizes are placed top-left on a white canvas of the largest."""
+    frames written. Frames of different sizes are placed top-left on a white canvas of the largest; a frame
+    identical to the one before it is shown as one, held longer (GIF's encoder merges them)."""
     from PIL import Image
 
     if len(frames) > MAX_FRAMES:
@@ -310,11 +324,11 @@ def animate(frames: list[Any], out: Any) -> int:
         frames = frames[: len(frames) - 1 : stride] + frames[-1:]
     width = max(frame.width for frame in frames)
     height = max(frame.height for frame in frames)
-    canvases = []
+    canvases: list[Any] = []
     for frame in frames:
         canvas = Image.new("RGB", (width, height), "white")
         canvas.paste(frame.convert("RGB"), (0, 0))
-        canvases.append(canvas.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+        canvases.append(canvas.quantize(colors=255, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
     durations = [FRAME_MS] * (len(canvases) - 1) + [LAST_FRAME_MS]
     canvases[0].save(out, format="GIF", save_all=True, append_images=canvases[1:], duration=durations, loop=0,
                      disposal=1, optimize=False)
