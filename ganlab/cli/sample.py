@@ -72,7 +72,6 @@ def sample(
 ) -> None:
     """Write N samples from a run's generator weights to a .npy array or a .png picture."""
     from ganlab.plugins import load_plugins
-    from ganlab.record.store import client, existing_store, get_run
 
     if field:
         write_field_animation(run_id, out if out is not None else Path(FIELD_GIF), tracking_uri)
@@ -80,11 +79,7 @@ def sample(
     suffix = check_output(out, n) if out is not None else None
     partial = reserve(out) if out is not None else None
     try:
-        uri = existing_store(tracking_uri)
-        mlflow_client = client(uri)
-        run = get_run(mlflow_client, run_id, uri)
-        refuse_deleted(run)
-        refuse_population_parent(mlflow_client, run)
+        mlflow_client, run = sampled_run(run_id, tracking_uri)
         refuse_unexported(run)
         vocab = text_vocab(mlflow_client, run)
         if out is None and vocab is None:  # the default for non-text runs, checked as --out would be
@@ -127,18 +122,13 @@ def write_field_animation(run_id: str, out: Path, tracking_uri: str | None) -> N
 
     from ganlab.record.logged_images import logged_images, read_image
     from ganlab.record.pictures import animate, one_per_step
-    from ganlab.record.store import client, existing_store, get_run
 
     if out.suffix.lower() != ".gif":
         raise GanlabError(f"cannot write '{out}': --field writes an animated GIF; name a .gif file")
     check_writable(out)
     partial = reserve(out)
     try:
-        uri = existing_store(tracking_uri)
-        mlflow_client = client(uri)
-        run = get_run(mlflow_client, run_id, uri)
-        refuse_deleted(run)
-        refuse_population_parent(mlflow_client, run)
+        mlflow_client, run = sampled_run(run_id, tracking_uri)
         images = one_per_step(logged_images(mlflow_client, run), FIELD_KEY)
         if not images:
             raise GanlabError(f"run '{run.info.run_id}' logged no field pictures: they are drawn at each evaluation "
@@ -181,6 +171,19 @@ def check_suffix_fits(suffix: str | None, text: bool, run_id: str) -> None:
     if suffix == ".png" and text:
         raise GanlabError(f"run '{run_id}' generates text: leave out --out to print the samples, or write "
                           f".txt (decoded lines) or .npy (the per-position distributions)")
+
+
+def sampled_run(run_id: str, tracking_uri: str | None) -> tuple[Any, Any]:
+    """The client and the run ``ganlab sample`` reads: the run by id, prefix or ``last``, refused in one
+    line when it is deleted or a population's parent (which has no generator of its own)."""
+    from ganlab.record.store import client, existing_store, get_run
+
+    uri = existing_store(tracking_uri)
+    mlflow_client = client(uri)
+    run = get_run(mlflow_client, run_id, uri)
+    refuse_deleted(run)
+    refuse_population_parent(mlflow_client, run)
+    return mlflow_client, run
 
 
 def refuse_deleted(run: Any) -> None:
