@@ -104,3 +104,20 @@ def size_problem(path: Path, limit: int) -> str | None:
         return problem
     size = path.stat().st_size
     return f"it is {size:,} bytes, more than the {limit:,} expected at most" if size > limit else None
+
+
+def records_problem(path: Path, record_bytes: int, max_records: int) -> str | None:
+    """What is wrong with ``path``, a file of fixed-size records and nothing else (STL-10's ``*_X.bin``).
+
+    Such a file has no header: its size is its only claim, a whole number of records, at least one, and no
+    more than the dataset has (a larger file cannot be the dataset's, and its checksum would take minutes).
+    """
+    problem = not_regular(path)
+    if problem is not None:
+        return problem
+    size = path.stat().st_size
+    if size == 0 or size % record_bytes:
+        return f"it is {size:,} bytes, not a whole number of {record_bytes:,}-byte records"
+    if size // record_bytes > max_records:
+        return f"it holds {size // record_bytes:,} records of {record_bytes:,} bytes; the dataset has {max_records:,}"
+    return None

@@ -1,15 +1,23 @@
 """``image-folder``: a folder of images as TensorData (small) or StreamingData (large).
 
-Layout: images directly in the folder (unlabelled), or one subfolder per class
-(searched recursively; sorted subfolder names give the class indices, as in
-torchvision's ImageFolder). A folder that mixes both is refused rather than
-half-read.
+Layout (``labels=auto``): images directly in the folder (unlabelled), or one
+subfolder per class (searched recursively; sorted subfolder names give the
+class indices, as in torchvision's ImageFolder). A folder that mixes both is
+refused rather than half-read, and so is a folder whose images all sit in one
+subfolder: that is the parent of the image folder (``celeba/`` around
+``img_align_celeba/``), one level too high, not a dataset of one class.
+``labels=none`` takes every image under the folder, at any depth, unlabelled:
+FFHQ's thousand-image subfolders and LSUN's nested exports are not classes.
 
-Every image is converted to RGB or greyscale, its shorter side resized to
-``size`` (PIL's bicubic filter, which antialiases when shrinking) and the
-centre ``size``×``size`` crop kept. In memory this happens once, on a thread
-pool (PIL releases the GIL while decoding), and the engine caches the result;
-streaming does it per sample in DataLoader workers.
+Every image is converted to RGB or greyscale; with ``crop`` > 0 its centre
+``crop``×``crop`` square is cut first, at the offsets torchvision's
+CenterCrop uses (``round((W - crop) / 2)``, ``round((H - crop) / 2)``), as the
+CelebA protocols crop the aligned 178×218 faces to 108 or 140 before resizing.
+Then its shorter side is resized to ``size`` (PIL's bicubic filter, which
+antialiases when shrinking) and the centre ``size``×``size`` crop kept. In
+memory this happens once, on a thread pool (PIL releases the GIL while
+decoding), and the engine caches the result; streaming does it per sample in
+DataLoader workers.
 """
 
 from __future__ import annotations
@@ -27,16 +35,21 @@ from torch.utils.data import Dataset
 
 from ganlab.data import DataRequest, StreamingData, TensorData
 from ganlab.errors import ConfigError, GanlabError
+from ganlab_plugins.datasets.streaming import float_bytes, holds_in_memory, preview_indices
 from ganlab_plugins.datasets.util import to_signed_unit
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
-PREVIEW_SAMPLES = 256
-PREVIEW_SEED = 0
-TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+LABELS = ("auto", "none")
 
 
 def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and not path.name.startswith(".")
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """Every image below ``folder``, at any depth, sorted; hidden folders (``.git``, ``.cache``) left out."""
+    return sorted(p for p in folder.rglob("*")
+                  if _is_image(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 @dataclass(frozen=True)
@@ -49,12 +62,19 @@ class FolderScan:
     class_names: tuple[str, ...]
 
 
-def scan_folder(folder: Path) -> FolderScan:
-    """Find the images of ``folder``; raise GanlabError when there are none to use."""
+def scan_folder(folder: Path, labels: str = "auto") -> FolderScan:
+    """Find the images of ``folder``; raise GanlabError when there are none to use, or their layout is not one
+    of the two ``labels=auto`` reads (see the module's docstring)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise GanlabError(f"dataset 'image-folder': {folder} {what}; set dataset.path to a folder of images")
+    if labels == "none":
+        everything = _images_under(folder)
+        if not everything:
+            raise GanlabError(f"dataset 'image-folder': no images under {folder} (looked for "
+                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}, at any depth)")
+        return FolderScan(folder, tuple(everything), None, ())
     loose = sorted(p for p in folder.iterdir() if _is_image(p))
     subdirs = sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
     classes = {d.name: sorted(p for p in d.rglob("*") if _is_image(p)) for d in subdirs}
@@ -62,7 +82,15 @@ def scan_folder(folder: Path) -> FolderScan:
     if classes and loose:
         raise GanlabError(
             f"dataset 'image-folder': {folder} has {len(loose)} image(s) at the top level and class subfolders "
-            f"({', '.join(list(classes)[:5])}); put every image in a class subfolder, or none"
+            f"({', '.join(list(classes)[:5])}); put every image in a class subfolder, or none, or set "
+            f"dataset.labels=none to take them all unlabelled"
+        )
+    if len(classes) == 1 and not loose:
+        [(name, files)] = classes.items()
+        raise GanlabError(
+            f"dataset 'image-folder': every image of {folder} is in one subfolder, {name} ({len(files)} images): "
+            f"a class subfolder needs others; set dataset.path={folder / name} to use them unlabelled, or "
+            f"dataset.labels=none"
         )
     if classes:
         names = tuple(sorted(classes))
@@ -77,14 +105,22 @@ def scan_folder(folder: Path) -> FolderScan:
     return FolderScan(folder, tuple(loose), None, ())
 
 
-def load_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """One image as uint8 (size, size, channels): shorter side resized to ``size``, centre crop."""
+def load_image(path: Path, size: int, channels: int, crop: int = 0) -> np.ndarray:
+    """One image as uint8 (size, size, channels): its centre ``crop`` square (0: none), shorter side resized
+    to ``size``, centre crop."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img = img.convert("RGB" if channels == 3 else "L")
             width, height = img.size
+            if crop:
+                if crop > min(width, height):
+                    raise GanlabError(f"dataset 'image-folder': image {path} is {width}x{height}, smaller than "
+                                      f"dataset.crop={crop}; lower crop, or 0 for none")
+                left, top = round((width - crop) / 2), round((height - crop) / 2)
+                img = img.crop((left, top, left + crop, top + crop))
+                width = height = crop
             scale = size / min(width, height)
             new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
             if (new_w, new_h) != (width, height):
@@ -98,7 +134,7 @@ def load_image(path: Path, size: int, channels: int) -> np.ndarray:
     return array.reshape(size, size, channels)
 
 
-def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int) -> torch.Tensor:
+def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int, crop: int = 0) -> torch.Tensor:
     """Decode ``files`` on a thread pool into float32 (N, C, size, size) in [-1, 1].
 
     PIL warns (on stderr, in its own words) about an image larger than its limit for untrusted
@@ -112,7 +148,7 @@ def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int) 
     # caught here, around the pool, not in the threads: entering catch_warnings is not thread-safe
     with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(max_workers=workers) as pool:
         warnings.simplefilter("always", Image.DecompressionBombWarning)
-        arrays = list(pool.map(lambda p: load_image(p, size, channels), files))
+        arrays = list(pool.map(lambda p: load_image(p, size, channels, crop), files))
     for warning in caught:
         if issubclass(warning.category, Image.DecompressionBombWarning):
             print(f"ganlab: warning: dataset 'image-folder': {warning.message}; loaded anyway", file=sys.stderr)
@@ -125,17 +161,19 @@ def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int) 
 class FolderImages(Dataset):
     """A map-style dataset for streaming: (x in [-1, 1] (C, S, S), label; -1 when unlabelled)."""
 
-    def __init__(self, files: tuple[Path, ...], labels: tuple[int, ...] | None, size: int, channels: int) -> None:
+    def __init__(self, files: tuple[Path, ...], labels: tuple[int, ...] | None, size: int, channels: int,
+                 crop: int = 0) -> None:
         self.files = [str(p) for p in files]
         self.labels = list(labels) if labels is not None else None
         self.size = size
         self.channels = channels
+        self.crop = crop
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        array = load_image(Path(self.files[index]), self.size, self.channels)
+        array = load_image(Path(self.files[index]), self.size, self.channels, self.crop)
         x = torch.from_numpy(array).permute(2, 0, 1).to(torch.float32).div_(127.5).sub_(1.0)
         y = self.labels[index] if self.labels is not None else -1
         return x, torch.tensor(y, dtype=torch.int64)
@@ -147,12 +185,14 @@ class ImageFolder:
     cacheable = True  # when it loads in memory; a StreamingData is never cached
 
     def __init__(self, path: str, size: int = 64, channels: int = 3, in_memory: str = "auto",
-                 memory_limit_mb: int = 2048, num_workers: int = 2) -> None:
+                 memory_limit_mb: int = 2048, num_workers: int = 2, crop: int = 0, labels: str = "auto") -> None:
         if not path.strip():
             raise ConfigError("dataset 'image-folder' needs a folder: set dataset.path (e.g. --set dataset.path=DIR)")
         self.path = Path(path).expanduser()
         self.size = size
         self.channels = channels
+        self.crop = crop
+        self.labels = labels
         self.in_memory = in_memory.strip().lower()  # the option's check accepts any case and spacing
         self.memory_limit_mb = memory_limit_mb
         self.num_workers = num_workers
@@ -160,7 +200,7 @@ class ImageFolder:
 
     def scan(self) -> FolderScan:
         if self._scan is None:
-            self._scan = scan_folder(self.path)
+            self._scan = scan_folder(self.path, self.labels)
         return self._scan
 
     @property
@@ -185,11 +225,8 @@ class ImageFolder:
         return digest.hexdigest()[:16]
 
     def fits_in_memory(self, count: int) -> bool:
-        if self.in_memory in TRUE_WORDS:
-            return True
-        if self.in_memory != "auto":
-            return False
-        return count * self.channels * self.size * self.size * 4 <= self.memory_limit_mb * 2**20
+        return holds_in_memory(self.in_memory, float_bytes(count, (self.channels, self.size, self.size)),
+                               self.memory_limit_mb)
 
     def load(self, request: DataRequest) -> TensorData | StreamingData:
         found = self.scan()
@@ -198,18 +235,17 @@ class ImageFolder:
         class_names = list(found.class_names) or None
         source = f"image folder {found.root.resolve()} ({len(found.files)} images)"
         if self.fits_in_memory(len(found.files)):
-            x = load_images(found.files, self.size, self.channels)
+            x = load_images(found.files, self.size, self.channels, self.crop)
             return TensorData(x=x, y=labels, num_classes=num_classes, source=source, class_names=class_names)
         # A fixed random subset, decoded now, for the data card and for metrics that need real samples.
-        generator = torch.Generator().manual_seed(PREVIEW_SEED)
-        pick = torch.randperm(len(found.files), generator=generator)[:PREVIEW_SAMPLES].sort().values
+        pick = preview_indices(len(found.files))
         preview = TensorData(
-            x=load_images([found.files[i] for i in pick.tolist()], self.size, self.channels),
+            x=load_images([found.files[i] for i in pick.tolist()], self.size, self.channels, self.crop),
             y=None if labels is None else labels[pick], num_classes=num_classes, source=source,
             class_names=class_names,
         )
         return StreamingData(
-            dataset=FolderImages(found.files, found.labels, self.size, self.channels),
+            dataset=FolderImages(found.files, found.labels, self.size, self.channels, self.crop),
             shape=(self.channels, self.size, self.size), num_classes=num_classes, source=source,
             num_workers=self.num_workers, preview=preview,
         )
