@@ -162,6 +162,15 @@ def flat_images(cwd: Path) -> None:
         Image.new("L", (8, 8), color=40 * i).save(cwd / "flat" / f"{i}.png")
 
 
+def one_subfolder(cwd: Path) -> None:
+    """CelebA's images one level below the folder named: its parent, not a dataset of one class."""
+    from PIL import Image
+
+    (cwd / "celeba" / "img_align_celeba").mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (8, 8), color=(40 * i, 0, 0)).save(cwd / "celeba" / "img_align_celeba" / f"{i:06d}.jpg")
+
+
 def not_a_database(cwd: Path) -> None:
     (cwd / "other.db").write_bytes(b"this is not an SQLite database" * 10)
 
@@ -376,6 +385,15 @@ CASES = [
          ["image-folder", "nowhere does not exist"]),
     Case("image-folder-garbage", ["run", *TINY_RUN, "--dataset", "image-folder", "--set", "dataset.path=imgs"],
          ["cannot read image", "a.png"], setup=write("imgs/a.png", "not a png")),
+    Case("image-folder-one-subfolder", ["run", *TINY_RUN, "--dataset", "image-folder", "--set", "dataset.path=celeba"],
+         ["every image of celeba is in one subfolder, img_align_celeba", "dataset.path=celeba/img_align_celeba",
+          "dataset.labels=none"], setup=one_subfolder),
+    Case("cifar100-missing", ["run", *TINY_RUN, "--dataset", "cifar100", "--data-root", "empty"],
+         ["dataset 'cifar100' not found in empty/cifar-100-python", "missing train, test, meta", "--download"],
+         setup=lambda cwd: (cwd / "empty").mkdir()),
+    Case("stl10-truncated", ["run", *TINY_RUN, "--dataset", "stl10", "--data-root", "data"],
+         ["dataset 'stl10'", "train_X.bin", "not a whole number of 27,648-byte records"],
+         setup=write("data/stl10_binary/train_X.bin", "a few bytes, not an image")),
     # -- checkpoints and resume (a garbled checkpoint: see test_corrupt_checkpoint_is_refused)
     Case("resume-unknown-run", ["resume", "0123456789abcdef0123456789abcdef"], ["no run '0123456789abcdef", "ganlab runs"]),
     Case("resume-finished", ["resume", RUN_ID], ["already FINISHED", "--steps"]),

@@ -372,6 +372,32 @@ def test_image_folder_celeba_protocol_crop_108_to_64(registry, tmp_path):
     assert "000001.png is 178x218, smaller than dataset.crop=200" in one_line(info)
 
 
+@pytest.mark.parametrize(("width", "height", "crop", "size"), [
+    (178, 218, 178, 64),  # Mimicry's CelebA: CenterCrop(178), Resize(64)
+    (341, 256, 256, 128),  # Mimicry's LSUN bedroom: CenterCrop(256), Resize(128)
+])
+def test_image_folder_bilinear_is_torchvisions_resize(registry, tmp_path, width, height, crop, size):
+    from torchvision import transforms
+
+    picture = np.random.default_rng(width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(picture).save(tmp_path / "a.png")
+    data = load(registry, "image-folder", path=str(tmp_path), size=size, crop=crop, resample="bilinear")
+    protocol = transforms.Compose([transforms.CenterCrop(crop), transforms.Resize(size), transforms.PILToTensor()])
+    assert torch.equal(data.x[0], signed(protocol(Image.fromarray(picture)).numpy()))
+
+
+def test_stl10_at_48_is_within_one_level_of_torchvisions_resize(registry, stl_root):
+    """Mimicry resizes STL-10 with torchvision's Resize(48) on PIL images, which rounds to bytes; the same
+    bilinear, antialiased filter on floats differs from it by at most that rounding, one level of 255."""
+    from torchvision import transforms
+
+    root, written = stl_root
+    data = load(registry, "stl10", root=root, size=48)
+    protocol = transforms.Compose([transforms.Resize(48), transforms.PILToTensor()])
+    reference = torch.stack([protocol(Image.fromarray(image.transpose(1, 2, 0))) for image in written["unlabeled"]])
+    assert (data.x - signed(reference.numpy())).abs().max() <= 1 / 127.5 + 1e-6
+
+
 def test_image_folder_one_subfolder_is_the_parent_of_the_images(registry, tmp_path):
     for i in range(3):
         Image.new("RGB", (8, 8), (i, 0, 0)).save((tmp_path / "img_align_celeba").mkdir(exist_ok=True)
@@ -404,6 +430,16 @@ def test_image_folder_labels_none_reads_ffhq_subfolders_unlabelled(registry, tmp
         load(registry, "image-folder", path=str(tmp_path / "empty"), labels="none")
     with pytest.raises(ConfigError, match="labels"):
         registry.get("dataset", "image-folder").create({"path": str(tmp_path), "labels": "folders"})
+
+
+def test_docs_datasets_md_tables_every_builtin_image_dataset(registry):
+    from ganlab_plugins.datasets import MIXTURES
+
+    table = (Path(__file__).parents[1] / "docs" / "datasets.md").read_text(encoding="utf-8").split("\n## ")[0]
+    builtin = [n for n in registry.names("dataset") if registry.get("dataset", n).provenance.builtin]
+    images = [n for n in builtin if n not in MIXTURES and not registry.get("dataset", n).metadata.get("text")]
+    assert {"cifar100", "stl10", "image-folder"} <= set(images)
+    assert [n for n in images if f"`{n}`" not in table] == []
 
 
 # ---- through the CLI -----------------------------------------------------------------------------------

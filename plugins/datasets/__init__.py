@@ -128,6 +128,8 @@ def register_datasets(register: Any) -> None:
                            "108 or 140, then size 64)", min=0, max=16384),
             "labels": Option(str, "auto", "auto: class subfolders give labels; none: every image under the folder, "
                              "at any depth, unlabelled (FFHQ, LSUN exports)", choices=("auto", "none")),
+            "resample": Option(str, "bicubic", "PIL's resizing filter (bilinear: torchvision's Resize, as Mimicry's "
+                               "CelebA and LSUN loaders)", choices=("bicubic", "bilinear", "lanczos", "box")),
             "channels": Option(int, 3, "3 for RGB, 1 for greyscale", choices=(1, 3)),
             **_streaming("converted folder"),
         },

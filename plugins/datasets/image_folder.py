@@ -13,8 +13,10 @@ Every image is converted to RGB or greyscale; with ``crop`` > 0 its centre
 ``crop``×``crop`` square is cut first, at the offsets torchvision's
 CenterCrop uses (``round((W - crop) / 2)``, ``round((H - crop) / 2)``), as the
 CelebA protocols crop the aligned 178×218 faces to 108 or 140 before resizing.
-Then its shorter side is resized to ``size`` (PIL's bicubic filter, which
-antialiases when shrinking) and the centre ``size``×``size`` crop kept. In
+Then its shorter side is resized to ``size`` (PIL's filter named by
+``resample``: bicubic by default; bilinear is what torchvision's Resize uses,
+so the protocols written with it, Mimicry's among them; PIL's filters
+antialias when shrinking) and the centre ``size``×``size`` crop kept. In
 memory this happens once, on a thread pool (PIL releases the GIL while
 decoding), and the engine caches the result; streaming does it per sample in
 DataLoader workers.
@@ -35,11 +37,10 @@ from torch.utils.data import Dataset
 
 from ganlab.data import DataRequest, StreamingData, TensorData
 from ganlab.errors import ConfigError, GanlabError
-from ganlab_plugins.datasets.streaming import float_bytes, holds_in_memory, preview_indices
+from ganlab_plugins.datasets.streaming import Storage, float_bytes, preview_indices
 from ganlab_plugins.datasets.util import to_signed_unit
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
-LABELS = ("auto", "none")
 
 
 def _is_image(path: Path) -> bool:
@@ -105,9 +106,9 @@ def scan_folder(folder: Path, labels: str = "auto") -> FolderScan:
     return FolderScan(folder, tuple(loose), None, ())
 
 
-def load_image(path: Path, size: int, channels: int, crop: int = 0) -> np.ndarray:
+def load_image(path: Path, size: int, channels: int, crop: int = 0, resample: str = "bicubic") -> np.ndarray:
     """One image as uint8 (size, size, channels): its centre ``crop`` square (0: none), shorter side resized
-    to ``size``, centre crop."""
+    to ``size`` with PIL's ``resample`` filter, centre crop."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -124,7 +125,7 @@ def load_image(path: Path, size: int, channels: int, crop: int = 0) -> np.ndarra
             scale = size / min(width, height)
             new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
             if (new_w, new_h) != (width, height):
-                img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+                img = img.resize((new_w, new_h), Image.Resampling[resample.upper()])
             left, top = (new_w - size) // 2, (new_h - size) // 2
             img = img.crop((left, top, left + size, top + size))
             array = np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy needs one
@@ -134,7 +135,8 @@ def load_image(path: Path, size: int, channels: int, crop: int = 0) -> np.ndarra
     return array.reshape(size, size, channels)
 
 
-def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int, crop: int = 0) -> torch.Tensor:
+def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int, crop: int = 0,
+                resample: str = "bicubic") -> torch.Tensor:
     """Decode ``files`` on a thread pool into float32 (N, C, size, size) in [-1, 1].
 
     PIL warns (on stderr, in its own words) about an image larger than its limit for untrusted
@@ -148,7 +150,7 @@ def load_images(files: list[Path] | tuple[Path, ...], size: int, channels: int, 
     # caught here, around the pool, not in the threads: entering catch_warnings is not thread-safe
     with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(max_workers=workers) as pool:
         warnings.simplefilter("always", Image.DecompressionBombWarning)
-        arrays = list(pool.map(lambda p: load_image(p, size, channels, crop), files))
+        arrays = list(pool.map(lambda p: load_image(p, size, channels, crop, resample), files))
     for warning in caught:
         if issubclass(warning.category, Image.DecompressionBombWarning):
             print(f"ganlab: warning: dataset 'image-folder': {warning.message}; loaded anyway", file=sys.stderr)
@@ -162,18 +164,19 @@ class FolderImages(Dataset):
     """A map-style dataset for streaming: (x in [-1, 1] (C, S, S), label; -1 when unlabelled)."""
 
     def __init__(self, files: tuple[Path, ...], labels: tuple[int, ...] | None, size: int, channels: int,
-                 crop: int = 0) -> None:
+                 crop: int = 0, resample: str = "bicubic") -> None:
         self.files = [str(p) for p in files]
         self.labels = list(labels) if labels is not None else None
         self.size = size
         self.channels = channels
         self.crop = crop
+        self.resample = resample
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        array = load_image(Path(self.files[index]), self.size, self.channels, self.crop)
+        array = load_image(Path(self.files[index]), self.size, self.channels, self.crop, self.resample)
         x = torch.from_numpy(array).permute(2, 0, 1).to(torch.float32).div_(127.5).sub_(1.0)
         y = self.labels[index] if self.labels is not None else -1
         return x, torch.tensor(y, dtype=torch.int64)
@@ -185,7 +188,8 @@ class ImageFolder:
     cacheable = True  # when it loads in memory; a StreamingData is never cached
 
     def __init__(self, path: str, size: int = 64, channels: int = 3, in_memory: str = "auto",
-                 memory_limit_mb: int = 2048, num_workers: int = 2, crop: int = 0, labels: str = "auto") -> None:
+                 memory_limit_mb: int = 2048, num_workers: int = 2, crop: int = 0, labels: str = "auto",
+                 resample: str = "bicubic") -> None:
         if not path.strip():
             raise ConfigError("dataset 'image-folder' needs a folder: set dataset.path (e.g. --set dataset.path=DIR)")
         self.path = Path(path).expanduser()
@@ -193,9 +197,8 @@ class ImageFolder:
         self.channels = channels
         self.crop = crop
         self.labels = labels
-        self.in_memory = in_memory.strip().lower()  # the option's check accepts any case and spacing
-        self.memory_limit_mb = memory_limit_mb
-        self.num_workers = num_workers
+        self.resample = resample
+        self.storage = Storage(in_memory, memory_limit_mb, num_workers)
         self._scan: FolderScan | None = None
 
     def scan(self) -> FolderScan:
@@ -225,8 +228,7 @@ class ImageFolder:
         return digest.hexdigest()[:16]
 
     def fits_in_memory(self, count: int) -> bool:
-        return holds_in_memory(self.in_memory, float_bytes(count, (self.channels, self.size, self.size)),
-                               self.memory_limit_mb)
+        return self.storage.holds(float_bytes(count, (self.channels, self.size, self.size)))
 
     def load(self, request: DataRequest) -> TensorData | StreamingData:
         found = self.scan()
@@ -235,17 +237,18 @@ class ImageFolder:
         class_names = list(found.class_names) or None
         source = f"image folder {found.root.resolve()} ({len(found.files)} images)"
         if self.fits_in_memory(len(found.files)):
-            x = load_images(found.files, self.size, self.channels, self.crop)
+            x = load_images(found.files, self.size, self.channels, self.crop, self.resample)
             return TensorData(x=x, y=labels, num_classes=num_classes, source=source, class_names=class_names)
         # A fixed random subset, decoded now, for the data card and for metrics that need real samples.
         pick = preview_indices(len(found.files))
         preview = TensorData(
-            x=load_images([found.files[i] for i in pick.tolist()], self.size, self.channels, self.crop),
+            x=load_images([found.files[i] for i in pick.tolist()], self.size, self.channels, self.crop,
+                          self.resample),
             y=None if labels is None else labels[pick], num_classes=num_classes, source=source,
             class_names=class_names,
         )
         return StreamingData(
-            dataset=FolderImages(found.files, found.labels, self.size, self.channels, self.crop),
+            dataset=FolderImages(found.files, found.labels, self.size, self.channels, self.crop, self.resample),
             shape=(self.channels, self.size, self.size), num_classes=num_classes, source=source,
-            num_workers=self.num_workers, preview=preview,
+            num_workers=self.storage.num_workers, preview=preview,
         )

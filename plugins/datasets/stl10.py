@@ -34,7 +34,7 @@ import torch
 from ganlab.data import DataRequest, StreamingData, TensorData
 from ganlab.errors import GanlabError
 from ganlab_plugins.datasets.binary import not_regular, records_problem, size_problem
-from ganlab_plugins.datasets.streaming import RecordFile, RecordImages, float_bytes, holds_in_memory, preview
+from ganlab_plugins.datasets.streaming import RecordFile, RecordImages, Storage, float_bytes
 from ganlab_plugins.datasets.torchvision_sets import missing_message
 from ganlab_plugins.datasets.util import to_signed_unit
 
@@ -134,9 +134,7 @@ class STL10:
                  memory_limit_mb: int = 2048, num_workers: int = 2) -> None:
         self.split = split
         self.size = size
-        self.in_memory = in_memory
-        self.memory_limit_mb = memory_limit_mb
-        self.num_workers = num_workers
+        self.storage = Storage(in_memory, memory_limit_mb, num_workers)
 
     @property
     def labelled(self) -> bool:
@@ -169,7 +167,7 @@ class STL10:
         source = f"torchvision.datasets.STL10 split {self.split} ({folder})"
         num_classes = NUM_CLASSES if self.labelled else 0
         names = class_names if self.labelled else None
-        if holds_in_memory(self.in_memory, float_bytes(count + len(test_images), shape), self.memory_limit_mb):
+        if self.storage.holds(float_bytes(count + len(test_images), shape)):
             train = self._open(request, self.split, verified=True)
             return TensorData(
                 x=to_signed_unit(torch.from_numpy(train.data), self.size),
@@ -182,10 +180,7 @@ class STL10:
             labels = torch.from_numpy(np.fromfile(folder / "train_y.bin", dtype=np.uint8).astype(np.int64) - 1)
         streamed = RecordImages(
             tuple(RecordFile(folder / name, n, STORED, (0, 2, 1)) for name, n in counts.items()), labels, self.size)
-        return StreamingData(
-            dataset=streamed, shape=shape, num_classes=num_classes, source=source, num_workers=self.num_workers,
-            preview=preview(streamed, num_classes, source, names, (test_images, test_y), self.memory_limit_mb),
-        )
+        return self.storage.stream(streamed, num_classes, source, names, (test_images, test_y))
 
 
 def _class_names(ds: Any) -> list[str] | None:

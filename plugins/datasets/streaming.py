@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ganlab.data import TensorData
+from ganlab.data import StreamingData, TensorData
 from ganlab_plugins.datasets.util import to_signed_unit
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -34,18 +34,35 @@ PREVIEW_SAMPLES = 256
 PREVIEW_SEED = 0
 
 
-def holds_in_memory(mode: str, nbytes: int, memory_limit_mb: int) -> bool:
-    """Whether data whose converted tensors take ``nbytes`` is held in memory under ``in_memory=mode``.
+@dataclass(frozen=True)
+class Storage:
+    """A dataset's options ``in_memory``, ``memory_limit_mb`` and ``num_workers``: where its samples live.
 
-    ``mode`` is one of the option's accepted words, in any case and spacing (the option's check
+    ``in_memory`` is one of the option's accepted words, in any case and spacing (the option's check
     refused the others).
     """
-    mode = mode.strip().lower()
-    if mode in TRUE_WORDS:
-        return True
-    if mode != "auto":
-        return False
-    return nbytes <= memory_limit_mb * 2**20
+
+    in_memory: str = "auto"
+    memory_limit_mb: int = 2048
+    num_workers: int = 2
+
+    def holds(self, nbytes: int) -> bool:
+        """Whether data whose converted tensors take ``nbytes`` is held in memory."""
+        mode = self.in_memory.strip().lower()
+        if mode in TRUE_WORDS:
+            return True
+        if mode != "auto":
+            return False
+        return nbytes <= self.memory_limit_mb * 2**20
+
+    def stream(self, dataset: ByteImages, num_classes: int, source: str, class_names: list[str] | None,
+               test: tuple[torch.Tensor, torch.Tensor | None] | None) -> StreamingData:
+        """``dataset`` streamed, with its :func:`preview`."""
+        return StreamingData(
+            dataset=dataset, shape=dataset.shape, num_classes=num_classes, source=source,
+            num_workers=self.num_workers,
+            preview=preview(dataset, num_classes, source, class_names, test, self.memory_limit_mb),
+        )
 
 
 def float_bytes(count: int, shape: tuple[int, ...]) -> int:
@@ -72,6 +89,11 @@ class ByteImages(Dataset):
 
     def image(self, index: int) -> torch.Tensor:
         raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """A sample's shape once converted, (C, size, size)."""
+        return (int(self.image(0).shape[0]), self.size, self.size)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = to_signed_unit(self.image(index).unsqueeze(0), self.size)[0]

@@ -29,7 +29,7 @@ import torch
 from ganlab.data import DataRequest, StreamingData, TensorData
 from ganlab.errors import GanlabError
 from ganlab_plugins.datasets.binary import idx_file_problem, not_regular, size_problem
-from ganlab_plugins.datasets.streaming import ArrayImages, float_bytes, holds_in_memory, preview
+from ganlab_plugins.datasets.streaming import ArrayImages, Storage, float_bytes
 from ganlab_plugins.datasets.util import exclude, to_signed_unit
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -83,9 +83,7 @@ class TorchvisionImages:
         self.class_name = class_name
         self.size = size
         self.exclude_class = exclude_class
-        self.in_memory = in_memory
-        self.memory_limit_mb = memory_limit_mb
-        self.num_workers = num_workers
+        self.storage = Storage(in_memory, memory_limit_mb, num_workers)
 
     def check_files(self, root: Path, download: bool) -> None:
         """Refuse, in one line naming it, a file torchvision would read that cannot be this dataset's.
@@ -135,17 +133,13 @@ class TorchvisionImages:
         folder, _, _ = expected_location(self.class_name, Path(request.root))
         source = f"torchvision.datasets.{self.class_name} ({folder})"
         shape = (images.shape[1], self.size, self.size)
-        if holds_in_memory(self.in_memory, float_bytes(len(images) + len(test_images), shape), self.memory_limit_mb):
+        if self.storage.holds(float_bytes(len(images) + len(test_images), shape)):
             return TensorData(
                 x=to_signed_unit(images, self.size), y=y, num_classes=len(classes), source=source,
                 test_x=to_signed_unit(test_images, self.size), test_y=test_y, class_names=list(classes),
             )
-        streamed = ArrayImages(images, y, self.size)
-        return StreamingData(
-            dataset=streamed, shape=shape, num_classes=len(classes), source=source, num_workers=self.num_workers,
-            preview=preview(streamed, len(classes), source, list(classes), (test_images, test_y),
-                            self.memory_limit_mb),
-        )
+        return self.storage.stream(ArrayImages(images, y, self.size), len(classes), source, list(classes),
+                                   (test_images, test_y))
 
     def _bytes(self, ds: Any) -> torch.Tensor:
         """The split's images as uint8 (N, C, H, W)."""
