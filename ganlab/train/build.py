@@ -343,7 +343,7 @@ def check_conditioning(config: RunConfig, objective: Any, conditioning: Any) -> 
         follow = " and arch.projection=false (its D must not be given the class)" \
             if getattr(objective, "predicts_classes", False) else ""
         raise GanlabError(f"loss '{loss}' trains a class-conditional generator: use an architecture with "
-                          f"arch.conditional=true{follow} (the built-in mlp and dcgan have them) on a labelled dataset")
+                          f"arch.conditional=true{follow} (the built-in mlp, dcgan and sngan have them) on a labelled dataset")
     if conditioning is None:
         return
     if getattr(objective, "predicts_classes", False) and conditioning.discriminator:

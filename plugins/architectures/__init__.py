@@ -1,8 +1,13 @@
-"""Built-in architectures: the article's fully connected GAN (``mlp``), DCGAN (``dcgan``), and the
-text GANs' sequence networks (``lstm``, ``conv``; ``metadata text=True``: they serve text datasets only).
+"""Built-in architectures: the article's fully connected GAN (``mlp``), DCGAN (``dcgan``), SNGAN's
+ResNets (``sngan``: 32, 48 and 64 px), and the text GANs' sequence networks (``lstm``, ``conv``;
+``metadata text=True``: they serve text datasets only).
+
+Every image architecture's D takes ``spectral_norm`` (Miyato et al. 2018;
+``plugins/architectures/spectral.py``): on by default in ``sngan``, off in ``mlp`` and ``dcgan``.
 
 Registration only: the factories are ``"module:attr"`` strings into
-:mod:`ganlab_plugins.architectures.mlp` and :mod:`ganlab_plugins.architectures.dcgan`,
+:mod:`ganlab_plugins.architectures.mlp`, :mod:`ganlab_plugins.architectures.dcgan`,
+:mod:`ganlab_plugins.architectures.resnet` and :mod:`ganlab_plugins.architectures.text`,
 imported when a run builds the networks, so that listing components never imports torch.
 """
 
@@ -22,6 +27,16 @@ CONDITIONAL_OPTIONS = {
                          "2018); false: D ignores labels (AC-GAN, whose D learns classes through its loss)"),
     "class_dim": Option(int, 32, "with conditional: size of G's class embedding", min=1),
 }
+
+
+#: SNGAN's conditional options: G has no class embedding (its BatchNorms are conditional), so no class_dim
+SNGAN_CONDITIONAL_OPTIONS = {key: option for key, option in CONDITIONAL_OPTIONS.items() if key != "class_dim"}
+
+
+def spectral_norm_option(default: bool, where: str) -> Option:
+    """``spectral_norm``: the option of every image architecture's D."""
+    return Option(bool, default, f"spectral normalisation of every layer of D (Miyato et al. 2018: one power "
+                  f"iteration per training forward){where}")
 
 
 #: G's output mapping of the text architectures (``plugins/architectures/token_outputs.py``)
@@ -62,6 +77,7 @@ def register_architectures(register: Any) -> None:
                                    "article) or relu (PacGAN)", choices=("leaky_relu", "relu")),
             "g_batchnorm": Option(bool, False, "BatchNorm after each hidden layer of G (PacGAN's G; "
                                   "not the article's)"),
+            "spectral_norm": spectral_norm_option(False, ", the projection's embedding included"),
             **CONDITIONAL_OPTIONS,
         },
     )
@@ -72,7 +88,26 @@ def register_architectures(register: Any) -> None:
         options={
             "ngf": Option(int, 64, "generator width: channels of G's last hidden layer", min=1),
             "ndf": Option(int, 64, "discriminator width: channels of D's first layer", min=1),
+            "spectral_norm": spectral_norm_option(False, ", in place of D's BatchNorm (as SNGAN's standard CNN "
+                                                  "and StudioGAN)"),
             **CONDITIONAL_OPTIONS,
+        },
+    )
+    register(
+        "sngan", "ganlab_plugins.architectures.resnet:SNGANArchitecture",
+        summary="SNGAN's ResNets (Miyato et al. 2018): up-sampling residual G with BatchNorm, spectrally "
+                "normalised residual D with global sum pooling; square images of 32, 48 or 64 px "
+                "(conditional=true: conditional BatchNorm in G and a projection D)",
+        options={
+            "ngf": Option(int, 0, "G's width: channels of its first feature map, each up-block then as published "
+                          "(0: the published 256 at 32 px, 512 at 48, 1024 at 64)", min=0),
+            "ndf": Option(int, 0, "D's width: channels of its last block, the others as published "
+                          "(0: the published 128 at 32 px, 1024 at 48 and 64)", min=0),
+            "spectral_norm": spectral_norm_option(True, ", the projection's embedding included (false: the same "
+                                                  "ResNet D unnormalised, e.g. for a gradient penalty)"),
+            "upsampling": Option(str, "nearest", "G's 2x upsampling: nearest (the paper's code) or bilinear "
+                                 "(Mimicry's)", choices=("nearest", "bilinear")),
+            **SNGAN_CONDITIONAL_OPTIONS,
         },
     )
     register(

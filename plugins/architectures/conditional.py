@@ -7,13 +7,16 @@
   inner product of a class embedding with D's last features, ``f(x, y) = ψ(φ(x)) + e_yᵀ φ(x)``.
   A head with C scores gets one embedding row per score (C of them per class): adding the
   same projection to every score would change nothing under softmax, sparsemax or entmax,
-  which are invariant to a shared shift of the scores.
+  which are invariant to a shared shift of the scores. In a spectrally normalised D the
+  embedding is normalised too and starts from Glorot-uniform rows (SNGAN's ``SNEmbedID``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ganlab_plugins.architectures.spectral import spectral_norm
 
 #: the size of G's class embedding when the architecture is not told otherwise
 CLASS_DIM = 32
@@ -23,14 +26,19 @@ class Projection(nn.Module):
     """``e_y,cᵀ φ`` for every score c: (B, C) from features φ (B, F) and labels y (B,).
 
     The embedding starts at zero, so a conditional D starts as the unconditional one and
-    learns the class terms from there.
+    learns the class terms from there; a ``spectral`` one (a spectrally normalised D) cannot,
+    since the largest singular value of a zero matrix is 0: it starts from Glorot-uniform rows.
     """
 
-    def __init__(self, num_classes: int, features: int, num_logits: int) -> None:
+    def __init__(self, num_classes: int, features: int, num_logits: int, spectral: bool = False) -> None:
         super().__init__()
         self.num_logits, self.features = num_logits, features
         self.embed = nn.Embedding(num_classes, num_logits * features)
-        nn.init.zeros_(self.embed.weight)
+        if spectral:
+            nn.init.xavier_uniform_(self.embed.weight)
+            spectral_norm(self.embed)
+        else:
+            nn.init.zeros_(self.embed.weight)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         rows = self.embed(labels).view(-1, self.num_logits, self.features)

@@ -26,6 +26,11 @@ it); the first and last layers of D and the last of G keep theirs.
 concatenated to z and every BatchNorm of G becomes conditional BatchNorm (a scale and shift per
 class); D adds the projection of its last feature map, summed over positions as in Miyato and
 Koyama's discriminators, on the class (``projection=False``: D stays unconditional, as in AC-GAN).
+
+``spectral_norm=True`` (``plugins/architectures/spectral.py``): every layer of D is spectrally
+normalised, and D's BatchNorm layers are left out (their convolutions keep a bias instead), as in
+SNGAN's "standard CNN" discriminator and StudioGAN's DCGAN with spectral normalisation: a
+BatchNorm's scale would undo the normalisation's bound on D's Lipschitz constant.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import torch
 from torch import nn
 
 from ganlab.errors import ComponentError
-from ganlab_plugins.architectures.common import check_build_args, check_classes
+from ganlab_plugins.architectures.common import check_image_build
 from ganlab_plugins.architectures.conditional import (
     CLASS_DIM,
     ConditionalBatchNorm2d,
@@ -42,6 +47,7 @@ from ganlab_plugins.architectures.conditional import (
     check_labels,
     with_class,
 )
+from ganlab_plugins.architectures.spectral import spectral_normalise
 
 BASES = (4, 7)
 MAX_SIZE = 128
@@ -108,22 +114,26 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int, size: int, ndf: int, num_logits: int, num_classes: int = 0) -> None:
+    def __init__(self, channels: int, size: int, ndf: int, num_logits: int, num_classes: int = 0,
+                 spectral: bool = False) -> None:
         super().__init__()
         base, ups = plan(size)
         width = _width(ndf, 0)
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         for level in range(1, ups):
             wider = _width(ndf, level)
-            layers += [
-                nn.Conv2d(width, wider, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(wider),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            if spectral:  # no BatchNorm under spectral normalisation (module docstring)
+                layers += [nn.Conv2d(width, wider, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            else:
+                layers += [
+                    nn.Conv2d(width, wider, 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(wider),
+                    nn.LeakyReLU(0.2, inplace=True),
+                ]
             width = wider
         layers.append(nn.Conv2d(width, num_logits, base, 1, 0))
         self.main = nn.Sequential(*layers)
-        self.projection = Projection(num_classes, width, num_logits) if num_classes else None
+        self.projection = Projection(num_classes, width, num_logits, spectral) if num_classes else None
         #: the width of ``features`` (the last feature map, flattened): what an objective's own head on
         #: D reads (InfoGAN's Q)
         self.feature_dim = width * base * base
@@ -165,9 +175,10 @@ class DCGANArchitecture:
     vectorisable = True
 
     def __init__(self, ngf: int = 64, ndf: int = 64, conditional: bool = False, projection: bool = True,
-                 class_dim: int = CLASS_DIM) -> None:
+                 class_dim: int = CLASS_DIM, spectral_norm: bool = False) -> None:
         self.ngf = ngf
         self.ndf = ndf
+        self.spectral_norm = bool(spectral_norm)
         # read by the engine (ganlab.train.conditioning): G(z, y), and D(x, y) when it projects
         self.conditional = bool(conditional)
         self.conditional_discriminator = self.conditional and bool(projection)
@@ -176,14 +187,8 @@ class DCGANArchitecture:
     def build(self, data_shape: tuple[int, ...], latent_dim: int, num_logits: int,
               num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
         data_shape = tuple(int(d) for d in data_shape)
-        check_build_args("dcgan", data_shape, latent_dim, num_logits)
-        check_classes("dcgan", self.conditional, num_classes)
-        if len(data_shape) != 3:
-            raise ComponentError(
-                f"architecture 'dcgan' needs images shaped (channels, height, width), not data of shape "
-                f"{data_shape}; use --arch mlp for vector data such as the 2-D mixtures"
-            )
-        channels, height, width = data_shape
+        channels, height, width = check_image_build("dcgan", data_shape, latent_dim, num_logits, self.conditional,
+                                                    num_classes)
         if height != width:
             raise ComponentError(
                 f"architecture 'dcgan' needs square images, not {height}x{width}; "
@@ -193,7 +198,9 @@ class DCGANArchitecture:
         generator = DCGANGenerator(latent_dim, channels, height, self.ngf,
                                    num_classes if self.conditional else 0, self.class_dim)
         discriminator = DCGANDiscriminator(channels, height, self.ndf, num_logits,
-                                           num_classes if self.conditional_discriminator else 0)
+                                           num_classes if self.conditional_discriminator else 0, self.spectral_norm)
         generator.apply(init_weights)
         discriminator.apply(init_weights)
+        if self.spectral_norm:  # after the initialisation: the power iteration starts from those weights
+            spectral_normalise(discriminator)
         return generator, discriminator

@@ -19,6 +19,8 @@ the modules, and the order in which they are initialised, are the article's.
 ``conditional=True`` makes a class-conditional pair (``plugins/architectures/conditional.py``):
 G takes a class embedding concatenated to z, D adds a projection of its last hidden features
 (``projection=False``: D stays unconditional, as in AC-GAN).
+
+``spectral_norm=True`` normalises every linear layer of D spectrally (``plugins/architectures/spectral.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import nn
 
 from ganlab_plugins.architectures.common import check_build_args, check_classes
 from ganlab_plugins.architectures.conditional import CLASS_DIM, Projection, check_labels, with_class
+from ganlab_plugins.architectures.spectral import spectral_normalise
 
 ARTICLE_G_WIDTHS = (256, 512, 1024)
 ARTICLE_D_WIDTHS = (1024, 512, 256)
@@ -65,7 +68,7 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     def __init__(self, data_shape: tuple[int, ...], widths: tuple[int, ...], dropout: float, num_logits: int,
-                 activation: str = "leaky_relu", num_classes: int = 0) -> None:
+                 activation: str = "leaky_relu", num_classes: int = 0, spectral: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         fan_in = math.prod(data_shape)
@@ -77,9 +80,11 @@ class MLPDiscriminator(nn.Module):
         layers.append(nn.Linear(fan_in, num_logits))
         self.main = nn.Sequential(*layers)
         # a projection discriminator (num_classes > 0) projects the last hidden features on the class
-        self.projection = Projection(num_classes, fan_in, num_logits) if num_classes else None
+        self.projection = Projection(num_classes, fan_in, num_logits, spectral) if num_classes else None
         #: the width of ``features``: what an objective's own head on D reads (InfoGAN's Q)
         self.feature_dim = fan_in
+        if spectral:
+            spectral_normalise(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's output (B, feature_dim)."""
@@ -109,7 +114,7 @@ class MLPArchitecture:
     def __init__(self, hidden_scale: float = 1.0, dropout: float = 0.3, output: str = "auto",
                  g_widths: tuple[int, ...] = ARTICLE_G_WIDTHS, d_widths: tuple[int, ...] = ARTICLE_D_WIDTHS,
                  d_activation: str = "leaky_relu", g_batchnorm: bool = False, conditional: bool = False,
-                 projection: bool = True, class_dim: int = CLASS_DIM) -> None:
+                 projection: bool = True, class_dim: int = CLASS_DIM, spectral_norm: bool = False) -> None:
         if d_activation not in D_ACTIVATIONS:
             raise ValueError(f"d_activation must be one of {D_ACTIVATIONS}, not {d_activation!r}")
         self.hidden_scale = hidden_scale
@@ -119,6 +124,7 @@ class MLPArchitecture:
         self.d_widths = tuple(int(w) for w in d_widths)
         self.d_activation = d_activation
         self.g_batchnorm = g_batchnorm
+        self.spectral_norm = bool(spectral_norm)
         # read by the engine (ganlab.train.conditioning): G(z, y), and D(x, y) when it projects
         self.conditional = bool(conditional)
         self.conditional_discriminator = self.conditional and bool(projection)
@@ -138,6 +144,6 @@ class MLPArchitecture:
         generator = MLPGenerator(latent_dim, data_shape, self._widths(self.g_widths), tanh, self.g_batchnorm,
                                  g_classes, self.class_dim)
         discriminator = MLPDiscriminator(data_shape, self._widths(self.d_widths), self.dropout, num_logits,
-                                         self.d_activation, d_classes)
+                                         self.d_activation, d_classes, self.spectral_norm)
         return generator, discriminator
 
