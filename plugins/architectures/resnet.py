@@ -1,15 +1,15 @@
 """SNGAN's ResNet generator and discriminator (Miyato, Kataoka, Koyama and Yoshida 2018, "Spectral
-Normalization for Generative Adversarial Networks", appendix B, tables 4 and 5).
+Normalization for Generative Adversarial Networks", appendix B: the ResNets for CIFAR-10 and STL-10).
 
 Layouts by image size, widths as (G: the linear layer's, then each block's output; D: each
 block's output), blocks from :mod:`ganlab_plugins.architectures.resblocks`:
 
 * 32×32 (CIFAR-10): G z → linear 4×4×256 → 3 up-blocks of 256 → BN, ReLU, conv 3×3 → tanh;
   D first block 128 (down), a down block 128, 2 blocks 128 → ReLU → global sum pooling → linear.
-  The paper's table 4; the Chainer code's ``resnet_32.py``/``snresnet_32.py``; Mimicry's
+  The paper's CIFAR-10 ResNet; the Chainer code's ``resnet_32.py``/``snresnet_32.py``; Mimicry's
   ``sngan_32.py``; StudioGAN's ``resnet.py`` at 32.
-* 48×48 (STL-10): G 6×6×512 → up-blocks 256, 128, 64; D 64 (down), 128, 256, 512 (down), 1024.
-  The paper's table 5; Mimicry's ``sngan_48.py``.
+* 48×48 (STL-10): G 6×6×512 → up-blocks 256, 128, 64; D 64, 128, 256, 512 (each halving), 1024.
+  The paper's STL-10 ResNet; Mimicry's ``sngan_48.py``.
 * 64×64: G 4×4×1024 → up-blocks 512, 256, 128, 64; D 64, 128, 256, 512, 1024, all down. The
   Chainer code's ``resnet_64.py``/``snresnet_64.py`` and Mimicry's ``sngan_64.py`` (StudioGAN's
   64×64 D keeps its last block at 8×8 and widens each block's hidden layer: not this one).
