@@ -50,15 +50,17 @@ TINY = ["--steps", "4", "--batch-size", "16", "--latent-dim", "8", "--log-every"
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep dataset caches and plugin environment variables out of the user's home."""
+    """Keep dataset caches, torch's hub cache (where Inception weights would be found) and plugin
+    environment variables out of the user's home."""
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     cache = tmp_path_factory.mktemp("ganlab-cache")
     cleared = ("GANLAB_PLUGINS", "GANLAB_DISABLE_PLUGINS", "GANLAB_STRICT_PLUGINS", "GANLAB_TRACE_HOOKS",
-               "GANLAB_VERBOSE", "GANLAB_GPUS", "MLFLOW_TRACKING_URI")
-    old = {k: os.environ.get(k) for k in ("GANLAB_CACHE", *cleared)}
+               "GANLAB_VERBOSE", "GANLAB_GPUS", "GANLAB_INCEPTION_WEIGHTS", "MLFLOW_TRACKING_URI")
+    old = {k: os.environ.get(k) for k in ("GANLAB_CACHE", "TORCH_HOME", *cleared)}
     os.environ["GANLAB_CACHE"] = str(cache)
+    os.environ["TORCH_HOME"] = str(tmp_path_factory.mktemp("torch-home"))
     for key in cleared:
         os.environ.pop(key, None)
     yield

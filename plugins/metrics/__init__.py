@@ -25,6 +25,17 @@ modules of this package, imported when a run builds the metric.
   trains once per dataset on its training split (docs/heads.md, "Evaluation
   protocols"); see :mod:`.images` for the exact protocol and
   :mod:`.images_classifier` for the network.
+* ``inception``, for images with 1 or 3 channels: the numbers the GAN literature reports,
+  FID, KID, Inception Score and precision/recall (Kynkäänniemi et al. 2019) on Inception-v3
+  features, each computed by torch-fidelity's own extractor and functions. It needs the
+  Inception weights (``GANLAB_INCEPTION_WEIGHTS``, or torch-fidelity's file in torch's hub
+  cache); the real images' features are cached on disk per dataset, options, split and
+  weights. Under ``metrics = "auto"`` it is used where the weights are at hand and the run is
+  not on the CPU (``auto_on_cpu`` overrides that), otherwise left off with one line saying
+  why; named in ``metrics`` without weights, the run is refused before it starts. Its
+  protocol params (``inception.samples``, ``.reference``, ``.reference_samples``,
+  ``.resize``, ``.weights``) are declared with ``protocol=``: ``ganlab compare`` refuses to
+  average or test its numbers across runs that differ in them. See :mod:`.inception`.
 * ``text``, for token sequences: how sparse G's per-position distributions are, n-gram JSD, BLEU-4
   and self-BLEU against held-out text, and NLL_oracle on the oracle dataset (:mod:`.text`).
 * ``anomaly``: the discriminator as an anomaly detector (the seed article's use).
@@ -43,6 +54,10 @@ from ganlab import Option, hookimpl
 from ganlab_plugins.datasets import MIXTURES
 
 _PACKAGE = "ganlab_plugins.metrics"
+#: the ``inception`` metric's run params whose values define its protocol: ``ganlab compare`` never
+#: averages or tests its numbers across runs that differ in one of them
+INCEPTION_PROTOCOL = ("inception.samples", "inception.reference", "inception.reference_samples",
+                      "inception.resize", "inception.weights")
 
 
 @hookimpl
@@ -86,6 +101,24 @@ def register_metrics(register: Any) -> None:
                                          "its fair share 1/K of the predictions (0.5: from 1/(2K) of the samples; "
                                          "0: predicted at least once)", min=0.0, max=1.0),
         },
+    )
+    register(
+        "inception", f"{_PACKAGE}.inception:InceptionMetrics",
+        summary="images: Inception-v3 FID, KID, IS and precision/recall through torch-fidelity (needs its weights)",
+        options={
+            "samples": Option(int, 50_000, "generated samples per evaluation (the field's 50,000); the reference "
+                              "takes as many images of its split, capped by the split's size", min=10),
+            "reference": Option(str, "train", "the split the generated samples are compared with",
+                                choices=("train", "test")),
+            "kid_subsets": Option(int, 100, "random subsets KID averages over", min=1),
+            "kid_subset_size": Option(int, 1000, "samples per KID subset (capped by both sample counts)", min=2),
+            "pr_neighbours": Option(int, 3, "k of precision/recall's k-nearest-neighbour balls", min=1),
+            "is_splits": Option(int, 10, "splits the Inception Score is averaged over (each estimates p(y) "
+                                "from its own samples)", min=1),
+            "auto_on_cpu": Option(bool, False, "with metrics='auto', use it on a CPU run too (each evaluation "
+                                  "passes every sample through Inception-v3: lower samples first)"),
+        },
+        protocol=INCEPTION_PROTOCOL,
     )
     register(
         "text", f"{_PACKAGE}.text:TextMetrics",
