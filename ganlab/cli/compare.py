@@ -96,7 +96,7 @@ def comparison(mlflow_client: Any, uri: str, experiment: str | None, sweep: str 
                at_step: int | None = None) -> tuple[Any, list[str], list[str], list[Any]]:
     """(selection, group-by params, metrics, groups with their statistics): the comparison ``compare``
     prints and ``ganlab report`` draws, made one way. Notes on what was left out or split go to stderr."""
-    from ganlab.compare import replicas, speed
+    from ganlab.compare import protocols, replicas, speed
     from ganlab.compare import stats as data
 
     selection = data.select(mlflow_client, uri, experiment, sweep, all_runs)
@@ -108,6 +108,9 @@ def comparison(mlflow_client: Any, uri: str, experiment: str | None, sweep: str 
     # logged metrics, then speed metrics read from their histories (steps_to:modes.captured>=6 ...)
     chosen, censored = speed.choose_metrics(mlflow_client, selection, metrics, at_step)
     groups = data.compute(data.group_runs(selection.runs, keys), chosen)
+    declared = protocols.declared(chosen)
+    protocols.check_groups(groups, keys, declared)  # FID of 10,000 samples is not FID of 50,000
+    selection.protocols = protocols.shown(selection.runs, declared)
     selection.also_differ = data.differing_between(groups, keys)
     selection.censored = speed.censored_by_group(censored, groups, keys)
     return selection, keys, chosen, groups

@@ -42,9 +42,13 @@ def caption(selection: Selection, group_by: list[str]) -> str:
     also = "; the groups also differ in " + ", ".join(
         f"{k} ({' / '.join(v[:4])}{' ...' if len(v) > 4 else ''})" for k, v in selection.also_differ.items()) \
         if selection.also_differ else ""
+    protocol = "".join(
+        f"; {prefix}.* protocol: " + ", ".join(f"{k.removeprefix(prefix + '.')} {' / '.join(v)}"
+                                               for k, v in params.items())
+        for prefix, params in selection.protocols.items() if params)
     return (f"{selection.source}: {len(selection.runs)} runs grouped by {', '.join(group_by)}{also}; "
             f"{'final values' if selection.at_step is None else f'values at step {selection.at_step}'}, "
-            f"mean ± standard error over runs{pooled}{note}")
+            f"mean ± standard error over runs{pooled}{protocol}{note}")
 
 
 def as_csv(groups: list[Group], group_by: list[str], metrics: list[str]) -> str:
@@ -72,6 +76,7 @@ def as_json(selection: Selection, groups: list[Group], group_by: list[str], metr
         "duplicates": selection.duplicates,
         "pooled": selection.pooled,
         "also_differ": selection.also_differ,
+        "protocols": selection.protocols,
         "groups": [
             {
                 "group": dict(zip(group_by, group.values)),
@@ -93,10 +98,13 @@ def paired_samples(groups: list[Group], group_by: list[str],
     in one grouping param: what ``--test`` tests and ``--power`` sizes."""
     import math
 
+    from ganlab.compare import protocols
     from ganlab.compare.significance import one_change_pairs
 
     labels = [group_label(group_by, g.values) for g in groups]
-    pairs = [(labels[i], labels[j]) for i, j in one_change_pairs([g.values for g in groups], group_by)]
+    indices = one_change_pairs([g.values for g in groups], group_by)
+    protocols.check_pairs(groups, indices, protocols.declared(metrics), labels)
+    pairs = [(labels[i], labels[j]) for i, j in indices]
     samples = {m: {label: [v for r in g.runs if math.isfinite(v := float(r.data.metrics.get(m, math.nan)))]
                    for label, g in zip(labels, groups)} for m in metrics}
     return samples, pairs

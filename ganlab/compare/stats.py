@@ -79,6 +79,9 @@ class Selection:
     also_differ: dict[str, list[str]] = field(default_factory=dict)
     #: speed metric -> group label -> [runs that never met its threshold, runs] (ganlab.compare.speed)
     censored: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    #: metric prefix -> protocol param -> values, for compared metrics that declare a protocol
+    #: (ganlab.compare.protocols): named with the table, since their numbers mean nothing without it
+    protocols: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 @dataclass
