@@ -67,6 +67,10 @@ def test_pooling_across_protocols_is_refused_for_inception_metrics_only(store, c
     line = one_error_line(err)
     assert "(head.name=sigmoid) differ in inception.samples (10000 / 50000)" in line
     assert "comparable only under one protocol" in line and "--pool" in line
+    # a speed metric read from FID's curve is FID's too
+    code, out, err = compare(cli_inproc, capsys, "-m", "auc:inception.fid", "--pool",
+                             "inception.samples,inception.reference_samples")
+    assert code == 2 and "differ in inception.samples (10000 / 50000)" in one_error_line(err)
     # the losses do not depend on how FID was measured: pooling over it is the user's choice
     code, out, err = compare(cli_inproc, capsys, "-m", "loss.d", "--pool",
                              "inception.samples,inception.reference_samples", "-f", "json")

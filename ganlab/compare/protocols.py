@@ -22,10 +22,10 @@ from ganlab.errors import GanlabError
 def declared(metrics: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Metric prefix -> its protocol params, for the installed metric components that declare some
     and whose values are among ``metrics`` (speed metrics such as ``auc:inception.fid`` included)."""
-    from ganlab.compare.speed import base_metric
     from ganlab.compare.stats import _registry
 
-    prefixes = {base_metric(m).split(".")[0] for m in metrics}
+    # a speed metric names its metric after the colon: auc:inception.fid, steps_to:inception.fid<=40
+    prefixes = {m.rsplit(":", 1)[-1].split(".")[0] for m in metrics}
     found: dict[str, tuple[str, ...]] = {}
     for component in _registry().of_kind("metric"):
         params = tuple(component.metadata.get("protocol") or ())

@@ -175,7 +175,8 @@ SETTINGS: dict[str, Option] = {
     "run_dir": Option(str, "", "untracked runs (--no-tracking): keep checkpoints and networks in this directory, "
                       "so `ganlab resume DIR` can continue the run"),
     "data_root": Option(str, "data", "where datasets' files live"),
-    "download": Option(bool, False, "allow datasets to download missing files"),
+    "download": Option(bool, False, "allow datasets to download missing files, and metrics the weights "
+                       "they need"),
     "metrics": Option(str, "auto", "comma-separated metric names, 'auto' (all that apply) or 'none'"),
     "parent_run_id": Option(str, "", "MLflow run this run is nested under (set by `ganlab sweep`)"),
     "seeds": Option(str, "", "train these seeds as one population, e.g. 0-7 or 0,3,5: one vectorised model, "
