@@ -195,16 +195,17 @@ def test_weights_are_found_through_the_variable_then_the_hub_cache(monkeypatch, 
 
 
 # ---- when it applies ------------------------------------------------------------------
-def test_auto_without_weights_leaves_it_off_with_one_line(monkeypatch, tmp_path, digits, capsys) -> None:
+def test_auto_without_weights_leaves_it_off_with_one_line(monkeypatch, tmp_path, capsys) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    images = TensorData(x=torch.zeros(20, 1, 8, 8))
     metric = InceptionMetrics(**SMALL, auto_on_cpu=True)
-    assert not metric.applies_to(run_context(digits, metrics="auto"))
+    assert not metric.applies_to(run_context(images, metrics="auto"))
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("ganlab: note: inception metrics off: no Inception-v3 weights")
     assert weights.ENV in line and weights.FILE_NAME in line and str(tmp_path) in line
     # named in metrics, the same absence refuses the run
     with pytest.raises(ConfigError, match=f"metric 'inception' cannot run: no Inception-v3 weights; set {weights.ENV}"):
-        InceptionMetrics(**SMALL).applies_to(run_context(digits))
+        InceptionMetrics(**SMALL).applies_to(run_context(images))
 
 
 @pytest.mark.slow
