@@ -389,6 +389,7 @@ def test_a_digits_run_logs_inception_metrics_and_their_protocol(workdir: Path, w
                            "--set", "metric.inception.is_splits=2"],
                           workdir, env={weights.ENV: str(weights_file)})
     assert done.returncode == 0, done.stderr
+    assert all(line.startswith("ganlab: ") for line in done.stderr.splitlines()), done.stderr  # no library chatter
     (run,) = runs_of(workdir)
     assert run.info.status == "FINISHED"
     for key in ("fid", "kid", "kid_std", "is", "is_std", "is_real", "precision", "recall"):

@@ -65,7 +65,8 @@ class Extractor:
         """(pool (N, 2048), logits (N, 1008)), float32 on the CPU, of float image batches in [-1, 1]."""
         pools, logits = [], []
         for x in batches:
-            pool, logit = self.net(to_uint8(x).to(self.device))
+            # converted on the CPU: float64 there on any run device (MPS has no float64)
+            pool, logit = self.net(to_uint8(x.detach().cpu()).to(self.device))
             pools.append(pool.float().cpu())
             logits.append(logit.float().cpu())
         return torch.cat(pools), torch.cat(logits)
