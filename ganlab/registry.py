@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +172,16 @@ class Registry:
 
     def of_kind(self, kind: str) -> list[Component]:
         return [self._by_kind[kind][name] for name in self.names(kind)]
+
+    def headline(self) -> list[str]:
+        """The numbers metric components name as their headline when they register (``headline=``: the
+        columns of the field's tables, e.g. FID and IS), in the order declared."""
+        return [key for component in self.of_kind("metric") for key in component.metadata.get("headline", ())]
+
+    def headline_first(self, metrics: Sequence[str]) -> list[str]:
+        """``metrics`` with the headline ones first."""
+        first = [key for key in self.headline() if key in metrics]
+        return first + [metric for metric in metrics if metric not in first]
 
     def __iter__(self) -> Iterator[Component]:
         for kind in KINDS:

@@ -357,3 +357,41 @@ def cli():
 @pytest.fixture
 def cli_inproc():
     return cli_in_process
+
+
+def random_inception_state(seed: int = 0) -> dict[str, Any]:
+    """torch-fidelity's FeatureExtractorInceptionV3, every tensor present, random weights (He-initialised
+    convolutions, so features still vary from image to image: PyTorch's default initialisation shrinks the
+    signal at every layer, and 50 layers down every image has the same features). Nothing downloads."""
+    import io
+
+    import torch
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class KeepsItsInit(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True, assign=False):  # no weights to load: keep the init
+            return None
+
+    empty = io.BytesIO()
+    torch.save({}, empty)
+    empty.seek(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = KeepsItsInit("test-inception", ["2048"], feature_extractor_weights_path=empty)
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        # pool features are all positive: rows of zero sum keep their common part out of the logits,
+        # so that predictions differ from image to image and the Inception Score is more than 1
+        weight = torch.randn(net.fc.weight.shape) * 2.0
+        net.fc.weight.copy_(weight - weight.mean(dim=1, keepdim=True))
+    return net.state_dict()
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    path = tmp_path_factory.mktemp("inception-weights") / "random-inception.pth"
+    torch.save(random_inception_state(), path)
+    return path

@@ -144,6 +144,13 @@ def write(name: str, text: str) -> Callable[[Path], None]:
     return setup
 
 
+def inception_weights_of_another_network(cwd: Path) -> None:
+    """A state dict whose one tensor is not Inception-v3's: its other 565 are missing."""
+    import torch
+
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(32, 1, 3, 3)}, cwd / "small.pth")
+
+
 def garbage_mnist(cwd: Path, header: bytes = b"\x00\x00\x08\x03") -> None:
     """The four MNIST files, each a 4-byte header (by default a valid IDX magic number) and noise."""
     raw = cwd / "garbage" / "MNIST" / "raw"
@@ -394,6 +401,16 @@ CASES = [
     Case("stl10-truncated", ["run", *TINY_RUN, "--dataset", "stl10", "--data-root", "data"],
          ["dataset 'stl10'", "train_X.bin", "not a whole number of 27,648-byte records"],
          setup=write("data/stl10_binary/train_X.bin", "a few bytes, not an image")),
+    # -- the Inception metrics' weights (tests/test_metric_inception.py: a full-size file with one tensor wrong)
+    Case("inception-without-weights", ["run", *ANY_ARCH[:-4], "--set", "metrics=inception"],
+         ["metric 'inception' cannot run: no Inception-v3 weights", "GANLAB_INCEPTION_WEIGHTS=PATH",
+          "weights-inception-2015-12-05-6726825d.pth", "--download"]),
+    Case("inception-weights-of-another-network", ["run", *ANY_ARCH[:-4], "--set", "metrics=inception"],
+         ["small.pth (GANLAB_INCEPTION_WEIGHTS) do not fit torch-fidelity's Inception-v3", "are missing"],
+         env={"GANLAB_INCEPTION_WEIGHTS": "small.pth"}, setup=inception_weights_of_another_network),
+    Case("inception-weights-not-tensors", ["run", *ANY_ARCH[:-4], "--set", "metrics=inception"],
+         ["text.pth (GANLAB_INCEPTION_WEIGHTS) are not a PyTorch file of tensors alone"],
+         env={"GANLAB_INCEPTION_WEIGHTS": "text.pth"}, setup=write("text.pth", "not a checkpoint")),
     # -- checkpoints and resume (a garbled checkpoint: see test_corrupt_checkpoint_is_refused)
     Case("resume-unknown-run", ["resume", "0123456789abcdef0123456789abcdef"], ["no run '0123456789abcdef", "ganlab runs"]),
     Case("resume-finished", ["resume", RUN_ID], ["already FINISHED", "--steps"]),

@@ -1,9 +1,7 @@
 """The ``inception`` metric: torch-fidelity's Inception-v3 FID, KID, IS and precision/recall.
 
-Nothing is downloaded. The weights are a file of the same architecture made here, once per
-session, with random weights (He-initialised convolutions, so features still vary from image
-to image: PyTorch's default initialisation shrinks the signal at every layer, and 50 layers
-down every image has the same features). The full path runs on it: the weights check,
+Nothing is downloaded. The weights are a file of the same architecture made once per session
+with random weights (``weights_file`` in conftest.py). The full path runs on it: the weights check,
 torch-fidelity's extractor, the reference cache, the CLI.
 
 Inception at 299×299 costs about a third of a second per image on one CPU thread, so the
@@ -12,7 +10,6 @@ image sets are ten digits each, shared by module fixtures.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from pathlib import Path
@@ -36,37 +33,6 @@ from ganlab_plugins.metrics.inception import InceptionMetrics
 N = 10  # images per set
 #: two IS splits of five: a split of one image scores exactly 1 whatever its logits
 SMALL = {"samples": N, "kid_subsets": 5, "kid_subset_size": 5, "is_splits": 2}
-
-
-def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """torch-fidelity's FeatureExtractorInceptionV3, every tensor present, random weights."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    class KeepsItsInit(FeatureExtractorInceptionV3):
-        def load_state_dict(self, state_dict, strict=True, assign=False):  # no weights to load: keep the init
-            return None
-
-    empty = io.BytesIO()
-    torch.save({}, empty)
-    empty.seek(0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = KeepsItsInit("test-inception", ["2048"], feature_extractor_weights_path=empty)
-        for module in net.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-        # pool features are all positive: rows of zero sum keep their common part out of the logits,
-        # so that predictions differ from image to image and the Inception Score is more than 1
-        weight = torch.randn(net.fc.weight.shape) * 2.0
-        net.fc.weight.copy_(weight - weight.mean(dim=1, keepdim=True))
-    return net.state_dict()
-
-
-@pytest.fixture(scope="session")
-def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("inception-weights") / "random-inception.pth"
-    torch.save(random_inception_state(), path)
-    return path
 
 
 @pytest.fixture

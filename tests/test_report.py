@@ -227,6 +227,10 @@ def test_the_median_seed_and_default_metrics() -> None:
     assert default_metrics(["modes.captured", "modes.hq_percent", "diag.entropy", "loss.d", "loss.g"]) == [
         "modes.captured", "modes.hq_percent"]
     assert default_metrics(["diag.entropy", "loss.d", "loss.g"]) == ["loss.d", "loss.g"]
+    # the metrics' declared headline first: the classifier distance and the field's FID and IS beside it
+    logged = ["images.class_kl", "images.coverage", "images.fld", "images.fld_real", "images.kid", "inception.fid",
+              "inception.is", "inception.kid", "inception.precision"]
+    assert default_metrics(logged) == ["images.fld", "images.kid", "inception.fid", "inception.is"]
 
 
 def test_mlflow_image_file_names_are_read_back(workdir, mlflow_client):

@@ -44,6 +44,19 @@ def test_npy_and_png_from_an_image_run(image_run, workdir, cli_inproc, capsys):
     assert "wrote 9 samples of shape (1, 16, 16)" in capsys.readouterr().err
 
 
+def test_the_samples_come_with_the_headline_scores_of_the_run(image_run, workdir, cli_inproc, mlflow_client,
+                                                               capsys):
+    run_id = image_run.info.run_id
+    assert cli_inproc(["sample", run_id, "--n", "4", "--out", "s.npy"]) == 0
+    assert "last evaluation" not in capsys.readouterr().err, "a run without metrics scores nothing"
+    for key, value in {"images.fld": 2.5, "images.class_kl": 0.125, "inception.fid": 41.0, "inception.is": 3.25}.items():
+        mlflow_client.log_metric(run_id, key, value, step=4)
+    assert cli_inproc(["sample", run_id, "--n", "4", "--out", "t.npy"]) == 0
+    err = capsys.readouterr().err
+    # the metrics' declared headline, in their order; the class KL is no headline
+    assert "ganlab: the run's last evaluation: images.fld=2.5 inception.fid=41 inception.is=3.25\n" in err
+
+
 def test_samples_come_from_the_stored_weights(image_run, workdir, cli_inproc):
     """Zeroed weights make every output tanh(0) = 0: proof that generator.pt is what is sampled."""
     import torch

@@ -107,6 +107,16 @@ def sample(
         if partial is not None:
             partial.unlink(missing_ok=True)
     print(f"ganlab: wrote {n} samples of shape {tuple(model.shape)} from run {run_id} to {out}", file=sys.stderr)
+    scores = headline_scores(run, plugins.registry)
+    if scores:
+        print(f"ganlab: the run's last evaluation: {scores}", file=sys.stderr)
+
+
+def headline_scores(run: Any, registry: Any) -> str:
+    """The run's final values of the numbers its metrics name as their headline (e.g. images.fld and
+    images.kid, inception.fid and inception.is), so the samples come with what they scored."""
+    logged = run.data.metrics
+    return " ".join(f"{key}={logged[key]:.4g}" for key in registry.headline() if key in logged)
 
 
 #: ``--field`` without ``--out``; the image key of the field pictures (ganlab_plugins.metrics.head_pictures)

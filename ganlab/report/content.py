@@ -80,8 +80,11 @@ class Content:
 
 def default_metrics(available: list[str]) -> list[str]:
     """The metrics charted when none is named: what the metric plugins measured (modes, Fréchet
-    distances), else the losses; at most DEFAULT_CURVES."""
-    measured = [m for m in available if not m.startswith(_TRAINING)]
+    distances), the ones they name as headline first (FID and IS beside the classifier distance),
+    else the losses; at most DEFAULT_CURVES."""
+    from ganlab.compare.stats import _registry
+
+    measured = _registry().headline_first([m for m in available if not m.startswith(_TRAINING)])
     return (measured or [m for m in available if m.startswith("loss.")] or available)[:DEFAULT_CURVES]
 
 

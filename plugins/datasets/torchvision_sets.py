@@ -20,6 +20,7 @@ its end, nor takes 17 bytes for 60000 x 100000 x 100000 images.
 
 from __future__ import annotations
 
+import pickle
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,8 @@ class Cifar100(TorchvisionImages):
         self.coarse = coarse
 
     def _pickle(self, ds: Any, name: str) -> dict[str, Any]:
-        import pickle
-
         with open(Path(ds.root) / ds.base_folder / name, "rb") as handle:
-            return pickle.load(handle, encoding="latin1")  # Python 2 pickles, as torchvision reads them
+            return _ArraysOnly(handle, encoding="latin1").load()  # Python 2 pickles, as torchvision reads them
 
     def _targets(self, ds: Any, train: bool) -> torch.Tensor:
         if not self.coarse:
@@ -186,5 +185,18 @@ class Cifar100(TorchvisionImages):
 #: the registered factories (see :mod:`ganlab_plugins.datasets`): dataset name and torchvision class bound
 mnist = partial(TorchvisionImages, "mnist", "MNIST")
 fashion_mnist = partial(TorchvisionImages, "fashion-mnist", "FashionMNIST")
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR's pickles hold dicts of lists, strings and numpy arrays; any other class a file names is
+    refused, so reading one cannot run code (torchvision's checksum has vetted the file before, too)."""
+
+    ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                         ("numpy", "ndarray"), ("numpy", "dtype")})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"a CIFAR file names {module}.{name}, which a CIFAR file never holds")
+
+
 cifar10 = partial(TorchvisionImages, "cifar10", "CIFAR10")
 cifar100 = Cifar100

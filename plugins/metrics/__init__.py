@@ -86,6 +86,7 @@ def register_metrics(register: Any) -> None:
                                 min=0.0, min_exclusive=True),
         },
         datasets=tuple(MIXTURES),
+        headline=("modes.captured", "modes.hq_percent"),
     )
     register(
         "images", f"{_PACKAGE}.images:ImageMetrics",
@@ -101,6 +102,7 @@ def register_metrics(register: Any) -> None:
                                          "its fair share 1/K of the predictions (0.5: from 1/(2K) of the samples; "
                                          "0: predicted at least once)", min=0.0, max=1.0),
         },
+        headline=("images.fld", "images.kid"),
     )
     register(
         "inception", f"{_PACKAGE}.inception:InceptionMetrics",
@@ -119,6 +121,7 @@ def register_metrics(register: Any) -> None:
                                   "passes every sample through Inception-v3: lower samples first)"),
         },
         protocol=INCEPTION_PROTOCOL,
+        headline=("inception.fid", "inception.is"),  # the published tables' columns
     )
     register(
         "text", f"{_PACKAGE}.text:TextMetrics",

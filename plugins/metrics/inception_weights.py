@@ -122,9 +122,10 @@ def _checked(path: Path, size: int, mtime_ns: int, source: str) -> Weights:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise ConfigError(f"Inception weights {path} ({source}) cannot be read as a PyTorch state dict with "
-                          f"torch.load(weights_only=True): {type(exc).__name__}: {reason}") from None
+        # torch's own text is not passed on: it advises weights_only=False, which would run the file's code
+        raise ConfigError(f"Inception weights {path} ({source}) are not a PyTorch file of tensors alone "
+                          f"(torch.load(weights_only=True) refused it: {type(exc).__name__}); "
+                          f"{how_to_get()}") from None
     problem = fit_problem(state)
     if problem is not None:
         raise ConfigError(f"Inception weights {path} ({source}) do not fit torch-fidelity's Inception-v3: "
