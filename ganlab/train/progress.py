@@ -100,7 +100,8 @@ class ProgressBar:
         if elapsed <= 0 or done <= 0:
             return ""
         rate = done / elapsed
-        return f"{rate:.1f} steps/s ETA {format_eta((ctx.config.steps - step) / rate)}"
+        pace = f"{rate:.1f} steps/s" if rate >= 0.1 else f"{1 / rate:.0f} s/step"  # a large run on a CPU
+        return f"{pace} ETA {format_eta((ctx.config.steps - step) / rate)}"
 
     def plain_line(self, ctx: Any, step: int, losses: dict[str, Any]) -> None:
         """A line when this logging step starts a new tenth of the run, or 30 s have passed since the last."""
@@ -131,7 +132,7 @@ class ProgressBar:
         lines = [f"{status.lower()} at step {ctx.step}/{ctx.config.steps} in {format_eta(elapsed)}{where}"]
         if self.losses:
             lines.append("  losses at step {}: {}".format(*self.losses))
-        if self.evaluated is not None:
+        if self.evaluated is not None and self.evaluated[1]:  # metrics=none evaluates to nothing
             step, metrics = self.evaluated
             ordered = sorted(metrics.items(), key=lambda item: (item[0].startswith("diag."), item[0]))  # results first
             shown = [f"{k}={v:.4g}" for k, v in ordered[:SUMMARY_METRICS]]
