@@ -137,8 +137,9 @@ def test_a_weights_file_that_does_not_fit_is_named_with_what_is_wrong(tmp_path: 
             weights.checked(tmp_path / name, "test")
         assert says in str(refused.value) and str(tmp_path / name) in str(refused.value)
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match=r"garbage.pth \(test\) cannot be read"):
+    with pytest.raises(ConfigError, match=r"garbage.pth \(test\) are not a PyTorch file of tensors alone") as refused:
         weights.checked(tmp_path / "garbage.pth", "test")
+    assert "weights_only=False" not in str(refused.value), "never advise loading code"
     torch.save(without_counters, tmp_path / "counters.pth")  # torch-fidelity's own file has no counters
     assert weights.checked(tmp_path / "counters.pth", "test").sha256 != weights.checked(weights_file, "test").sha256
 
