@@ -231,19 +231,25 @@ def test_progress_lines_when_stderr_is_not_a_terminal(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_slow_run_gives_seconds_per_step_and_metrics_none_prints_no_empty_metrics_line(capsys) -> None:
+def test_the_last_lines_read_s_per_step_when_slow_and_the_headline_metrics_first(capsys) -> None:
     from types import SimpleNamespace
 
     from ganlab.train.progress import ProgressBar
 
     bar = ProgressBar(plain=True)
-    ctx = SimpleNamespace(config=SimpleNamespace(steps=1000), run_id="", step=2)
+    ctx = SimpleNamespace(config=SimpleNamespace(steps=1000), run_id="", step=2, extras={})
     bar.first_step, bar.started = 0, 0.0
     assert bar.speed(ctx, 2, now=72.0) == "36 s/step ETA 9h58m"  # 0.03 steps/s would read "0.0 steps/s"
     assert bar.speed(ctx, 20, now=10.0) == "2.0 steps/s ETA 8m10s"
     bar.evaluated = (2, {})
     bar.on_run_end(ctx, "FINISHED", None)
     assert "metrics at step" not in capsys.readouterr().err
+    # the metrics' declared headline first, then the other results, then the head diagnostics
+    ctx.extras["headline"] = ["images.fld", "images.kid", "inception.fid"]
+    bar.evaluated = (2, {"diag.entropy": 0.5, "images.class_kl": 0.25, "images.kid": 0.125, "images.fld": 1.5})
+    bar.on_run_end(ctx, "FINISHED", None)
+    assert "metrics at step 2: images.fld=1.5 images.kid=0.125 images.class_kl=0.25 diag.entropy=0.5\n" in \
+        capsys.readouterr().err
 
 
 def test_progress_bar_on_a_terminal_labels_the_eta(workdir: Path) -> None:

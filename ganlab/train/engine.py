@@ -476,6 +476,9 @@ class Trainer:
                     f"with head '{self.b.config.name_of('head')}' and loss '{self.b.config.name_of('loss')}'"
                 )
         self.ctx.extras["metrics"] = chosen
+        # the numbers the chosen metrics name as their headline, shown first in the run's last lines
+        self.ctx.extras["headline"] = [key for name in chosen if (component := self.b.metric_components.get(name))
+                                       for key in component.metadata.get("headline", ())]
 
     def evaluate(self, step: int) -> dict[str, float]:
         """The metrics' values at ``step`` (see ``evaluation`` for their pictures too)."""

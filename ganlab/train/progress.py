@@ -134,7 +134,10 @@ class ProgressBar:
             lines.append("  losses at step {}: {}".format(*self.losses))
         if self.evaluated is not None and self.evaluated[1]:  # metrics=none evaluates to nothing
             step, metrics = self.evaluated
-            ordered = sorted(metrics.items(), key=lambda item: (item[0].startswith("diag."), item[0]))  # results first
+            headline = [key for key in ctx.extras.get("headline", ()) if key in metrics]
+            rest = sorted((item for item in metrics.items() if item[0] not in headline),
+                          key=lambda item: (item[0].startswith("diag."), item[0]))  # other results, then diag.*
+            ordered = [(key, metrics[key]) for key in headline] + rest
             shown = [f"{k}={v:.4g}" for k, v in ordered[:SUMMARY_METRICS]]
             more = f" (and {len(metrics) - SUMMARY_METRICS} more)" if len(metrics) > SUMMARY_METRICS else ""
             lines.append(f"  metrics at step {step}: {' '.join(shown)}{more}")
