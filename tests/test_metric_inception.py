@@ -348,6 +348,13 @@ def test_an_auto_run_without_weights_says_so_once_and_finishes(workdir: Path, tm
     assert run.info.status == "FINISHED" and "images.fld" in run.data.metrics
     assert not any(key.startswith("inception.") for key in run.data.metrics)
 
+    # a population's replicas each decide, about the same data: still one line
+    done = run_in_process([*DIGITS_RUN, "--seeds", "0-2", "--experiment", "population"], workdir,
+                          env={"TORCH_HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "inception" in line]
+    assert len(notes) == 1 and notes[0].startswith("ganlab: note: inception metrics off: the run is on the CPU")
+
 
 @pytest.mark.slow
 def test_a_digits_run_logs_inception_metrics_and_their_protocol(workdir: Path, weights_file: Path) -> None:

@@ -44,6 +44,8 @@ from ganlab_plugins.metrics import inception_scores as scores
 from ganlab_plugins.metrics import inception_weights as weights
 
 KEYS = ("fid", "kid", "kid_std", "is", "is_std", "precision", "recall")
+#: (data, reason) pairs whose note this process has printed
+_NOTED: set[tuple[int, str]] = set()
 
 
 def image_channels(shape: tuple[int, ...]) -> int | None:
@@ -87,25 +89,29 @@ class InceptionMetrics:
         if channels is None:
             return False  # not images (points, token sequences): nothing to say
         if channels not in feats.CHANNELS:
-            return self._off(named, f"{channels}-channel images have no Inception-v3 input (it takes 1 or 3)")
+            return self._off(run, named, f"{channels}-channel images have no Inception-v3 input (it takes 1 or 3)")
         if refs.real_images(run.data, self.split) is None:
             raise ConfigError(f"metric.inception.reference = '{self.split}', but dataset "
                               f"'{config.name_of('dataset') if config else '?'}' has no {self.split} split")
         if not named and not self.auto_on_cpu and torch.device(run.device).type == "cpu":
-            return self._off(False, f"the run is on the CPU, where {self.samples} Inception-v3 passes per "
+            return self._off(run, False, f"the run is on the CPU, where {self.samples} Inception-v3 passes per "
                                     "evaluation take hours; set metric.inception.auto_on_cpu=true (and a smaller "
                                     "metric.inception.samples) or name it in --set metrics=...")
         found = weights.find(download=bool(config.download) if config is not None else False)
         if found is None:
-            return self._off(named, f"no Inception-v3 weights; {weights.how_to_get()}")
+            return self._off(run, named, f"no Inception-v3 weights; {weights.how_to_get()}")
         self.weights = found
         return True
 
     @staticmethod
-    def _off(named: bool, why: str) -> bool:
+    def _off(run: Any, named: bool, why: str) -> bool:
         if named:
             raise ConfigError(f"metric 'inception' cannot run: {why}")
-        print(f"ganlab: note: inception metrics off: {why}", file=sys.stderr)
+        # the replicas of a population each ask, about the same data: the note is said once for it
+        said = (id(getattr(run, "data", None)), why)
+        if said not in _NOTED:
+            _NOTED.add(said)
+            print(f"ganlab: note: inception metrics off: {why}", file=sys.stderr)
         return False
 
     # ---- the fixed part -------------------------------------------------------
