@@ -161,11 +161,21 @@ class Registry:
         if found is None:
             valid = sorted(self._by_kind[kind])
             label = "architecture" if kind == "architecture" else kind
+            hint = self._metric_logging(name) if kind == "metric" else ""
             raise GanlabError(
-                f"unknown {label} '{name}'{did_you_mean(name, valid)} "
+                f"unknown {label} '{name}'{hint or did_you_mean(name, valid)} "
                 f"(valid: {', '.join(valid) if valid else 'none registered'})"
             )
         return found
+
+    def _metric_logging(self, number: str) -> str:
+        """'; did you mean X (it logs X.fid)?' when ``number`` names one of a metric's headline numbers
+        (``fid`` is the inception metric's ``inception.fid``), else an empty string."""
+        for component in self.of_kind("metric"):
+            for key in component.metadata.get("headline", ()):
+                if key.rsplit(".", 1)[-1].lower() == number.lower():
+                    return f"; did you mean '{component.name}' (it logs {key})?"
+        return ""
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._by_kind[kind])

@@ -405,6 +405,8 @@ CASES = [
     Case("inception-without-weights", ["run", *ANY_ARCH[:-4], "--set", "metrics=inception"],
          ["metric 'inception' cannot run: no Inception-v3 weights", "GANLAB_INCEPTION_WEIGHTS=PATH",
           "weights-inception-2015-12-05-6726825d.pth", "--download"]),
+    Case("metric-named-by-its-number", ["run", *ANY_ARCH[:-4], "--set", "metrics=fid"],
+         ["unknown metric 'fid'; did you mean 'inception' (it logs inception.fid)?", "valid: anomaly"]),
     Case("inception-weights-of-another-network", ["run", *ANY_ARCH[:-4], "--set", "metrics=inception"],
          ["small.pth (GANLAB_INCEPTION_WEIGHTS) do not fit torch-fidelity's Inception-v3", "are missing"],
          env={"GANLAB_INCEPTION_WEIGHTS": "small.pth"}, setup=inception_weights_of_another_network),
