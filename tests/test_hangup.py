@@ -219,6 +219,9 @@ def test_sighup_stops_a_parallel_sweep_and_its_jobs(workdir: Path, mlflow_client
 def test_ctrl_c_twice_aborts_at_once_says_so_and_tags_sigint(workdir: Path, mlflow_client: Any) -> None:
     proc = ganlab(RUN, workdir, sleep=0.3)
     wait_for("mlruns/artifacts/ganlab/*/artifacts/checkpoints/step-00000005.pt", workdir, proc)
+    # into step 6's 0.3 s: a first SIGINT in the moment between two steps stops the run at once, and the
+    # second would then find nothing left to abort
+    time.sleep(0.12)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
