@@ -22,12 +22,12 @@ from ganlab.errors import GanlabError
 def declared(metrics: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Metric prefix -> its protocol params, for the installed metric components that declare some
     and whose values are among ``metrics`` (speed metrics such as ``auc:inception.fid`` included)."""
-    from ganlab.compare.stats import _registry
+    from ganlab.compare.stats import installed_registry
 
     # a speed metric names its metric after the colon: auc:inception.fid, steps_to:inception.fid<=40
     prefixes = {m.rsplit(":", 1)[-1].split(".")[0] for m in metrics}
     found: dict[str, tuple[str, ...]] = {}
-    for component in _registry().of_kind("metric"):
+    for component in installed_registry().of_kind("metric"):
         params = tuple(component.metadata.get("protocol") or ())
         prefix = str(component.metadata.get("logs", component.name))
         if params and prefix in prefixes:

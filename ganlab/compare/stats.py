@@ -252,14 +252,16 @@ def _default_of(run: Any, key: str) -> str:
 @functools.lru_cache(maxsize=None)
 def _component_options(kind: str, name: str) -> dict[str, Any]:
     """The defaults of the options of component ``name`` as installed now ({} if it is not)."""
-    registry = _registry()
+    registry = installed_registry()
     if name not in registry.names(kind):
         return {}
     return {key: option.default for key, option in registry.get(kind, name).options.items()}
 
 
 @functools.lru_cache(maxsize=1)
-def _registry() -> Any:
+def installed_registry() -> Any:
+    """The components installed here, loaded once: what compare and report read of them (option defaults,
+    metrics' protocols and headlines), quietly (a broken plugin is said by the commands that run it)."""
     from ganlab.plugins import PluginManager
 
     return PluginManager(warn=lambda message: None).load().registry

@@ -82,9 +82,9 @@ def default_metrics(available: list[str]) -> list[str]:
     """The metrics charted when none is named: what the metric plugins measured (modes, Fréchet
     distances), the ones they name as headline first (FID and IS beside the classifier distance),
     else the losses; at most DEFAULT_CURVES."""
-    from ganlab.compare.stats import _registry
+    from ganlab.compare.stats import installed_registry
 
-    measured = _registry().headline_first([m for m in available if not m.startswith(_TRAINING)])
+    measured = installed_registry().headline_first([m for m in available if not m.startswith(_TRAINING)])
     return (measured or [m for m in available if m.startswith("loss.")] or available)[:DEFAULT_CURVES]
 
 
