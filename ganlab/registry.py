@@ -190,9 +190,14 @@ class Registry:
 
     def headline_first(self, metrics: Sequence[str]) -> list[str]:
         """``metrics`` with the headline ones first."""
-        first = [key for key in self.headline() if key in metrics]
-        return first + [metric for metric in metrics if metric not in first]
+        return headline_first(self.headline(), metrics)
 
     def __iter__(self) -> Iterator[Component]:
         for kind in KINDS:
             yield from self.of_kind(kind)
+
+
+def headline_first(headline: Sequence[str], metrics: Sequence[str]) -> list[str]:
+    """``metrics`` with those in ``headline`` first, in its order; the others after, in theirs."""
+    first = [key for key in headline if key in metrics]
+    return first + [metric for metric in metrics if metric not in first]

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ganlab import hookimpl
+from ganlab.registry import headline_first
 
 #: plain progress lines: at least this often, when logging steps allow
 LINE_SECONDS = 30.0
@@ -134,10 +135,8 @@ class ProgressBar:
             lines.append("  losses at step {}: {}".format(*self.losses))
         if self.evaluated is not None and self.evaluated[1]:  # metrics=none evaluates to nothing
             step, metrics = self.evaluated
-            headline = [key for key in ctx.extras.get("headline", ()) if key in metrics]
-            rest = sorted((item for item in metrics.items() if item[0] not in headline),
-                          key=lambda item: (item[0].startswith("diag."), item[0]))  # other results, then diag.*
-            ordered = [(key, metrics[key]) for key in headline] + rest
+            results_first = sorted(metrics, key=lambda key: (key.startswith("diag."), key))
+            ordered = [(key, metrics[key]) for key in headline_first(ctx.extras.get("headline", ()), results_first)]
             shown = [f"{k}={v:.4g}" for k, v in ordered[:SUMMARY_METRICS]]
             more = f" (and {len(metrics) - SUMMARY_METRICS} more)" if len(metrics) > SUMMARY_METRICS else ""
             lines.append(f"  metrics at step {step}: {' '.join(shown)}{more}")
