@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ganlab.cli.ui import _stop, _wait_ready
+from ganlab.cli.ui import JOBS_ENV, _stop, _wait_ready
 from ganlab.errors import GanlabError
 
 
@@ -103,7 +103,8 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
     log = open(artifacts.parent / "mlflow-server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
                              "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                             "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, JOBS_ENV: "false"})  # as `ganlab ui` starts it: no job runner
     uri = f"http://127.0.0.1:{port}"
     try:
         try:  # the same readiness wait and group stop as `ganlab ui`

@@ -177,9 +177,9 @@ def labelled_data(n_per_class: int = 20, seed: int = 0, test: bool = True) -> Te
     return TensorData(x, y, num_classes=3, source="blobs", test_x=tx if test else None, test_y=ty if test else None)
 
 
-def run_context(data, discriminator, seed: int = 0, batch_size: int = 8):
+def run_context(data, discriminator, seed: int = 0, batch_size: int = 8, compile: bool = False):
     return SimpleNamespace(
-        config=SimpleNamespace(seed=seed, batch_size=batch_size), data=data, device=torch.device("cpu"),
+        config=SimpleNamespace(seed=seed, batch_size=batch_size, compile=compile), data=data, device=torch.device("cpu"),
         discriminator=discriminator, num_classes=data.num_classes,
     )
 
@@ -251,6 +251,29 @@ def test_labelled_subset_is_seeded_balanced_and_the_only_label_source():
         d_loss_of(objective, head, net(data.x[:8]), net(data.x[:8]), bogus)
     allowed = {tuple(row.tolist()) for row in data.x[index]}
     assert len(seen) == 4 and all(tuple(row.tolist()) in allowed for batch in seen for row in batch)
+
+
+@pytest.mark.slow
+def test_compiled_labelled_batches_compile_once_not_every_step():
+    # Under torch.compile the labelled sampler is left out of the graph: traced, its Python counters
+    # would be constants of the graph and every step would compile a new one.
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    data, head = labelled_data(), make("head", "softmax")
+    net = torch.nn.Linear(2, 4)
+    objective = make("loss", "nonsaturating", labeled=9)
+    objective.setup(run_context(data, net, batch_size=4, compile=True))
+    step = torch.compile(lambda: objective.supervised_loss(head), backend="eager")
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        losses = [step() for _ in range(6)]
+        graphs = counters["stats"]["unique_graphs"]
+    finally:
+        torch._dynamo.reset()
+    assert all(torch.isfinite(loss) for loss in losses)
+    assert 1 <= graphs <= 2, graphs  # the loss around the sampler, compiled once
 
 
 def test_labelled_batches_resume_from_state_dict():

@@ -82,3 +82,25 @@ def test_the_watcher_sees_a_heavy_import() -> None:
     line = [x for x in probe.stderr.splitlines() if x.startswith("STARTUP-REPORT ")][-1]
     report = json.loads(line.split(" ", 1)[1])
     assert report["loaded"] == ["torch"] and "torch" in report["culprits"]
+
+
+@pytest.mark.slow
+def test_importing_every_module_leaves_torchs_compiler_front_end_unloaded() -> None:
+    # torch._dynamo costs every process that imports it about 1.5 s of CPU; a training run loads it
+    # anyway (torch's optimisers do when built), but a refusal, a listing or a sweep's parent must
+    # not, so no module of ganlab or its built-in plugins may import it (or decorate with
+    # torch.compiler.disable) at import time: only compile=true needs it.
+    probe = subprocess.run([sys.executable, "-c", r"""
+import importlib, pkgutil, sys
+import ganlab, ganlab_plugins
+for package in (ganlab, ganlab_plugins):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if module.name.endswith("__main__"):  # would run the CLI
+            continue
+        importlib.import_module(module.name)
+print(len(sys.modules), "torch" in sys.modules, "torch._dynamo" in sys.modules)
+"""], check=False, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    modules, torch_loaded, dynamo_loaded = probe.stdout.split()
+    assert torch_loaded == "True" and int(modules) > 500  # the modules that need torch were imported
+    assert dynamo_loaded == "False"

@@ -38,6 +38,30 @@ def ganlab_ui(workdir: Path, log: Path, *options: str) -> Iterator[tuple[str, su
     assert code == 0, log.read_text()[-2000:]
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while being read
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def upload(base: str, run_id: str, name: str, data: bytes) -> int:
     """The MLflow server's own upload endpoint: it writes under the run's artifact location itself."""
     request = urllib.request.Request(f"{base}/ajax-api/2.0/mlflow/upload-artifact?run_uuid={run_id}&path={name}",
@@ -86,7 +110,7 @@ def test_ui_on_every_interface_prints_an_address_that_answers_and_keeps_mlflow_q
                                                                                      tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "ui.log"
-    with ganlab_ui(workdir, log, "--host", "0.0.0.0", "--port", str(port)) as (line, _):
+    with ganlab_ui(workdir, log, "--host", "0.0.0.0", "--port", str(port)) as (line, ui):
         printed = line.split()[2]
         assert "0.0.0.0" not in line, line
         base = printed.split("/#/")[0]
@@ -95,6 +119,10 @@ def test_ui_on_every_interface_prints_an_address_that_answers_and_keeps_mlflow_q
             assert answer.status == 200
         if not base.startswith("http://127.0.0.1:"):
             assert f"on this machine also http://127.0.0.1:{port}" in line, line
+        # MLflow's job runner and its consumers are not started (their job kinds serve nothing ganlab records)
+        commands = [command for pid in descendants(ui.pid) if (command := command_line(pid))]
+        assert any("ui_guard" in c for c in commands), commands  # (the server was found)
+        assert not [c for c in commands if "mlflow.server.jobs" in c], commands
     said = log.read_text()
     warning = [x for x in said.splitlines() if x.startswith("ganlab: warning:")]
     assert len(warning) == 1, said

@@ -33,6 +33,10 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
+#: MLflow's switch for its server's job runner (see ``ui``)
+JOBS_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+
+
 def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to bind (anything but 127.0.0.1 exposes the runs, without authentication).")] = "127.0.0.1",
@@ -60,6 +64,10 @@ def ui(
     env = dict(os.environ)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("DO_NOT_TRACK", "true")
+    # MLflow's server also starts a job runner and a Huey consumer per job kind (GenAI evaluation,
+    # prompt optimisation, trace roll-ups), each a Python process importing MLflow: seconds of CPU and
+    # hundreds of MB for features a GAN store never uses. Set the variable to true to have them.
+    env.setdefault(JOBS_ENV, "false")
     env[ROOT_ENV] = artifacts
     env[HOSTS_ENV] = ",".join(_host_names(host, addresses))
     print(f"ganlab: starting the MLflow UI on {shown} ...", file=sys.stderr, flush=True)
