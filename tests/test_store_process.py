@@ -189,3 +189,91 @@ def test_opening_the_store_pays_first_use_costs_before_training_starts(workdir: 
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"pillow": True, "mappers configured": True}
+
+
+# ---- one writer for the records a process makes one after another --------------------------
+@pytest.mark.slow
+def test_records_made_one_after_another_share_a_writer_and_it_ends_with_the_command(
+        workdir: Path, store_uri: str, mlflow_client) -> None:
+    from ganlab.record.store import tracking_uri
+    from ganlab.record.store_process import reusable_writers
+
+    uri = tracking_uri(store_uri)
+    with reusable_writers():
+        first = StoreProcess(uri)
+        first_run = start(first)
+        first.call("end_run", first_run, "FINISHED", {})
+        first.close()
+        assert first.process.poll() is None  # idle, kept for the next record
+        parent = StoreProcess(uri)
+        assert parent.process is first.process
+        parent_run = start(parent)
+        child = StoreProcess(uri)  # open while the parent's is: a writer of its own
+        assert child.process is not parent.process
+        child_run = start(child)
+        child.call("end_run", child_run, "FINISHED", {})
+        child.close()
+        after = StoreProcess(uri)  # the next child reuses the idle one, not the parent's busy writer
+        assert after.process is child.process
+        after_run = start(after)
+        after.call("end_run", after_run, "FINISHED", {})
+        after.close()
+        parent.call("end_run", parent_run, "FINISHED", {})
+        parent.close()
+        writers = [first.process, child.process]
+        assert all(w.poll() is None for w in writers)
+    assert [w.returncode for w in writers] == [0, 0]  # both closed and waited for on leaving
+    for run_id in (first_run, parent_run, child_run, after_run):
+        assert mlflow_client.get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_reused_writer_starts_clean_after_a_store_it_could_not_open(workdir: Path, store_uri: str,
+                                                                       mlflow_client) -> None:
+    from ganlab.record.store import tracking_uri
+    from ganlab.record.store_process import reusable_writers
+
+    bad = workdir / "not-a-database.db"
+    bad.write_text("this is not SQLite\n" * 100)
+    with reusable_writers():
+        refused = StoreProcess(f"sqlite:///{bad}")
+        with pytest.raises(TrackingError, match="cannot open the tracking store"):
+            refused.wait()
+        refused.close()
+        good = StoreProcess(tracking_uri(store_uri))
+        assert good.process is refused.process
+        run_id = start(good)  # not the earlier store's refusal
+        good.call("end_run", run_id, "FINISHED", {})
+        good.close()
+        good.process.kill()  # an idle writer that died is not handed out again
+        good.process.wait()
+        fresh = StoreProcess(tracking_uri(store_uri))
+        assert fresh.process is not good.process
+        fresh.call("end_run", run_id, "KILLED", {})
+        fresh.close()
+    assert mlflow_client.get_run(run_id).info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_a_sweep_in_one_process_starts_one_writer_for_all_its_runs(workdir: Path, mlflow_client,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import TINY_RING8, TINY_SWEEP_BASE, cli_in_process
+
+    from ganlab.record.store_process import WRITER_ENV
+
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def counting_popen(args, *rest, **options):  # the real Popen, counted
+        if "ganlab.record.store_worker" in args:
+            started.append(args)
+        return real_popen(args, *rest, **options)
+
+    monkeypatch.setattr(subprocess, "Popen", counting_popen)
+    monkeypatch.setenv(WRITER_ENV, "process")
+    (workdir / "three.toml").write_text('experiment = "three"\n' + TINY_SWEEP_BASE + TINY_RING8
+                                        + '[grid]\nseed = [0, 1, 2]\n')
+    assert cli_in_process(["sweep", "three.toml"]) == 0
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("three").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4  # the sweep's parent and its three runs
+    assert len(started) == 1, started

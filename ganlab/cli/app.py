@@ -294,7 +294,10 @@ def _end_of_options(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and ``python -m ganlab`` (``argv`` None: this process's own
     command line, which then ends with the command: see ``_leave_lingering_threads``)."""
-    code = _main(argv)
+    from ganlab.record.store_process import reusable_writers
+
+    with reusable_writers():  # one record writer for the runs this command makes one after another
+        code = _main(argv)
     if argv is None:
         _leave_lingering_threads(code)
     return code

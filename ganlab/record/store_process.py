@@ -16,6 +16,7 @@ is never lost. ``close`` waits until everything sent is written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -102,6 +103,46 @@ class _WriterThread:
         self._abandoned = True  # a thread cannot be killed: it ends after the operation it is in
 
 
+#: Writers whose run's record is complete, waiting for this process's next run; None outside
+#: ``reusable_writers``, where a closed record's writer ends with it.
+_idle: list[tuple[Any, Connection, Connection, Any]] | None = None
+
+
+@contextlib.contextmanager
+def reusable_writers() -> Any:
+    """Within it, a writer whose record is closed serves this process's next record instead of ending.
+
+    A process that records runs one after another (a sweep's variants, a sequential population's
+    seeds, a study worker's trials) then starts one writer, not one per run: each writer imports
+    MLflow and opens the store again, seconds of CPU. Records open at the same time (a population's
+    parent and its current seed) still each have their own. On leaving, the idle writers are closed
+    and waited for, as ``StoreProcess.close`` does outside it. The CLI runs every command within it.
+    """
+    global _idle
+    if _idle is not None:  # already within one
+        yield
+        return
+    _idle = []
+    try:
+        yield
+    finally:
+        idle, _idle = _idle, None
+        for process, requests, replies, log in idle:
+            requests.close()  # end of file: the writer exits
+            _wait_or_kill(process, StoreProcess.close_timeout)
+            replies.close()
+            if log is not None:
+                log.close()
+
+
+def _wait_or_kill(process: Any, timeout: float) -> None:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class StoreProcess:
     """The training process's handle on the process that writes the record."""
 
@@ -113,6 +154,17 @@ class StoreProcess:
         self._due = 0  # answers not read yet
         self._error: tuple[str, str] | None = None
         self.gone = False  # the writer died: nothing more reaches this run's record through it
+        while _idle:  # a writer an earlier record of this process left (reusable_writers)
+            self.process, self._requests, self._replies, self._log = _idle.pop()
+            if self.process.poll() is None:
+                if self._log is not None:  # its last words are this record's only
+                    self._log.seek(0)
+                    self._log.truncate()
+                self.send("open", self.uri)
+                return
+            self._requests.close()
+            self._replies.close()
+            self._close_log()
         # The writer's own stderr (MLflow's and SQLAlchemy's messages, a crash's traceback) goes to a
         # file of its own, not the terminal: every failure comes back here as one line. --verbose
         # (GANLAB_VERBOSE=1) lets it through.
@@ -167,19 +219,20 @@ class StoreProcess:
         self._collect(block=True)
 
     def close(self) -> None:
-        """Wait for the record to be written and the process to end; never raises."""
+        """Wait for the record to be written and the process to end (within ``reusable_writers``, to
+        be idle: it then serves the next record); never raises."""
         if self._requests is not None:
             try:
                 self._collect(block=True)
             except GanlabError:
                 pass
+            if _idle is not None and not self.gone and self.process.poll() is None:
+                _idle.append((self.process, self._requests, self._replies, self._log))
+                self._requests, self._log = None, None
+                return
             self._requests.close()
             self._requests = None
-        try:
-            self.process.wait(timeout=self.close_timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _wait_or_kill(self.process, self.close_timeout)
         self._replies.close()
         self._close_log()
 

@@ -227,6 +227,8 @@ def serve(requests: Connection, replies: Connection) -> None:
             name, args, kwargs = requests.recv()
         except (EOFError, OSError):
             return
+        if name == "open":  # the next record of the training process (ganlab.record.store_process.reusable_writers)
+            session, broken = Session(), None
         if broken is not None:
             replies.send(("error", broken))
             continue
