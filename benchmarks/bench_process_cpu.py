@@ -17,7 +17,6 @@ running beside the benchmark disturbs least.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -88,13 +87,7 @@ def import_cpu(code: str, env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="one repetition: checks that the script works")
-    parser.add_argument("--json", help="also write the results to this file")
-    args = parser.parse_args()
-    if args.quick:
-        args.repeat = 1
+    args = benchlib.repeat_options(__doc__ or "", repeat=3, quick=1)
     info = benchlib.machine(torch_too=False)
     rows, payload = [], {"machine": info}
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-") as tmp:

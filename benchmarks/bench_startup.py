@@ -12,7 +12,6 @@ Targets: --help < 0.5 s and components < 1 s above the interpreter.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -25,13 +24,7 @@ TARGETS = {"ganlab --help": 0.5, "ganlab components": 1.0}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--quick", action="store_true", help="three repetitions: checks that the script works")
-    parser.add_argument("--json", help="also write the results to this file")
-    args = parser.parse_args()
-    if args.quick:
-        args.repeat = 3
+    args = benchlib.repeat_options(__doc__ or "", repeat=15, quick=3)
     benchlib.warn_if_busy()
     info = benchlib.machine(torch_too=False)
 

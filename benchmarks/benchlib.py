@@ -232,3 +232,18 @@ def save_json(path: str | None, payload: dict[str, Any]) -> None:
     if path:
         Path(path).write_text(json.dumps(payload, indent=2, default=str))
         print(f"results written to {path}", file=sys.stderr)
+
+
+def repeat_options(doc: str, repeat: int, quick: int) -> Any:
+    """Parse ``--repeat`` (default ``repeat``), ``--quick`` (``quick`` repetitions: checks that the
+    script works) and ``--json`` (also write the results to this file)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--quick", action="store_true", help=f"{quick} repetition(s): checks that the script works")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeat = quick
+    return args

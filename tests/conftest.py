@@ -21,7 +21,7 @@ import pytest
 
 # The suite runs many tiny models, often several processes at once, on 2 cores: one
 # thread per process avoids oversubscription (subprocesses inherit the variable).
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS") or "1"  # (set but empty: one too)
 
 #: Settings that make a real run take a second or two on a 2-core CPU.
 #: the [base] table of a tiny sweep file: TINY's settings in TOML
