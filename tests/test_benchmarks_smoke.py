@@ -21,7 +21,7 @@ SCRIPTS = sorted(p.name for p in BENCH.glob("bench_*.py"))
 def test_every_benchmark_is_listed() -> None:
     assert {"bench_overhead.py", "bench_article.py", "bench_logging.py", "bench_startup.py",
             "bench_memory.py", "bench_gpu.py", "bench_population.py", "bench_listing.py",
-            "bench_process_cpu.py"} <= set(SCRIPTS)
+            "bench_process_cpu.py", "bench_text_stats.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

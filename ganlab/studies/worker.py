@@ -151,6 +151,7 @@ class Worker:
             with tempfile.TemporaryDirectory(prefix="ganlab-trial-") as tmp:
                 ended = self.child(config, plugins, environ, Path(tmp))
                 if self.lost_storage is not None:
+                    self.end_stopped_run(config.run_name)
                     raise StorageLost(f"the study's storage stopped answering ({self.lost_storage}); trial "
                                       f"{config.run_name} was stopped (its run KILLED) and is retried once the "
                                       "storage is back and a worker runs")
@@ -279,6 +280,23 @@ class Worker:
                     self.lost_storage = one_line(exc)
                     self.child.stop(self.grace / 4)  # it checkpoints and ends its run KILLED
                     return
+
+    def end_stopped_run(self, name: str) -> None:
+        """End KILLED the run of a trial stopped for a lost storage, when it was killed before closing it.
+
+        The trial has ``grace / 4`` seconds to checkpoint and close its run; on a loaded machine that
+        may not be enough, and a run must not stay RUNNING. The tracking store may have gone with the
+        storage (one server for both): then nothing can be written, and nothing is.
+        """
+        from mlflow.entities import RunTag
+
+        try:
+            run_id = child_run_id(self.client, self.experiment_id, self.parent_id, name)
+            if run_id is not None and self.client.get_run(run_id).info.status == "RUNNING":
+                self.client.log_batch(run_id, tags=[RunTag("ganlab.killed_by", "SIGKILL")])
+                self.client.set_terminated(run_id, status="KILLED")
+        except Exception:  # the tracking store is unreachable too
+            pass
 
     # ---- trials whose worker died -------------------------------------------------------
     def on_stale(self, study: Any, frozen: Any) -> None:
