@@ -428,3 +428,37 @@ def test_a_dead_trial_whose_run_had_finished_is_completed_from_it_not_retried(wo
     assert worker.storage.get_trial(dead).state == TrialState.FAIL
     worker.close_parent_if_done()
     assert mlflow_client.get_run(worker.parent_id).info.status == "FINISHED"
+
+
+def test_a_trial_killed_for_a_lost_storage_has_its_run_ended_killed_by_its_worker(workdir: Path, mlflow_client,
+                                                                                   monkeypatch) -> None:
+    """The trial had grace / 4 seconds to close its run and did not (killed mid-checkpoint): the worker
+    ends the run KILLED; a run the trial did close is left as it ended; an unreachable store is no error."""
+    from mlflow import MlflowClient
+
+    from ganlab.studies.worker import Worker
+
+    (workdir / "grid.toml").write_text(GRID_12.replace('"head.name" = ["sigmoid", "softmax", "sparsemax", "entmax"]',
+                                                       '"head.name" = ["sigmoid"]').replace("seed = [0, 1, 2]",
+                                                                                              "seed = [0, 1]"))
+    created = run_in_process(["sweep", "grid.toml", "--jobs", "0"], workdir)
+    assert created.returncode == 0, created.stderr
+    worker = Worker(created.stdout.strip().splitlines()[-1], f"journal:{workdir / 'mlruns' / 'optuna.journal'}",
+                    say=lambda text: None)
+    left_running = mlflow_client.create_run(worker.experiment_id, run_name="sigmoid-seed=0",
+                                            tags={"mlflow.parentRunId": worker.parent_id}).info.run_id
+    closed = mlflow_client.create_run(worker.experiment_id, run_name="sigmoid-seed=1",
+                                      tags={"mlflow.parentRunId": worker.parent_id}).info.run_id
+    mlflow_client.set_terminated(closed, status="KILLED")
+
+    worker.end_stopped_run("sigmoid-seed=0")
+    worker.end_stopped_run("sigmoid-seed=1")
+
+    ended = mlflow_client.get_run(left_running)
+    assert ended.info.status == "KILLED" and ended.data.tags["ganlab.killed_by"] == "SIGKILL"
+    untouched = mlflow_client.get_run(closed)
+    assert untouched.info.status == "KILLED" and "ganlab.killed_by" not in untouched.data.tags
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    worker.client = MlflowClient(tracking_uri="http://127.0.0.1:9")  # the store went with the storage
+    worker.end_stopped_run("sigmoid-seed=0")
