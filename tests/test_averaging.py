@@ -127,6 +127,26 @@ def test_a_run_sets_the_scheduled_rate_before_each_step(kind: str) -> None:
     assert [d for _, d in seen] == pytest.approx([d for _, d in expected], rel=1e-12)
 
 
+def test_schedule_steps_trains_the_first_steps_of_the_longer_run() -> None:
+    """steps=5 with schedule_steps=12 is the first 5 steps of the 12-step run, weight for weight; without
+    schedule_steps the 5-step run's rate falls faster and its weights differ."""
+    from ganlab.train.build import build
+    from ganlab.train.engine import Trainer
+
+    def snapshots(**settings: Any) -> list[Any]:
+        config, plugins = _config(lr_schedule="linear", ema=0.7, lr_g=1e-2, lr_d=1e-2, **settings)
+        recorder = WeightsAfterEachStep()
+        plugins.register_object(recorder, "test.recorder")
+        Trainer(build(plugins, config), plugins).fit()
+        return recorder.snapshots
+
+    whole, first, short = snapshots(steps=12), snapshots(steps=5, schedule_steps=12), snapshots(steps=5)
+    assert len(first) == 5
+    for mine, theirs in zip(first, whole[:5]):
+        assert bool((mine == theirs).all())
+    assert float((short[-1] - whole[4]).abs().max()) > 1e-6
+
+
 def test_replicas_follow_their_single_runs_with_an_average_and_a_schedule() -> None:
     """A population keeps its replicas' averages as stacked tensors; each must be its single run's."""
     from ganlab.train.population.launch import run_population
@@ -169,11 +189,20 @@ def test_a_recorded_run_exports_the_average_as_generator_pt(workdir: Any, mlflow
     ("ema=-0.1", "ema: must be in [0, 1)"),
     ("ema_start=-1", "ema_start"),
     ("lr_schedule=linaer", "did you mean 'linear'"),
+    ("schedule_steps=8", "schedule_steps=8 has no effect with lr_schedule=constant"),
+    ("schedule_steps=-1", "schedule_steps"),
 ])
 def test_bad_values_are_refused_in_one_line(workdir: Any, setting: str, says: str) -> None:
     result = run_in_process(["run", "--steps", "1", "--set", setting], cwd=workdir)
     assert result.returncode == 2 and says in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_schedule_that_ends_before_the_run_is_refused_in_one_line(workdir: Any) -> None:
+    result = run_in_process(["run", "--steps", "10", "--lr-schedule", "linear", "--set", "schedule_steps=4"],
+                            cwd=workdir)
+    assert result.returncode == 2 and "schedule_steps=4 is below steps=10" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_the_memory_estimate_counts_the_averaged_copy_of_g() -> None:

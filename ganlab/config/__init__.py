@@ -139,6 +139,9 @@ SETTINGS: dict[str, Option] = {
                            "gradient)", min=0.0),
     "lr_schedule": Option(str, "constant", "learning rate over training, both networks: "
                           + "; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()), choices=tuple(SCHEDULES)),
+    "schedule_steps": Option(int, 0, "the step at which lr_schedule reaches its end (0: steps); with steps below "
+                             "it a run trains the first steps of that longer run, e.g. to read its early phase "
+                             "at a fraction of the cost (`ganlab resume --steps` continues it)", min=0),
     "ema": Option(float, 0.0, "decay of an exponential moving average of G's weights; samples, evaluation and "
                   "generator.pt use the average (0: off; e.g. 0.999)", check=_decay),
     "ema_start": Option(int, 0, "generator steps during which the average is a plain copy of G", min=0),
@@ -417,6 +420,7 @@ class ConfigBuilder:
             value = option.coerce(key, self.raw[key]) if key in self.raw else option.default
             settings[key] = option.default if value is None else value
         _check_device(settings["device"])
+        _check_schedule(settings)
         components: dict[str, dict[str, Any]] = {}
         for section, kind in SECTIONS.items():
             table = dict(self.raw.get(section, {}))
@@ -475,6 +479,18 @@ class ConfigBuilder:
         for metric in config.metric_names or []:
             registry.get("metric", metric)
         return config
+
+
+def _check_schedule(settings: Mapping[str, Any]) -> None:
+    horizon, steps, kind = settings["schedule_steps"], settings["steps"], settings["lr_schedule"]
+    if not horizon:
+        return
+    if kind == "constant":
+        raise ConfigError(f"schedule_steps={horizon} has no effect with lr_schedule=constant "
+                          "(set lr_schedule to linear or cosine, or leave schedule_steps out)")
+    if horizon < steps:
+        raise ConfigError(f"schedule_steps={horizon} is below steps={steps}: the rate would be 0 after step "
+                          f"{horizon} (schedule_steps is where the schedule ends; 0 means steps)")
 
 
 def _names(text: str) -> list[str]:

@@ -178,7 +178,7 @@ def train_step(t: Any, step: int) -> tuple[Any, Any, dict[str, Any], dict[str, A
     the generator's average; (D loss, G loss, D terms, G terms). ``t``: a ``Trainer``, or a population's
     ``PopulationTrainer`` (then each loss holds one value per replica, and a hook is called per replica)."""
     cfg = t.config
-    set_rates(((t.opt_d, cfg.lr_d), (t.opt_g, cfg.lr_g)), cfg.lr_schedule, step - 1, cfg.steps)
+    set_rates(((t.opt_d, cfg.lr_d), (t.opt_g, cfg.lr_g)), cfg.lr_schedule, step - 1, cfg.schedule_steps or cfg.steps)
     for d_step in range(cfg.d_steps):
         real, labels = t.next_batch()
         t.opt_d.zero_grad(set_to_none=True)
