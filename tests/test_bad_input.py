@@ -203,6 +203,12 @@ def entry_point(*names: str) -> Callable[[Path], None]:
 
 
 # -- bounded reads and dataset contracts (issue 30): the files the cases read
+def truncated_gzip(cwd: Path) -> None:
+    import gzip
+
+    (cwd / "runs.json.gz").write_bytes(gzip.compress(b'{"format": "ganlab-runs/1"' + b" " * 4096)[:40])
+
+
 def idx_file(path: Path, dims: tuple[int, ...], payload: bytes) -> None:
     """An IDX file of unsigned bytes: magic 0x0000 08 NDIM, the dimensions as big-endian uint32, ``payload``."""
     import struct
@@ -563,6 +569,21 @@ CASES = [
          ["is deleted; restore it first (mlflow runs restore)"], setup=deleted_run),
     Case("tracking-server-unreachable", ["run", *TINY_RUN, "--tracking-uri", "http://user:SECRETPW@127.0.0.1:1/"],
          ["cannot reach the MLflow tracking server at http://user:***@127.0.0.1:1/", "connection refused"]),
+    # -- runs files (ganlab export / import)
+    Case("export-over-a-file", ["export", "-e", "ganlab", "runs.json"], ["runs.json already exists", "nothing was written"],
+         setup=write("runs.json", "keep me\n")),
+    Case("export-unknown-experiment", ["export", "-e", "ganlb", "runs.json"],
+         ["unknown experiment 'ganlb'", "did you mean 'ganlab'"]),
+    Case("import-no-file", ["import", "nowhere.json"], ["no runs file at nowhere.json"]),
+    Case("import-not-json", ["import", "runs.json"], ["runs.json is not a runs file", "not JSON"],
+         setup=write("runs.json", "hello\n")),
+    Case("import-another-format", ["import", "runs.json"], ["not a runs file of format ganlab-runs/1", "'mlflow'"],
+         setup=write("runs.json", '{"format": "mlflow", "runs": []}')),
+    Case("import-truncated-gzip", ["import", "runs.json.gz"], ["cannot read runs.json.gz"], setup=truncated_gzip),
+    Case("import-a-running-run", ["import", "runs.json"],
+         ["run 1 of 1 has status 'RUNNING'", "FINISHED, FAILED, KILLED", "nothing was imported"],
+         setup=write("runs.json", '{"format": "ganlab-runs/1", "experiment": "x", "runs": [{"run_id": "a", '
+                                  '"status": "RUNNING", "params": {}, "tags": {}, "metrics": {}}]}')),
 ]
 
 #: broken-but-tolerated: a warning line, and the command carries on (exit 0)

@@ -136,3 +136,25 @@ def test_run_dir_is_refused_for_a_distributed_run_before_anything_starts(tmp_pat
     done = run_in_process(["run", "--steps", "1", "--no-tracking", "--run-dir", "d", "--nproc", "2"], tmp_path)
     assert done.returncode == 2 and "a distributed run (--nproc) needs tracking" in done.stderr, done.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_the_first_steps_of_a_schedule_resumed_to_its_end_are_the_whole_run(tmp_path: Path) -> None:
+    """schedule_steps: 3 of 6 steps of a linear schedule, then `resume --steps 6`, give the 6-step run's networks."""
+    import torch
+
+    args = ["--batch-size", "8", "--latent-dim", "4", "--dataset", "ring8", "--set", "arch.hidden_scale=0.0625",
+            "--sample-every", "0", "--eval-every", "0", "--set", "metrics=none", "--no-tracking", "--device", "cpu",
+            "--lr-schedule", "linear", "--lr-g", "0.01", "--lr-d", "0.01"]
+    assert run_in_process(["run", *args, "--steps", "3", "--set", "schedule_steps=6", "--run-dir", "first"],
+                          tmp_path).returncode == 0
+    resumed = run_in_process(["resume", "first", "--steps", "6"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert run_in_process(["run", *args, "--steps", "6", "--run-dir", "whole"], tmp_path).returncode == 0
+    assert run_in_process(["run", *args, "--steps", "3", "--run-dir", "short"], tmp_path).returncode == 0
+    for name in ("generator.pt", "discriminator.pt"):
+        mine = torch.load(tmp_path / "first" / name, weights_only=True)
+        whole = torch.load(tmp_path / "whole" / name, weights_only=True)
+        assert all(torch.equal(mine[key], whole[key]) for key in whole), name
+    short = torch.load(tmp_path / "short" / "generator.pt", weights_only=True)
+    first_three = torch.load(tmp_path / "first" / "checkpoints" / "step-00000003.pt", weights_only=False)["generator"]
+    assert any(not torch.equal(short[key], first_three[key]) for key in short)
