@@ -92,6 +92,16 @@ def test_imported_runs_are_the_exported_runs_with_their_parent_links(trained: st
     assert again.returncode == 0 and "0 run(s) imported" in again.stderr and "3 already there" in again.stderr
     assert len(_runs(target)) == 3
 
+    # the target's own export, taken after a run was added there, imported over the first file elsewhere
+    extra = _client(target).create_run(copies[parents[0].info.run_id].info.experiment_id, run_name="added-later")
+    _client(target).set_terminated(extra.info.run_id)
+    assert run_in_process(["export", "-e", "ganlab", "--tracking-uri", target, "later.json"], workdir).returncode == 0
+    third = f"sqlite:///{workdir / 'third' / 'mlflow.db'}"
+    assert run_in_process(["import", "runs.json.gz", "--tracking-uri", third], workdir).returncode == 0
+    later = run_in_process(["import", "later.json", "--tracking-uri", third], workdir)
+    assert later.returncode == 0 and "1 run(s) imported" in later.stderr and "3 already there" in later.stderr
+    assert sorted(r.data.tags["ganlab.imported_from"] for r in _runs(third)) == sorted([*source, extra.info.run_id])
+
 
 def test_compare_reads_the_imported_runs_as_the_trained_ones(trained: str, workdir: Path) -> None:
     target = f"sqlite:///{workdir / 'elsewhere' / 'mlflow.db'}"

@@ -8,8 +8,10 @@ history of its metrics (every logged step, with its timestamp), so compare's tes
 and plots give the same answers in either store. Artifacts (checkpoints, pictures, networks) stay
 in the source store: the file is small enough to commit beside the results it supports.
 
-Importing is idempotent: each imported run is tagged with the id it had (``ganlab.imported_from``),
-and a run already in the target experiment, by that tag or by its own id, is not imported again.
+Importing is idempotent: each imported run is tagged with the id it first had (``ganlab.imported_from``;
+a run exported again from the store it was imported into keeps that first id), and a run already in
+the target experiment, by that tag or by its own id, is not imported again: a store's export, taken
+again after more runs were added to it, can be imported over an older one.
 A sweep's or population's parent link is carried over to the parent's new id.
 """
 
@@ -140,14 +142,16 @@ def import_runs(client: Any, experiment_id: str, document: dict[str, Any]) -> tu
         present[run.info.run_id] = run.info.run_id
         if IMPORTED_FROM in run.data.tags:
             present[run.data.tags[IMPORTED_FROM]] = run.info.run_id
-    new_ids = dict(present)
+    new_ids = dict(present)  # an id in the file -> the id of that run here
     imported = 0
     for run in _parents_first(document["runs"]):
         old = run["run_id"]
-        if old in present:
+        origin = run["tags"].get(IMPORTED_FROM) or old  # a run exported again after an import keeps its first id
+        if origin in present or old in present:
+            new_ids[old] = present.get(origin) or present[old]
             continue
         tags = {k: str(v) for k, v in run["tags"].items() if k not in ("mlflow.runName", PARENT)}
-        tags[IMPORTED_FROM] = old
+        tags[IMPORTED_FROM] = origin
         parent = run["tags"].get(PARENT)
         if parent in new_ids:
             tags[PARENT] = new_ids[parent]
