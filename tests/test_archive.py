@@ -153,3 +153,16 @@ def test_export_keeps_the_metrics_asked_for_and_leaves_unended_runs_out(trained:
     assert math.isnan(copied[0][2]) and math.isnan(kept[0][2]) and copied[1:] == kept[1:]
     assert copied[3][2] == 0.25 and copied[1][2] > 1e300 > -1e300 > copied[2][2]  # MLflow's SQL store clips ±inf
     assert odd.info.status == "FAILED"
+
+
+def test_sampling_or_resuming_an_imported_run_says_where_its_artifacts_are(trained: str, workdir: Path) -> None:
+    target = f"sqlite:///{workdir / 'elsewhere' / 'mlflow.db'}"
+    assert run_in_process(["export", "-e", "ganlab", "runs.json"], workdir).returncode == 0
+    assert run_in_process(["import", "runs.json", "--tracking-uri", target], workdir).returncode == 0
+    child = next(r for r in _runs(target) if "mlflow.parentRunId" in r.data.tags)
+    origin = child.data.tags["ganlab.imported_from"]
+    for args in (["sample", child.info.run_id, "--out", "s.png"], ["resume", child.info.run_id, "--steps", "8"]):
+        done = run_in_process([*args, "--tracking-uri", target], workdir)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert f"imported (`ganlab import`) from run '{origin}' of another store" in done.stderr
+    assert all(r.info.status == "FINISHED" for r in _runs(target))

@@ -364,8 +364,11 @@ def _artifacts(mlflow_client: Any, run: Any, names: tuple[str, ...]) -> dict[str
                 path = None
         if path is None or not path.is_file():
             what = "generator weights" if name == "generator.pt" else "resolved configuration"
+            from ganlab.record.archive import why_no_artifacts
+
             raise GanlabError(f"run '{run_id}' ({run.info.run_name}, {run.info.status}) has no {what} "
-                              f"({name}) among its artifacts; it may have stopped before writing them")
+                              f"({name}) among its artifacts; "
+                              + why_no_artifacts(run, "it may have stopped before writing them"))
         found[name] = path
     return found
 

@@ -38,6 +38,14 @@ MAX_BYTES = 1 << 30
 _BATCH_METRICS, _BATCH_PARAMS = 1000, 100
 
 
+def why_no_artifacts(run: Any, otherwise: str) -> str:
+    """What to say of a run whose artifacts are missing: an imported run's are in the store it came from."""
+    if IMPORTED_FROM in run.data.tags:
+        return (f"it was imported (`ganlab import`) from run '{run.data.tags[IMPORTED_FROM]}' of another store, "
+                "which holds its artifacts")
+    return otherwise
+
+
 def export_runs(store: Any, experiment_id: str, experiment: str, metrics: Iterable[str] = ()) -> tuple[dict[str, Any], int]:
     """The ended runs of one experiment as a document; also how many unfinished runs were left out.
 

@@ -65,7 +65,10 @@ def latest_checkpoint(run: Any) -> tuple[Path, dict[str, Any]]:
     directory = checkpoint_dir(run)
     found = checkpoint.list_checkpoints(directory)
     if not found:
-        raise GanlabError(f"run '{run.info.run_id}' has no checkpoint to resume from (looked in {directory})")
+        from ganlab.record.archive import why_no_artifacts
+
+        raise GanlabError(f"run '{run.info.run_id}' has no checkpoint to resume from "
+                          f"({why_no_artifacts(run, f'looked in {directory}')})")
     state = checkpoint.load(found[-1])
     named = int(found[-1].name[len("step-"):-len(".pt")])
     if int(state["step"]) != named:
