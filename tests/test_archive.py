@@ -166,3 +166,15 @@ def test_sampling_or_resuming_an_imported_run_says_where_its_artifacts_are(train
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert f"imported (`ganlab import`) from run '{origin}' of another store" in done.stderr
     assert all(r.info.status == "FINISHED" for r in _runs(target))
+
+
+def test_the_records_committed_with_the_results_are_runs_files_of_this_format() -> None:
+    """experiments/runs/*.json.gz back docs/results.md: a change of format must carry them along."""
+    from ganlab.record.archive import read_archive
+
+    files = sorted((Path(__file__).resolve().parents[1] / "experiments" / "runs").glob("*.json.gz"))
+    assert files
+    for path in files:
+        document = read_archive(path)
+        seeds = [r for r in document["runs"] if "seed" in r["params"] and not r["params"].get("seeds")]
+        assert seeds and all(r["status"] == "FINISHED" and r["metrics"] for r in seeds), path
