@@ -53,14 +53,25 @@ def population_store(tmp_path_factory: pytest.TempPathFactory, template_store: P
 
 
 @pytest.fixture
+def empty_store(workdir: Path, template_store: Path) -> Any:
+    """``empty_store(name)``: the URI of a new, already migrated store in ``workdir/name``."""
+    def make(name: str) -> str:
+        (workdir / name).mkdir()
+        shutil.copy(template_store, workdir / name / "mlflow.db")
+        return f"sqlite:///{workdir / name / 'mlflow.db'}"
+
+    return make
+
+
+@pytest.fixture
 def trained(workdir: Path, population_store: Path) -> str:
     """This test's copy of the population's store, as the project's store."""
     shutil.copy(population_store, workdir / "mlruns" / "mlflow.db")
     return f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
 
 
-def test_imported_runs_are_the_exported_runs_with_their_parent_links(trained: str, workdir: Path) -> None:
-    target = f"sqlite:///{workdir / 'elsewhere' / 'mlflow.db'}"
+def test_imported_runs_are_the_exported_runs_with_their_parent_links(trained: str, workdir: Path, empty_store: Any) -> None:
+    target = empty_store("elsewhere")
     exported = run_in_process(["export", "-e", "ganlab", "runs.json.gz"], workdir)
     assert exported.returncode == 0, exported.stderr
     assert "3 run(s) of experiment 'ganlab' written to runs.json.gz" in exported.stderr
@@ -96,15 +107,15 @@ def test_imported_runs_are_the_exported_runs_with_their_parent_links(trained: st
     extra = _client(target).create_run(copies[parents[0].info.run_id].info.experiment_id, run_name="added-later")
     _client(target).set_terminated(extra.info.run_id)
     assert run_in_process(["export", "-e", "ganlab", "--tracking-uri", target, "later.json"], workdir).returncode == 0
-    third = f"sqlite:///{workdir / 'third' / 'mlflow.db'}"
+    third = empty_store("third")
     assert run_in_process(["import", "runs.json.gz", "--tracking-uri", third], workdir).returncode == 0
     later = run_in_process(["import", "later.json", "--tracking-uri", third], workdir)
     assert later.returncode == 0 and "1 run(s) imported" in later.stderr and "3 already there" in later.stderr
     assert sorted(r.data.tags["ganlab.imported_from"] for r in _runs(third)) == sorted([*source, extra.info.run_id])
 
 
-def test_compare_reads_the_imported_runs_as_the_trained_ones(trained: str, workdir: Path) -> None:
-    target = f"sqlite:///{workdir / 'elsewhere' / 'mlflow.db'}"
+def test_compare_reads_the_imported_runs_as_the_trained_ones(trained: str, workdir: Path, empty_store: Any) -> None:
+    target = empty_store("elsewhere")
     assert run_in_process(["export", "-e", "ganlab", "runs.json"], workdir).returncode == 0
     assert run_in_process(["import", "runs.json", "-e", "copied", "--tracking-uri", target], workdir).returncode == 0
     args = ["compare", "--metrics", "modes.*,loss.*", "--format", "json"]
@@ -126,7 +137,7 @@ def test_compare_reads_the_imported_runs_as_the_trained_ones(trained: str, workd
     assert groups(here.stdout) == groups(there.stdout, copies=True)
 
 
-def test_export_keeps_the_metrics_asked_for_and_leaves_unended_runs_out(trained: str, workdir: Path) -> None:
+def test_export_keeps_the_metrics_asked_for_and_leaves_unended_runs_out(trained: str, workdir: Path, empty_store: Any) -> None:
     client = _client(trained)
     experiment_id = client.get_experiment_by_name("ganlab").experiment_id
     ended = client.create_run(experiment_id, run_name="odd-values")
@@ -144,7 +155,7 @@ def test_export_keeps_the_metrics_asked_for_and_leaves_unended_runs_out(trained:
     keys = {key for run in document["runs"] for key in run["metrics"]}
     assert keys and all(key.startswith("loss.") for key in keys)
 
-    target = f"sqlite:///{workdir / 'elsewhere' / 'mlflow.db'}"
+    target = empty_store("elsewhere")
     assert run_in_process(["import", "runs.json.gz", "--tracking-uri", target], workdir).returncode == 0
     (odd,) = [r for r in _runs(target) if r.info.run_name == "odd-values"]
     (original,) = [r for r in _runs(trained) if r.info.run_name == "odd-values"]
@@ -155,8 +166,8 @@ def test_export_keeps_the_metrics_asked_for_and_leaves_unended_runs_out(trained:
     assert odd.info.status == "FAILED"
 
 
-def test_sampling_or_resuming_an_imported_run_says_where_its_artifacts_are(trained: str, workdir: Path) -> None:
-    target = f"sqlite:///{workdir / 'elsewhere' / 'mlflow.db'}"
+def test_sampling_or_resuming_an_imported_run_says_where_its_artifacts_are(trained: str, workdir: Path, empty_store: Any) -> None:
+    target = empty_store("elsewhere")
     assert run_in_process(["export", "-e", "ganlab", "runs.json"], workdir).returncode == 0
     assert run_in_process(["import", "runs.json", "--tracking-uri", target], workdir).returncode == 0
     child = next(r for r in _runs(target) if "mlflow.parentRunId" in r.data.tags)
