@@ -11,6 +11,7 @@ import gzip
 import json
 import math
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,19 @@ def test_the_records_committed_with_the_results_are_runs_files_of_this_format() 
         document = read_archive(path)
         seeds = [r for r in document["runs"] if "seed" in r["params"] and not r["params"].get("seeds")]
         assert seeds and all(r["status"] == "FINISHED" and r["metrics"] for r in seeds), path
+
+
+def test_a_run_the_store_refuses_is_one_line_and_leaves_no_run_behind(workdir: Path, empty_store: Any) -> None:
+    """A metric name MLflow refuses: the run it was for is ended and deleted, the runs before it stay."""
+    target = empty_store("elsewhere")
+    fine = {"run_id": "a" * 32, "run_name": "fine", "status": "FINISHED", "start_time": 1, "end_time": 2,
+            "params": {"seed": "0"}, "tags": {}, "metrics": {"loss.d": [[1, 1, 0.5]]}}
+    refused = {**fine, "run_id": "b" * 32, "run_name": "refused", "metrics": {"a$b": [[1, 1, 0.5]]}}
+    (workdir / "runs.json").write_text(json.dumps({"format": "ganlab-runs/1", "experiment": "x",
+                                                   "runs": [fine, refused]}))
+    done = run_in_process(["import", "runs.json", "--tracking-uri", target], workdir)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"the store refused run '{'b' * 32}' (refused)" in done.stderr and "1 run(s) imported before it" in done.stderr
+    assert [r.info.run_name for r in _runs(target, "x")] == ["fine"]
+    with sqlite3.connect(workdir / "elsewhere" / "mlflow.db") as db:
+        assert db.execute("select count(*) from runs where status = 'RUNNING'").fetchone() == (0,)

@@ -580,6 +580,10 @@ CASES = [
     Case("import-another-format", ["import", "runs.json"], ["not a runs file of format ganlab-runs/1", "'mlflow'"],
          setup=write("runs.json", '{"format": "mlflow", "runs": []}')),
     Case("import-truncated-gzip", ["import", "runs.json.gz"], ["cannot read runs.json.gz"], setup=truncated_gzip),
+    Case("import-a-bad-point", ["import", "runs.json"],
+         ["run 1 of 1 has metric 'loss.d' not as [step, timestamp, value] points", "nothing was imported"],
+         setup=write("runs.json", '{"format": "ganlab-runs/1", "experiment": "x", "runs": [{"run_id": "a", '
+                                  '"status": "FINISHED", "params": {}, "tags": {}, "metrics": {"loss.d": [[1, 2, "abc"]]}}]}')),
     Case("import-a-running-run", ["import", "runs.json"],
          ["run 1 of 1 has status 'RUNNING'", "FINISHED, FAILED, KILLED", "nothing was imported"],
          setup=write("runs.json", '{"format": "ganlab-runs/1", "experiment": "x", "runs": [{"run_id": "a", '

@@ -9,8 +9,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganlab.errors import GanlabError
-
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
@@ -29,8 +27,6 @@ def export(
     from ganlab.record.store import existing_store, get_experiment, read_client
     from ganlab.redact import mask_credentials
 
-    if path.exists():  # before reading the store: nothing is lost by a repeated command
-        raise GanlabError(f"{path} already exists; export to a new file (nothing was written)")
     uri = existing_store(tracking_uri)
     store = read_client(uri)
     found = get_experiment(store, experiment, mask_credentials(uri))

@@ -79,17 +79,18 @@ def _number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)  # JSON has no NaN or infinity
 
 
-def _float(value: float | str) -> float:
-    return float(value)  # "nan", "inf", "-inf" as float() reads them
+#: the values a point may hold besides a number: what _number writes for the numbers JSON lacks
+_NON_FINITE = ("nan", "inf", "-inf")
 
 
 def write_archive(document: dict[str, Any], path: Path) -> None:
     """Write the document to ``path`` (gzip-compressed when it ends in .gz); an existing file is refused."""
-    if path.exists():
-        raise GanlabError(f"{path} already exists; export to a new file (nothing was written)")
     data = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
     try:
-        path.write_bytes(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
+        with open(path, "xb") as out:  # never over an existing file, even one made since the command began
+            out.write(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
+    except FileExistsError:
+        raise GanlabError(f"{path} already exists; export to a new file (nothing was written)") from None
     except OSError as exc:
         raise GanlabError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -132,10 +133,24 @@ def _run_problem(run: Any) -> str | None:
             return f"lacks '{key}' ({kind.__name__})"
     if run["status"] not in ENDED:
         return f"has status {run['status']!r} (a file holds ended runs: {', '.join(ENDED)})"
+    for key in ("start_time", "end_time"):
+        if not _is_int(run.get(key)) and run.get(key) is not None:
+            return f"has {key} {run[key]!r}, not milliseconds since 1970"
     for key, points in run["metrics"].items():
-        if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 3 for p in points):
+        if not isinstance(points, list) or not all(_is_point(p) for p in points):
             return f"has metric '{key}' not as [step, timestamp, value] points"
     return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_point(point: Any) -> bool:
+    if not (isinstance(point, list) and len(point) == 3 and _is_int(point[0]) and _is_int(point[1])):
+        return False
+    value = point[2]
+    return value in _NON_FINITE or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def import_runs(client: Any, experiment_id: str, document: dict[str, Any]) -> tuple[int, int]:
@@ -144,7 +159,7 @@ def import_runs(client: Any, experiment_id: str, document: dict[str, Any]) -> tu
     ``client``: an MLflow client of the target store (``ganlab.record.store.client``)."""
     from mlflow.entities import Metric, Param
 
-    from ganlab.record.store import search_all
+    from ganlab.record.store import search_all, store_error
 
     present = {}
     for run in search_all(client, [experiment_id]):
@@ -167,14 +182,20 @@ def import_runs(client: Any, experiment_id: str, document: dict[str, Any]) -> tu
         created = client.create_run(experiment_id, start_time=run.get("start_time"), tags=tags,
                                     run_name=run.get("run_name") or None)
         new_id = created.info.run_id
-        params = [Param(k, str(v)) for k, v in run["params"].items()]
-        for start in range(0, len(params), _BATCH_PARAMS):
-            client.log_batch(new_id, params=params[start:start + _BATCH_PARAMS])
-        points = [Metric(key, _float(value), int(timestamp), int(step))
-                  for key, history in run["metrics"].items() for step, timestamp, value in history]
-        for start in range(0, len(points), _BATCH_METRICS):
-            client.log_batch(new_id, metrics=points[start:start + _BATCH_METRICS])
-        client.set_terminated(new_id, status=run["status"], end_time=run.get("end_time"))
+        try:
+            params = [Param(k, str(v)) for k, v in run["params"].items()]
+            for start in range(0, len(params), _BATCH_PARAMS):
+                client.log_batch(new_id, params=params[start:start + _BATCH_PARAMS])
+            points = [Metric(key, float(value), timestamp, step)
+                      for key, history in run["metrics"].items() for step, timestamp, value in history]
+            for start in range(0, len(points), _BATCH_METRICS):
+                client.log_batch(new_id, metrics=points[start:start + _BATCH_METRICS])
+            client.set_terminated(new_id, status=run["status"], end_time=run.get("end_time"))
+        except Exception as exc:  # the store refused it (a name, a value too long): no half-made run stays
+            client.set_terminated(new_id, status="FAILED")
+            client.delete_run(new_id)
+            raise GanlabError(f"the store refused run '{old}' ({run.get('run_name') or 'unnamed'}): "
+                              f"{store_error(exc)}; {imported} run(s) imported before it") from None
         new_ids[old] = new_id
         imported += 1
     return imported, len(document["runs"]) - imported
